@@ -1,0 +1,1 @@
+"""The master coordination agent (MCA): its command line now, its runtime in a later change."""

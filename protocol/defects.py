@@ -1,0 +1,16 @@
+"""Planted bugs: deliberate defects the simulator switches on to prove its checkers bite.
+
+Each name disables one safety rule in the core. They exist only so that ``mca sim
+--planted-bug NAME`` can show the checker that catches the defect; nothing else sets them.
+"""
+
+from __future__ import annotations
+
+COMMIT_BEFORE_APPEND = "commit-before-append"
+PARTICIPANT_UNILATERAL_ABORT = "participant-unilateral-abort"
+NO_IDEMPOTENCY = "no-idempotency"
+
+PLANTED_BUGS = (COMMIT_BEFORE_APPEND, PARTICIPANT_UNILATERAL_ABORT, NO_IDEMPOTENCY)
+
+Defects = frozenset[str]
+NO_DEFECTS: Defects = frozenset()

@@ -1,0 +1,64 @@
+"""Effects: what a pure machine asks its host to do. The host (gRPC, pysyncobj, Ray, or the
+simulator) performs them in the order given; the machines never perform I/O themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from protocol.entries import Entry
+from protocol.messages import Message
+from protocol.model import Assignment, Params
+
+
+@dataclass(frozen=True)
+class Send:
+    """Deliver ``message`` to ``to`` (an agent id, a client id, or ``"mca"`` for the leader)."""
+
+    to: str
+    message: Message
+
+
+@dataclass(frozen=True)
+class Append:
+    """Append ``entry`` to the decision log. The host reports ``Applied`` once it is applied."""
+
+    entry: Entry
+
+
+@dataclass(frozen=True)
+class SetTimer:
+    """Fire ``TimerFired(key)`` at local time ``at``; setting a key again replaces it."""
+
+    key: Hashable
+    at: float
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    key: Hashable
+
+
+@dataclass(frozen=True)
+class StartExecution:
+    """Run the agent's work for a committed subtask; report ``ExecutionDone`` when it ends.
+
+    ``attempt`` is the agent incarnation: an execution can run again after a restart, and side
+    effects outside the result must be keyed by ``subtask_id`` so that a re-run is harmless.
+    """
+
+    session_id: str
+    assignment: Assignment
+    parameters: Params
+    attempt: int
+
+
+@dataclass(frozen=True)
+class StartCompensation:
+    """Undo the side effects of ``subtask_id`` (idempotent) and stop its execution if running."""
+
+    session_id: str
+    subtask_id: str
+
+
+Effect = Send | Append | SetTimer | CancelTimer | StartExecution | StartCompensation

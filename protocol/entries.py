@@ -1,0 +1,75 @@
+"""Entries of the decision log: every coordination decision, appended before anyone acts on it.
+
+The log is replicated by Raft (pysyncobj in the runtime, a linearizable model in the simulator);
+``protocol.ledger.Ledger.apply`` turns the applied entries into the coordination state, the same
+on every replica. Each entry is idempotent to apply: appending one twice (a retry after a leader
+change) changes nothing the second time, and the apply result says which value won.
+
+Two entry kinds go beyond the five the design lists, for reasons the simulator made concrete:
+
+* ``Registered`` records an agent's incarnation. A yes vote from an incarnation that has since
+  restarted is void (its reservation died with it); the ledger turns a ``Decided(commit)`` that
+  relied on such a vote into an abort, on every replica alike.
+* ``Settled`` records that every participant acknowledged the session's final message, so a new
+  leader knows which terminal sessions still owe a release or a compensation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol.model import Assignment, Decision, Outcome, Params, TaskSpec
+
+
+@dataclass(frozen=True)
+class Accepted:
+    idempotency_key: str
+    task: TaskSpec
+
+
+@dataclass(frozen=True)
+class Registered:
+    agent_id: str
+    capabilities: tuple[str, ...]
+    capacity: int
+    incarnation: int
+
+
+@dataclass(frozen=True)
+class Planned:
+    session_id: str
+    assignments: tuple[Assignment, ...]
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    session_id: str
+    parameters: Params
+
+
+@dataclass(frozen=True)
+class Decided:
+    session_id: str
+    decision: Decision
+    reason: str = ""
+    #: For commit: the incarnation of each agent whose yes vote the decision relies on.
+    incarnations: tuple[tuple[str, int], ...] = ()
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A subtask's result (first one applied wins), or with ``subtask_id=""`` a cancellation."""
+
+    session_id: str
+    subtask_id: str
+    outcome: Outcome
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class Settled:
+    session_id: str
+
+
+Entry = Accepted | Registered | Planned | Negotiated | Decided | Finished | Settled

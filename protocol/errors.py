@@ -1,0 +1,75 @@
+"""Errors of the coordination core.
+
+Two families, kept apart on purpose (STYLE.md item 7):
+
+* ``InvariantViolation`` means the code is wrong. It is raised with an explicit ``if``
+  (never ``assert``, which ``python -O`` strips) and is never caught by the core: a broken
+  invariant must crash loudly rather than leave half a decision behind.
+* ``CoordinationError`` and its subclasses are expected failures: bad input, an unknown
+  session, a request that comes too late. The edges turn them into gRPC statuses; each one
+  names the field or the state a person has to change.
+"""
+
+from __future__ import annotations
+
+
+class InvariantViolation(Exception):
+    """A rule of the protocol was broken: a bug, not an input problem."""
+
+
+class CoordinationError(Exception):
+    """An expected failure, reported to the caller with a message a person can act on."""
+
+    #: The gRPC status code name the edge answers with.
+    status = "FAILED_PRECONDITION"
+
+
+class InvalidTask(CoordinationError):
+    """A submitted task is malformed; ``field`` names the part to fix."""
+
+    status = "INVALID_ARGUMENT"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class NoCapableAgent(CoordinationError):
+    """No registered agent offers a capability the task needs."""
+
+    def __init__(self, capability: str) -> None:
+        super().__init__(
+            f"no registered agent offers capability {capability!r}; "
+            "start an agent that declares it, or submit a task type the cluster supports"
+        )
+        self.capability = capability
+
+
+class UnknownSession(CoordinationError):
+    """The session id names no session in the decision log."""
+
+    status = "NOT_FOUND"
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id!r} does not exist")
+        self.session_id = session_id
+
+
+class SessionAlreadyTerminal(CoordinationError):
+    """A request (such as cancel) arrived after the session reached a terminal state."""
+
+    def __init__(self, session_id: str, state: str) -> None:
+        super().__init__(f"session {session_id!r} is already {state}; nothing to cancel")
+        self.session_id = session_id
+        self.state = state
+
+
+class IllegalTransition(InvariantViolation):
+    """A machine was asked to take a transition its table does not have."""
+
+    def __init__(self, machine: str, state: object, event: object) -> None:
+        super().__init__(f"{machine}: no transition from {state} on {event}")
+        self.machine = machine
+        self.state = state
+        self.event = event

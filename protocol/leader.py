@@ -1,0 +1,170 @@
+"""Theory of operation: the MCA leader's protocol host.
+
+One ``Leader`` exists per term on the replica that Raft elected. It is the single entry point
+for everything the leader hears: client requests, agent messages, applied entries and timers.
+It validates at the boundary (bad input is answered with a typed status and appends nothing),
+keeps one ``Coordinator`` per unsettled session, routes each event to it, and answers the
+clients once the entry that settles their request is applied.
+
+Followers run no ``Leader``; they apply entries to their ledger and nothing else. A deposed
+leader that has not noticed yet may still act, but its appends are never applied and its
+messages carry an old term that agents ignore once they have heard the new one.
+"""
+
+from __future__ import annotations
+
+from protocol.coordinator import AgentRestarted, CancelRequested, Coordinator
+from protocol.defects import NO_DEFECTS, NO_IDEMPOTENCY, Defects
+from protocol.effects import Append, Effect, Send
+from protocol.entries import Accepted, Decided, Finished, Planned, Registered, Settled
+from protocol.errors import CoordinationError, InvariantViolation, SessionAlreadyTerminal, UnknownSession
+from protocol.events import Applied, BecameLeader, TimerFired
+from protocol.ledger import Ledger
+from protocol.messages import (
+    Ack,
+    Cancel,
+    CancelReply,
+    QueryDecision,
+    Register,
+    RegisterReply,
+    Result,
+    Submit,
+    SubmitReply,
+    Vote,
+)
+from protocol.model import Decision, Timing
+from protocol.planner import check_capable, plan_effects
+from protocol.recovery import recover
+from protocol.session_table import SessionState
+
+
+class Leader:
+    def __init__(self, term: int, ledger: Ledger, timing: Timing, defects: Defects = NO_DEFECTS) -> None:
+        self.term = term
+        self.ledger = ledger
+        self.coordinators: dict[str, Coordinator] = {}
+        self._timing = timing
+        self._defects = defects
+        self._waiting_submits: dict[str, list[str]] = {}
+        self._waiting_cancels: dict[str, list[str]] = {}
+
+    def step(self, event: object, now: float) -> list[Effect]:
+        if isinstance(event, BecameLeader):
+            self.coordinators, effects = recover(self.ledger, self.term, self._timing, now, self._defects)
+            return effects
+        if isinstance(event, Submit):
+            return self._submit(event)
+        if isinstance(event, Cancel):
+            return self._cancel(event, now)
+        if isinstance(event, Register):
+            entry = Registered(event.agent_id, event.capabilities, event.capacity, event.incarnation)
+            return [Append(entry)]
+        if isinstance(event, (Vote, Ack, QueryDecision, Result)):
+            return self._route(event.session_id, event, now)
+        if isinstance(event, TimerFired):
+            if not isinstance(event.key, tuple) or len(event.key) < 2:
+                raise InvariantViolation(f"leader timer with a malformed key {event.key!r}")
+            return self._route(str(event.key[1]), event, now)
+        if isinstance(event, Applied):
+            return self._applied(event, now)
+        raise InvariantViolation(f"leader got an unknown event {event!r}")
+
+    # --- client requests ----------------------------------------------------------------------
+
+    def _submit(self, request: Submit) -> list[Effect]:
+        key = request.idempotency_key
+        try:
+            request.task.validate()
+            if not isinstance(key, str) or not key or len(key) > 128:
+                raise CoordinationError("idempotency_key: must be a non-empty string of at most 128 characters")
+            existing = self.ledger.by_key.get(key)
+            if existing is not None and NO_IDEMPOTENCY not in self._defects:
+                record = self.ledger.sessions[existing]
+                if record.task != request.task:
+                    raise CoordinationError(
+                        f"idempotency_key: {key!r} was already used for a different task "
+                        f"(session {existing}); use a new key for a new task"
+                    )
+                return [Send(request.client, SubmitReply(key, existing))]
+            check_capable(request.task, self.ledger)
+        except CoordinationError as exc:
+            return [Send(request.client, SubmitReply(key, error=str(exc), status=exc.status))]
+        self._waiting_submits.setdefault(key, []).append(request.client)
+        return [Append(Accepted(key, request.task))]
+
+    def _cancel(self, request: Cancel, now: float) -> list[Effect]:
+        record = self.ledger.session(request.session_id)
+        try:
+            if record is None:
+                raise UnknownSession(request.session_id)
+            if record.terminal:
+                raise SessionAlreadyTerminal(record.session_id, record.state.value)
+        except CoordinationError as exc:
+            return [Send(request.client, CancelReply(request.session_id, error=str(exc), status=exc.status))]
+        self._waiting_cancels.setdefault(record.session_id, []).append(request.client)
+        coordinator = self.coordinators.get(record.session_id)
+        if coordinator is None:  # not planned yet: abort before any agent is asked
+            return [Append(Decided(record.session_id, Decision.ABORT, "cancelled by request", cancelled=True))]
+        return coordinator.step(CancelRequested(), now, self.ledger)
+
+    # --- applied entries ----------------------------------------------------------------------
+
+    def _applied(self, event: Applied, now: float) -> list[Effect]:
+        entry, result = event.entry, event.result
+        effects: list[Effect] = []
+        if isinstance(entry, Accepted):
+            for client in self._waiting_submits.pop(entry.idempotency_key, []):
+                effects.append(Send(client, SubmitReply(entry.idempotency_key, result.session_id)))
+            record = self.ledger.session(result.session_id)
+            if result.created and record is not None:
+                effects += plan_effects(record, self.ledger)
+            return effects
+        if isinstance(entry, Registered):
+            if not result.applied:
+                return []
+            reply = RegisterReply(self.term, entry.agent_id, entry.incarnation, result.committed, result.finished)
+            effects.append(Send(entry.agent_id, reply))
+            if result.restarted:
+                for sid, coordinator in list(self.coordinators.items()):
+                    record = self.ledger.sessions[sid]
+                    if any(a.agent_id == entry.agent_id for a in record.assignments):
+                        effects += coordinator.step(AgentRestarted(entry.agent_id), now, self.ledger)
+            return effects
+        if isinstance(entry, Planned):
+            if result.applied:
+                coordinator = Coordinator(entry.session_id, self.term, self._timing, self._defects)
+                self.coordinators[entry.session_id] = coordinator
+                effects += coordinator.begin(now, self.ledger)
+            return effects
+        session_id = getattr(entry, "session_id", "")
+        coordinator = self.coordinators.get(session_id)
+        if coordinator is None and isinstance(entry, Decided) and result.applied:
+            # Decided before any plan (no capable agent, or cancelled early): settle it here.
+            coordinator = Coordinator(session_id, self.term, self._timing, self._defects)
+            self.coordinators[session_id] = coordinator
+            effects += coordinator.begin(now, self.ledger)
+        elif coordinator is not None:
+            effects += coordinator.step(event, now, self.ledger)
+        if isinstance(entry, Settled) and result.applied:
+            self.coordinators.pop(session_id, None)
+        if isinstance(entry, (Decided, Finished, Settled)):
+            effects += self._answer_cancels(session_id)
+        return effects
+
+    def _answer_cancels(self, session_id: str) -> list[Effect]:
+        record = self.ledger.session(session_id)
+        if record is None or not record.terminal or session_id not in self._waiting_cancels:
+            return []
+        clients = self._waiting_cancels.pop(session_id)
+        if record.state is SessionState.CANCELLED:
+            reply = CancelReply(session_id, state=record.state.value)
+        else:
+            exc = SessionAlreadyTerminal(session_id, record.state.value)
+            reply = CancelReply(session_id, state=record.state.value, error=str(exc), status=exc.status)
+        return [Send(client, reply) for client in clients]
+
+    def _route(self, session_id: str, event: object, now: float) -> list[Effect]:
+        coordinator = self.coordinators.get(session_id)
+        if coordinator is None:
+            return []  # settled, or never ours: every sender retries or pulls if it still needs us
+        return coordinator.step(event, now, self.ledger)

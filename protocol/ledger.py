@@ -1,0 +1,296 @@
+"""Theory of operation: the ledger, the state machine behind the decision log.
+
+Raft (pysyncobj in the runtime, a model in the simulator) orders the entries; every replica
+applies them to its own ``Ledger`` and so holds the same coordination state: the sessions, the
+idempotency keys, the agents' incarnations. Whatever the leader does, it does after reading
+this state; whatever it decides, it appends here first.
+
+Applying is deterministic (no clock, no randomness, no I/O) and idempotent: an entry that
+repeats or contradicts an earlier one is recorded as ``applied=False`` and the result says what
+the state already holds. That is how the log gives
+
+* exactly-once submit: a repeated idempotency key returns the session it created first;
+* at most one decision per session: the first ``Decided`` applied wins, later ones report it;
+* exactly-once results: the first ``Finished`` for a subtask wins.
+
+A ``Decided(commit)`` is also checked against the agents' current incarnations: if an agent
+restarted after voting yes, its reservation is gone, so the commit becomes an abort here, on
+every replica alike, instead of binding an agent that no longer holds the capacity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from protocol.defects import NO_DEFECTS, NO_IDEMPOTENCY, Defects
+from protocol.entries import (
+    Accepted,
+    Decided,
+    Entry,
+    Finished,
+    Negotiated,
+    Planned,
+    Registered,
+    Settled,
+)
+from protocol.errors import IllegalTransition, InvalidTask, InvariantViolation
+from protocol.model import SUCCESS_CRITERIA, Assignment, Decision, Outcome, Params, TaskSpec
+from protocol.session_table import (
+    SESSION_TRANSITIONS,
+    TERMINAL_STATES,
+    SessionEvent,
+    SessionState,
+)
+
+
+@dataclass
+class AgentRecord:
+    agent_id: str
+    capabilities: tuple[str, ...]
+    capacity: int
+    incarnation: int
+
+
+@dataclass
+class SessionRecord:
+    """One coordination session as the decision log knows it."""
+
+    session_id: str
+    idempotency_key: str
+    task: TaskSpec
+    state: SessionState = SessionState.INITIALIZED
+    assignments: tuple[Assignment, ...] = ()
+    parameters: Params = ()
+    decision: Decision | None = None
+    reason: str = ""
+    results: dict[str, Outcome] = field(default_factory=dict)
+    settled: bool = False
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def fire(self, event: SessionEvent) -> None:
+        """Take one transition of the session table; anything else is a bug."""
+        moves = SESSION_TRANSITIONS[self.state]
+        if event not in moves:
+            raise IllegalTransition("session", self.state, event)
+        self.state = moves[event]
+
+    def assignment(self, subtask_id: str) -> Assignment:
+        for a in self.assignments:
+            if a.subtask_id == subtask_id:
+                return a
+        raise InvariantViolation(f"session {self.session_id} has no subtask {subtask_id}")
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What applying one entry did. ``applied`` is False for a repeat or a contradiction."""
+
+    applied: bool
+    session_id: str = ""
+    created: bool = False
+    decision: Decision | None = None
+    state: SessionState | None = None
+    #: Registered: did the incarnation change (a restart), and what the agent still owns.
+    restarted: bool = False
+    committed: tuple[tuple[str, Assignment, Params], ...] = ()
+    finished: tuple[tuple[str, Assignment], ...] = ()
+
+
+class Ledger:
+    """The coordination state every replica derives from the applied entries."""
+
+    def __init__(self, defects: Defects = NO_DEFECTS) -> None:
+        self.sessions: dict[str, SessionRecord] = {}
+        self.by_key: dict[str, str] = {}
+        self.agents: dict[str, AgentRecord] = {}
+        # Sessions not yet settled, in order of acceptance: what recovery and planning scan.
+        self._active: dict[str, SessionRecord] = {}
+        self._defects = defects
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def session(self, session_id: str) -> SessionRecord | None:
+        return self.sessions.get(session_id)
+
+    def active_sessions(self) -> Iterator[SessionRecord]:
+        return iter(list(self._active.values()))
+
+    def incarnation(self, agent_id: str) -> int:
+        agent = self.agents.get(agent_id)
+        return agent.incarnation if agent else 0
+
+    def load(self) -> dict[str, int]:
+        """Capacity each agent owes to sessions not yet settled."""
+        load: dict[str, int] = {}
+        for record in self._active.values():
+            for a in record.assignments:
+                load[a.agent_id] = load.get(a.agent_id, 0) + a.demand
+        return load
+
+    # --- apply --------------------------------------------------------------------------------
+
+    def apply(self, entry: Entry) -> ApplyResult:
+        if isinstance(entry, Accepted):
+            return self._accepted(entry)
+        if isinstance(entry, Registered):
+            return self._registered(entry)
+        record = self.sessions.get(entry.session_id)
+        if record is None:
+            raise InvariantViolation(f"{type(entry).__name__} for unknown session {entry.session_id}")
+        if isinstance(entry, Planned):
+            return self._planned(record, entry)
+        if isinstance(entry, Negotiated):
+            return self._negotiated(record, entry)
+        if isinstance(entry, Decided):
+            return self._decided(record, entry)
+        if isinstance(entry, Finished):
+            return self._finished(record, entry)
+        if isinstance(entry, Settled):
+            return self._settled(record)
+        raise InvariantViolation(f"unknown entry {entry!r}")
+
+    def _accepted(self, entry: Accepted) -> ApplyResult:
+        existing = self.by_key.get(entry.idempotency_key)
+        if existing is not None and NO_IDEMPOTENCY not in self._defects:
+            record = self.sessions[existing]
+            return ApplyResult(False, existing, state=record.state)
+        try:
+            entry.task.validate()
+        except InvalidTask as exc:
+            raise InvariantViolation(f"an invalid task reached the log: {exc}") from exc
+        session_id = f"s{len(self.sessions) + 1}"
+        record = SessionRecord(session_id, entry.idempotency_key, entry.task)
+        self.sessions[session_id] = record
+        self._active[session_id] = record
+        self.by_key[entry.idempotency_key] = session_id
+        return ApplyResult(True, session_id, created=True, state=record.state)
+
+    def _registered(self, entry: Registered) -> ApplyResult:
+        agent = self.agents.get(entry.agent_id)
+        if agent is not None and entry.incarnation < agent.incarnation:
+            return ApplyResult(False)  # a delayed registration of an earlier life
+        restarted = agent is not None and entry.incarnation != agent.incarnation
+        self.agents[entry.agent_id] = AgentRecord(
+            entry.agent_id, entry.capabilities, entry.capacity, entry.incarnation
+        )
+        committed: list[tuple[str, Assignment, Params]] = []
+        finished: list[tuple[str, Assignment]] = []
+        for record in self._active.values():
+            if record.state is not SessionState.EXECUTING:
+                continue
+            for a in record.assignments:
+                if a.agent_id != entry.agent_id:
+                    continue
+                if a.subtask_id in record.results:
+                    finished.append((record.session_id, a))
+                else:
+                    committed.append((record.session_id, a, record.parameters))
+        return ApplyResult(
+            True, restarted=restarted, committed=tuple(committed), finished=tuple(finished)
+        )
+
+    def _planned(self, record: SessionRecord, entry: Planned) -> ApplyResult:
+        if record.state is not SessionState.INITIALIZED:
+            return ApplyResult(False, record.session_id, state=record.state)
+        self._check_plan(record, entry.assignments)
+        record.assignments = entry.assignments
+        record.fire(SessionEvent.PLANNED)
+        return ApplyResult(True, record.session_id, state=record.state)
+
+    def _check_plan(self, record: SessionRecord, assignments: tuple[Assignment, ...]) -> None:
+        # Invariant: at least one capable agent participates, one per subtask, each capable.
+        wanted = [s.capability for s in record.task.subtasks]
+        if not assignments or [a.capability for a in assignments] != wanted:
+            raise InvariantViolation(f"plan for {record.session_id} does not match its subtasks")
+        if len({a.subtask_id for a in assignments}) != len(assignments):
+            raise InvariantViolation(f"plan for {record.session_id} repeats a subtask id")
+        for a in assignments:
+            agent = self.agents.get(a.agent_id)
+            if agent is None or a.capability not in agent.capabilities:
+                raise InvariantViolation(f"{a.agent_id} cannot serve {a.capability}")
+
+    def _negotiated(self, record: SessionRecord, entry: Negotiated) -> ApplyResult:
+        if record.state is not SessionState.NEGOTIATING or record.decision is not None:
+            return ApplyResult(False, record.session_id, state=record.state)
+        if record.parameters:
+            return ApplyResult(False, record.session_id, state=record.state)
+        record.parameters = entry.parameters
+        return ApplyResult(True, record.session_id, state=record.state)
+
+    def _decided(self, record: SessionRecord, entry: Decided) -> ApplyResult:
+        if record.decision is not None or record.terminal:
+            return ApplyResult(False, record.session_id, decision=record.decision, state=record.state)
+        decision, reason = entry.decision, entry.reason
+        if decision is Decision.COMMIT:
+            if record.state is not SessionState.NEGOTIATING:
+                raise InvariantViolation(f"commit for {record.session_id} in state {record.state}")
+            stale = self._void_votes(record, entry)
+            if stale:
+                decision, reason = Decision.ABORT, stale
+        record.decision, record.reason = decision, reason
+        if decision is Decision.COMMIT:
+            record.fire(SessionEvent.DECIDED_COMMIT)
+        elif entry.cancelled:
+            record.fire(SessionEvent.CANCELLED)
+        else:
+            record.fire(SessionEvent.DECIDED_ABORT)
+        return ApplyResult(True, record.session_id, decision=decision, state=record.state)
+
+    def _void_votes(self, record: SessionRecord, entry: Decided) -> str:
+        """Why a commit must become an abort (an agent restarted after voting), or ''."""
+        voted = dict(entry.incarnations)
+        for a in record.assignments:
+            if a.agent_id not in voted:
+                raise InvariantViolation(f"commit for {record.session_id} lacks a vote of {a.agent_id}")
+            current = self.incarnation(a.agent_id)
+            if voted[a.agent_id] != current:
+                return f"agent {a.agent_id} restarted after voting yes; its reservation is gone"
+        return ""
+
+    def _finished(self, record: SessionRecord, entry: Finished) -> ApplyResult:
+        if not entry.subtask_id:  # cancellation of an executing session
+            if record.state is not SessionState.EXECUTING:
+                return ApplyResult(False, record.session_id, state=record.state)
+            record.reason = "cancelled by request"
+            record.fire(SessionEvent.CANCELLED)
+            return ApplyResult(True, record.session_id, state=record.state)
+        if record.decision is not Decision.COMMIT:
+            raise InvariantViolation(f"result for {entry.subtask_id} of an uncommitted session")
+        record.assignment(entry.subtask_id)  # raises for a subtask the plan does not have
+        if entry.subtask_id in record.results:
+            return ApplyResult(False, record.session_id, state=record.state)
+        record.results[entry.subtask_id] = entry.outcome
+        if record.state is SessionState.EXECUTING:
+            if not entry.outcome.ok:
+                record.reason = f"subtask {entry.subtask_id} failed: {entry.outcome.error}"
+                record.fire(SessionEvent.FINISHED_FAILED)
+            elif len(record.results) == len(record.assignments):
+                unmet = self._unmet_criterion(record)
+                if unmet:
+                    record.reason = unmet
+                    record.fire(SessionEvent.FINISHED_FAILED)
+                else:
+                    record.fire(SessionEvent.FINISHED_OK)
+        return ApplyResult(True, record.session_id, state=record.state)
+
+    @staticmethod
+    def _unmet_criterion(record: SessionRecord) -> str:
+        outcomes = [record.results[a.subtask_id] for a in record.assignments]
+        for name in record.task.success_criteria:
+            why = SUCCESS_CRITERIA[name](outcomes)
+            if why is not None:
+                return f"success criterion {name} not met: {why}"
+        return ""
+
+    def _settled(self, record: SessionRecord) -> ApplyResult:
+        if not record.terminal:
+            raise InvariantViolation(f"settle of {record.session_id} in state {record.state}")
+        if record.settled:
+            return ApplyResult(False, record.session_id, state=record.state)
+        record.settled = True
+        del self._active[record.session_id]
+        return ApplyResult(True, record.session_id, state=record.state)

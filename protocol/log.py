@@ -1,0 +1,38 @@
+"""The decision log interface: the one place where coordination decisions become durable.
+
+Implementations: ``sim.world.SimDecisionLog`` (a linearizable model whose leader can change,
+for the simulator) and, in the runtime, a pysyncobj-replicated log. Both apply entries to a
+``Ledger`` in log order on every replica and report each applied entry with its result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+from protocol.entries import Entry
+from protocol.events import Applied
+from protocol.ledger import Ledger
+
+
+class DecisionLog(Protocol):
+    @property
+    def ledger(self) -> Ledger:
+        """The state every applied entry has been applied to (read-only for callers)."""
+        ...
+
+    def append(self, entry: Entry, term: int) -> None:
+        """Append ``entry`` as the leader of ``term``; returns at once.
+
+        The entry is applied later, or never if ``term`` is no longer the leader's term.
+        Callers learn of it through ``subscribe``, never by waiting.
+        """
+        ...
+
+    def subscribe(self, callback: Callable[[Applied], None]) -> None:
+        """Call ``callback`` with every entry applied from now on, in log order."""
+        ...
+
+    def applied_entries(self, start: int = 0) -> Iterator[tuple[int, Entry]]:
+        """The applied entries from index ``start``, in order."""
+        ...

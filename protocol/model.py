@@ -1,0 +1,132 @@
+"""Value types shared by every machine: tasks, assignments, decisions and timing.
+
+Everything here is immutable and hashable, so entries and messages built from these values can
+be compared, deduplicated and replayed without surprises. Parameters and outputs are tuples of
+``(name, value)`` pairs rather than dicts for the same reason; ``params()`` turns them back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from protocol.errors import InvalidTask
+
+#: Largest number of subtasks one task may ask for; beyond this a task is a workload, not a task.
+SUBTASKS_MAX = 16
+#: Longest identifier (idempotency key, task type, capability) accepted at the boundary.
+NAME_LENGTH_MAX = 128
+
+Params = tuple[tuple[str, float], ...]
+
+
+def params(values: Mapping[str, float]) -> Params:
+    """Canonical, hashable form of a parameter mapping (sorted by name)."""
+    return tuple(sorted((str(k), float(v)) for k, v in values.items()))
+
+
+class Decision(str, Enum):
+    """The two-phase decision for one session. Raft words never appear here."""
+
+    COMMIT = "commit"
+    ABORT = "abort"
+
+
+@dataclass(frozen=True)
+class SubtaskSpec:
+    """One unit of work a single agent performs: a capability and the capacity it needs."""
+
+    capability: str
+    demand: int = 1
+    inputs: Params = ()
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task as submitted: what to do and how to tell that it succeeded."""
+
+    task_type: str
+    subtasks: tuple[SubtaskSpec, ...]
+    success_criteria: tuple[str, ...]
+
+    def validate(self) -> None:
+        """Reject a malformed task with an error naming the field (nothing is appended)."""
+        _check_name("task_type", self.task_type)
+        if not self.subtasks:
+            raise InvalidTask("subtasks", "a task needs at least one subtask")
+        if len(self.subtasks) > SUBTASKS_MAX:
+            raise InvalidTask("subtasks", f"at most {SUBTASKS_MAX} subtasks, got {len(self.subtasks)}")
+        for i, sub in enumerate(self.subtasks):
+            _check_name(f"subtasks[{i}].capability", sub.capability)
+            if isinstance(sub.demand, bool) or not isinstance(sub.demand, int) or sub.demand < 1:
+                raise InvalidTask(f"subtasks[{i}].demand", "must be a whole number of at least 1")
+            for name, value in sub.inputs:
+                _check_name(f"subtasks[{i}].inputs", name)
+                if not isinstance(value, float) or not math.isfinite(value):
+                    raise InvalidTask(f"subtasks[{i}].inputs[{name}]", "must be a finite number")
+        if not self.success_criteria:
+            raise InvalidTask(
+                "success_criteria", "a session needs explicit success criteria, e.g. 'all_subtasks_ok'"
+            )
+        for criterion in self.success_criteria:
+            if criterion not in SUCCESS_CRITERIA:
+                known = ", ".join(sorted(SUCCESS_CRITERIA))
+                raise InvalidTask("success_criteria", f"unknown criterion {criterion!r}; known: {known}")
+
+
+def _check_name(field: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidTask(field, "must be a non-empty string")
+    if len(value) > NAME_LENGTH_MAX:
+        raise InvalidTask(field, f"longer than {NAME_LENGTH_MAX} characters")
+    if not value.isprintable():
+        raise InvalidTask(field, "contains control characters")
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A subtask bound to the agent chosen to perform it."""
+
+    subtask_id: str
+    agent_id: str
+    capability: str
+    demand: int
+    inputs: Params = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one execution of a subtask produced."""
+
+    ok: bool
+    output: Params = ()
+    error: str = ""
+
+
+#: Success criteria the ledger knows how to evaluate once every subtask has a result.
+#: Each maps the accepted outcomes (in assignment order) to ``None`` when met, or a reason.
+SUCCESS_CRITERIA = {
+    "all_subtasks_ok": lambda outcomes: None
+    if all(o.ok for o in outcomes)
+    else "a subtask failed",
+    "outputs_present": lambda outcomes: None
+    if all(o.output for o in outcomes)
+    else "a subtask returned no output",
+}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Every duration the machines use, in seconds of the injected clock.
+
+    The lease is longer than the prepare timeout so that, without faults, a decision reaches a
+    participant before its lease runs out and it never needs to ask.
+    """
+
+    retry: float = 0.05
+    prepare_timeout: float = 0.5
+    lease: float = 1.0
+    execution_timeout: float = 3.0
+    register_retry: float = 0.2

@@ -1,0 +1,242 @@
+"""The two-phase participant inside every agent: a pure machine driven by ``step``.
+
+The per-subtask transitions live in ``participant_table.py``. This module adds what spans
+subtasks: the capacity check at prepare time, the agent's incarnation and the highest leader
+term it has seen (fencing), and recovery after a restart. A restarted agent starts in
+``recovering``: it registers its new incarnation and ignores coordinator traffic until the
+``RegisterReply`` tells it which subtasks it still owns; only then does it take new work, so
+a reservation made before the crash is never double-booked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from protocol.defects import NO_DEFECTS, PARTICIPANT_UNILATERAL_ABORT, Defects
+from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution
+from protocol.errors import IllegalTransition, InvariantViolation
+from protocol.events import Booted, ExecutionDone, TimerFired
+from protocol.messages import (
+    Abort,
+    Ack,
+    Commit,
+    Prepare,
+    QueryDecision,
+    RegisterReply,
+    Release,
+    Result,
+    ResultAccepted,
+    Vote,
+    Register,
+)
+from protocol.model import Assignment, Outcome, Params, Timing
+from protocol.participant_table import PARTICIPANT_TRANSITIONS, RESERVING, Cue, Held
+
+MCA = "mca"
+
+#: Parameters an agent offers in its yes vote, computed from the assignment (pure).
+OfferFn = Callable[[Assignment], Params]
+
+
+@dataclass
+class Holding:
+    """What this agent knows of one subtask."""
+
+    session_id: str
+    assignment: Assignment
+    held: Held
+    parameters: Params = ()
+    offers: Params = ()
+    outcome: Outcome | None = None
+    accepted: bool = False  # the coordinator has the result; pull slowly
+
+
+class Participant:
+    def __init__(
+        self,
+        agent_id: str,
+        capabilities: tuple[str, ...],
+        capacity: int,
+        incarnation: int,
+        timing: Timing,
+        offer: OfferFn | None = None,
+        defects: Defects = NO_DEFECTS,
+    ) -> None:
+        if capacity < 1:
+            raise InvariantViolation(f"agent {agent_id} needs a capacity of at least 1")
+        self.agent_id = agent_id
+        self.capabilities = capabilities
+        self.capacity = capacity
+        self.incarnation = incarnation
+        self.recovering = True
+        self.holdings: dict[str, Holding] = {}
+        self.term_seen = 0
+        self._timing = timing
+        self._offer = offer
+        self._defects = defects
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def reserved(self) -> int:
+        return sum(h.assignment.demand for h in self.holdings.values() if h.held in RESERVING)
+
+    # --- the step function --------------------------------------------------------------------
+
+    def step(self, event: object, now: float) -> list[Effect]:
+        if isinstance(event, Booted):
+            return self._register(now)
+        if isinstance(event, TimerFired) and event.key == ("register",):
+            return self._register(now) if self.recovering else []
+        if isinstance(event, RegisterReply):
+            return self._registered(event, now)
+        if isinstance(event, (Prepare, Commit, Abort, Release, ResultAccepted)):
+            if event.term < self.term_seen or event.incarnation != self.incarnation:
+                return []  # a deposed leader, or a message for an earlier life of this agent
+            self.term_seen = event.term
+            if self.recovering:
+                return []  # the coordinator resends once our registration is applied
+            return self._message(event, now)
+        if isinstance(event, ExecutionDone):
+            if event.attempt != self.incarnation:
+                return []
+            return self._on(event.subtask_id, Cue.EXECUTION_DONE, event, now)
+        if isinstance(event, TimerFired) and isinstance(event.key, tuple) and len(event.key) == 3:
+            kind, sub = event.key[0], str(event.key[2])
+            cue = Cue.LEASE_EXPIRED if kind == "lease" else Cue.RESULT_RETRY
+            return self._on(sub, cue, event, now)
+        raise InvariantViolation(f"participant {self.agent_id} got an unknown event {event!r}")
+
+    def _message(self, msg: Prepare | Commit | Abort | Release | ResultAccepted, now: float) -> list[Effect]:
+        if isinstance(msg, Prepare):
+            sub = msg.assignment.subtask_id
+            if sub not in self.holdings:
+                ok = self._admits(msg.assignment)
+                self.holdings[sub] = Holding(msg.session_id, msg.assignment, Held.ABSENT)
+                return self._on(sub, Cue.PREPARE_OK if ok else Cue.PREPARE_REFUSED, msg, now)
+            return self._on(sub, Cue.PREPARE, msg, now)
+        if isinstance(msg, Release):
+            cue = Cue.RELEASE_COMPENSATE if msg.compensate else Cue.RELEASE
+        else:
+            cue = {Commit: Cue.COMMIT, Abort: Cue.ABORT, ResultAccepted: Cue.RESULT_ACCEPTED}[type(msg)]
+        if msg.subtask_id not in self.holdings:
+            placeholder = Assignment(msg.subtask_id, self.agent_id, "", 0)
+            self.holdings[msg.subtask_id] = Holding(msg.session_id, placeholder, Held.ABSENT)
+        return self._on(msg.subtask_id, cue, msg, now)
+
+    def _admits(self, a: Assignment) -> bool:
+        return a.capability in self.capabilities and self.reserved() + a.demand <= self.capacity
+
+    def _on(self, sub: str, cue: Cue, event: object, now: float) -> list[Effect]:
+        holding = self.holdings.get(sub)
+        if holding is None:
+            if cue in (Cue.LEASE_EXPIRED, Cue.RESULT_RETRY):
+                return []  # a timer that outlived its subtask
+            raise IllegalTransition("participant", Held.ABSENT, cue)
+        moves = PARTICIPANT_TRANSITIONS[holding.held]
+        if cue not in moves:
+            raise IllegalTransition("participant", holding.held, cue)
+        before, holding.held = holding.held, moves[cue]
+        effects = self._act(before, cue, holding, event, now)
+        if self.reserved() > self.capacity:
+            raise InvariantViolation(f"{self.agent_id} reserved {self.reserved()} of {self.capacity}")
+        return effects
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def _act(self, before: Held, cue: Cue, h: Holding, event: object, now: float) -> list[Effect]:
+        sid, sub = h.session_id, h.assignment.subtask_id
+        lease, retry = ("lease", sid, sub), ("result", sid, sub)
+        if cue in (Cue.PREPARE_OK, Cue.PREPARE_REFUSED, Cue.PREPARE):
+            if cue is Cue.PREPARE_OK:
+                h.offers = self._offer(h.assignment) if self._offer else ()
+                return [self._vote(h, True), SetTimer(lease, now + self._timing.lease)]
+            if cue is Cue.PREPARE_REFUSED:
+                return [self._vote(h, False, self._refusal(h.assignment))]
+            yes = before in RESERVING
+            return [self._vote(h, yes, "" if yes else f"subtask is already {before.value}")]
+        if cue is Cue.COMMIT:
+            ack = self._ack(h, "commit")
+            if before is not Held.PREPARED:
+                return [ack]
+            if isinstance(event, Commit):
+                h.parameters = event.parameters
+            return [CancelTimer(lease), self._start(h), ack]
+        if cue is Cue.ABORT:
+            return [CancelTimer(lease), self._ack(h, "abort")]
+        if cue in (Cue.RELEASE, Cue.RELEASE_COMPENSATE):
+            effects: list[Effect] = [CancelTimer(lease), CancelTimer(retry)]
+            if cue is Cue.RELEASE_COMPENSATE:
+                effects.append(StartCompensation(sid, sub))
+            return effects + [self._ack(h, "release")]
+        if cue is Cue.LEASE_EXPIRED:
+            if before is not Held.PREPARED:
+                return []
+            if PARTICIPANT_UNILATERAL_ABORT in self._defects:  # planted bug: decide alone
+                h.held = Held.ABORTED
+                return []
+            query = QueryDecision(self.agent_id, self.incarnation, sid, sub)
+            return [Send(MCA, query), SetTimer(lease, now + self._timing.lease)]
+        if cue is Cue.EXECUTION_DONE and isinstance(event, ExecutionDone):
+            if before is Held.COMPENSATED:
+                return [StartCompensation(sid, sub)]  # it finished after we were told to undo it
+            if before is Held.RELEASED:
+                return []
+            h.outcome = event.outcome
+            return [self._result(h), SetTimer(retry, now + self._timing.retry)]
+        if cue is Cue.RESULT_ACCEPTED:
+            h.accepted = True
+            return [SetTimer(retry, now + self._timing.lease)] if before is Held.EXECUTED else []
+        if cue is Cue.RESULT_RETRY:
+            if before is not Held.EXECUTED:
+                return []
+            if h.accepted or h.outcome is None:  # only the final word is missing: pull it
+                pull = QueryDecision(self.agent_id, self.incarnation, sid, sub)
+                return [Send(MCA, pull), SetTimer(retry, now + self._timing.lease)]
+            return [self._result(h), SetTimer(retry, now + self._timing.retry)]
+        raise InvariantViolation(f"participant has no action for {cue} from {before}")
+
+    def _refusal(self, a: Assignment) -> str:
+        if a.capability not in self.capabilities:
+            return f"agent {self.agent_id} does not offer capability {a.capability!r}"
+        free = self.capacity - self.reserved()
+        return f"agent {self.agent_id} has {free} of {self.capacity} capacity free, needs {a.demand}"
+
+    def _vote(self, h: Holding, yes: bool, reason: str = "") -> Send:
+        vote = Vote(self.agent_id, self.incarnation, h.session_id, h.assignment.subtask_id, yes,
+                    reason, h.offers if yes else ())
+        return Send(MCA, vote)
+
+    def _ack(self, h: Holding, kind: str) -> Send:
+        return Send(MCA, Ack(self.agent_id, self.incarnation, h.session_id, h.assignment.subtask_id, kind))
+
+    def _result(self, h: Holding) -> Send:
+        if h.outcome is None:
+            raise InvariantViolation(f"no outcome to report for {h.assignment.subtask_id}")
+        return Send(MCA, Result(self.agent_id, self.incarnation, h.session_id, h.assignment.subtask_id, h.outcome))
+
+    def _start(self, h: Holding) -> StartExecution:
+        return StartExecution(h.session_id, h.assignment, h.parameters, self.incarnation)
+
+    # --- registration -------------------------------------------------------------------------
+
+    def _register(self, now: float) -> list[Effect]:
+        register = Register(self.agent_id, self.capabilities, self.capacity, self.incarnation)
+        return [Send(MCA, register), SetTimer(("register",), now + self._timing.register_retry)]
+
+    def _registered(self, reply: RegisterReply, now: float) -> list[Effect]:
+        if not self.recovering or reply.incarnation != self.incarnation or reply.term < self.term_seen:
+            return []
+        self.term_seen = reply.term
+        self.recovering = False
+        effects: list[Effect] = [CancelTimer(("register",))]
+        for sid, a, parameters in reply.committed:  # owned before the crash: run it again
+            h = Holding(sid, a, Held.COMMITTED, parameters=parameters)
+            self.holdings[a.subtask_id] = h
+            effects.append(self._start(h))
+        for sid, a in reply.finished:  # result already in the log: hold until the release
+            self.holdings[a.subtask_id] = Holding(sid, a, Held.EXECUTED, accepted=True)
+            effects.append(SetTimer(("result", sid, a.subtask_id), now + self._timing.lease))
+        if self.reserved() > self.capacity:
+            raise InvariantViolation(f"{self.agent_id} owns {self.reserved()} of {self.capacity} after restart")
+        return effects

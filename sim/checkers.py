@@ -1,0 +1,158 @@
+"""Cluster-wide checkers: what must hold after every step of a simulation, and at its end.
+
+They look at ground truth the machines cannot fake: the ledger the log applied, the messages
+that actually left a node, the executions the hosts actually started, each agent's reservation
+table and its durable side-effect store. A failed check raises ``Violation`` naming the checker.
+
+after every step
+  atomicity           no session where one agent executed and another released on abort
+  single-decision     every Commit/Abort ever sent agrees with the one decision applied
+  commit-after-decision  no Commit is sent and no execution starts before decided(commit) applies
+  exactly-once        one session per idempotency key; one accepted result per subtask; a
+                      subtask executes at most once per agent incarnation
+  capacity            no agent's live reservations exceed its capacity
+  no-unilateral       an agent drops a yes vote only after the abort is applied
+  negotiation         every execution runs with the parameters the log negotiated
+at the end (faults healed)
+  no-lost-session     every accepted and every acknowledged session is terminal and settled
+  no-reservation-left no agent still holds a reservation or is still in doubt
+  outcome             completed sessions keep every side effect; failed and cancelled ones none
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol.entries import Accepted, Entry, Finished
+from protocol.ledger import ApplyResult, Ledger
+from protocol.messages import Abort, Commit, Message
+from protocol.model import Decision, Params
+from protocol.participant import Participant
+from protocol.participant_table import RESERVING, Held
+from protocol.session_table import SessionState
+
+CHECKERS = (
+    "atomicity",
+    "single-decision",
+    "commit-after-decision",
+    "exactly-once",
+    "capacity",
+    "no-unilateral",
+    "negotiation",
+    "no-lost-session",
+    "no-reservation-left",
+    "outcome",
+    "invariant",
+)
+
+
+class Violation(Exception):
+    def __init__(self, checker: str, detail: str) -> None:
+        super().__init__(f"{checker}: {detail}")
+        self.checker = checker
+        self.detail = detail
+
+
+@dataclass
+class _SessionSeen:
+    executed_by: set[str]
+    aborted_by: set[str]
+
+
+class Checkers:
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._seen: dict[str, _SessionSeen] = {}
+        self._key_session: dict[str, str] = {}
+        self._acknowledged: dict[str, str] = {}
+        self._accepted_results: dict[str, int] = {}
+        self._executions: set[tuple[str, int]] = set()
+
+    def _session(self, session_id: str) -> _SessionSeen:
+        return self._seen.setdefault(session_id, _SessionSeen(set(), set()))
+
+    # --- hooks the world calls ----------------------------------------------------------------
+
+    def sent(self, message: Message) -> None:
+        if not isinstance(message, (Commit, Abort)):
+            return
+        record = self._ledger.session(message.session_id)
+        decision = record.decision if record else None
+        said = Decision.COMMIT if isinstance(message, Commit) else Decision.ABORT
+        if decision is None:
+            if said is Decision.COMMIT:
+                raise Violation("commit-after-decision", f"Commit for {message.subtask_id} sent before decided(commit) was applied")
+            raise Violation("single-decision", f"Abort for {message.subtask_id} sent before any decision was applied")
+        if decision is not said:
+            raise Violation("single-decision", f"{said.value} sent for {message.session_id}, log decided {decision.value}")
+
+    def execution_started(self, agent_id: str, incarnation: int, session_id: str, subtask_id: str, parameters: Params) -> None:
+        record = self._ledger.session(session_id)
+        if record is None or record.decision is not Decision.COMMIT:
+            raise Violation("commit-after-decision", f"{agent_id} started {subtask_id} before decided(commit) was applied")
+        if (subtask_id, incarnation) in self._executions:
+            raise Violation("exactly-once", f"{agent_id} executed {subtask_id} twice in incarnation {incarnation}")
+        self._executions.add((subtask_id, incarnation))
+        if parameters != record.parameters:
+            raise Violation("negotiation", f"{subtask_id} ran with {parameters}, log negotiated {record.parameters}")
+        seen = self._session(session_id)
+        seen.executed_by.add(agent_id)
+        self._atomic(session_id, seen)
+
+    def applied(self, entry: Entry, result: ApplyResult) -> None:
+        if isinstance(entry, Accepted):
+            known = self._key_session.get(entry.idempotency_key)
+            if known is not None and result.session_id != known:
+                raise Violation("exactly-once", f"key {entry.idempotency_key} made sessions {known} and {result.session_id}")
+            self._key_session[entry.idempotency_key] = result.session_id
+        elif isinstance(entry, Finished) and entry.subtask_id and result.applied:
+            count = self._accepted_results.get(entry.subtask_id, 0) + 1
+            self._accepted_results[entry.subtask_id] = count
+            if count > 1:
+                raise Violation("exactly-once", f"{count} results accepted for {entry.subtask_id}")
+
+    def acknowledged(self, key: str, session_id: str) -> None:
+        known = self._acknowledged.setdefault(key, session_id)
+        if known != session_id:
+            raise Violation("exactly-once", f"key {key} was answered with {known} and with {session_id}")
+
+    def participant_stepped(self, p: Participant, before: dict[str, Held]) -> None:
+        if p.reserved() > p.capacity:
+            raise Violation("capacity", f"{p.agent_id} holds {p.reserved()} of {p.capacity}")
+        for sub, h in p.holdings.items():
+            was = before.get(sub)
+            if was is Held.PREPARED and h.held is Held.ABORTED:
+                record = self._ledger.session(h.session_id)
+                if record is None or record.decision is not Decision.ABORT:
+                    raise Violation("no-unilateral", f"{p.agent_id} dropped its yes vote on {sub} while the log had no abort")
+                seen = self._session(h.session_id)
+                seen.aborted_by.add(p.agent_id)
+                self._atomic(h.session_id, seen)
+
+    def _atomic(self, session_id: str, seen: _SessionSeen) -> None:
+        if seen.executed_by and seen.aborted_by:
+            raise Violation(
+                "atomicity",
+                f"{session_id}: {sorted(seen.executed_by)} executed, {sorted(seen.aborted_by)} aborted",
+            )
+
+    # --- the end ------------------------------------------------------------------------------
+
+    def at_end(self, participants: list[Participant], stores: dict[str, dict[str, Params]]) -> None:
+        for key, sid in self._acknowledged.items():
+            if sid not in self._ledger.sessions:
+                raise Violation("no-lost-session", f"acknowledged session {sid} (key {key}) is not in the log")
+        for record in self._ledger.sessions.values():
+            if not record.terminal or not record.settled:
+                raise Violation("no-lost-session", f"{record.session_id} ended {record.state.value}, settled={record.settled}")
+        for p in participants:
+            held = sorted(sub for sub, h in p.holdings.items() if h.held in RESERVING)
+            if held or p.recovering:
+                raise Violation("no-reservation-left", f"{p.agent_id} still holds {held} (recovering={p.recovering})")
+        for record in self._ledger.sessions.values():
+            for a in record.assignments:
+                present = a.subtask_id in stores.get(a.agent_id, {})
+                if record.state is SessionState.COMPLETED and not present:
+                    raise Violation("outcome", f"{a.subtask_id} of completed {record.session_id} left no effect")
+                if record.state is not SessionState.COMPLETED and present:
+                    raise Violation("outcome", f"{a.subtask_id} of {record.state.value} {record.session_id} was not compensated")
