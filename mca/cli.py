@@ -63,7 +63,10 @@ def _sim(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"seed={report.seed} sessions={report.sessions} {states} events={report.events} trace={report.trace}")
         return _verdict(report, args.faults, defects)
     summary = run_many(
-        range(args.start, args.start + args.seeds), args.faults, defects, args.workers,
+        range(args.start, args.start + args.seeds),
+        args.faults,
+        defects,
+        args.workers,
         stop_at_first=bool(defects),
     )
     print(summary.line())

@@ -59,14 +59,10 @@ def directive(record: SessionRecord, a: Assignment, term: int, incarnation: int)
     return Commit(term, incarnation, sid, sub, record.parameters)
 
 
-
-
 class Coordinator:
     """Drives one session's two-phase protocol on the current leader."""
 
-    def __init__(
-        self, session_id: str, term: int, timing: Timing, defects: Defects = NO_DEFECTS
-    ) -> None:
+    def __init__(self, session_id: str, term: int, timing: Timing, defects: Defects = NO_DEFECTS) -> None:
         self.session_id = session_id
         self.term = term
         self.phase = Phase.PREPARING
@@ -210,8 +206,7 @@ class Coordinator:
             return [CancelTimer(("execution-deadline", self.session_id, sub)), *answer]
         if inp is Input.TERMINAL:
             effects: list[Effect] = [
-                CancelTimer(("execution-deadline", self.session_id, a.subtask_id))
-                for a in record.assignments
+                CancelTimer(("execution-deadline", self.session_id, a.subtask_id)) for a in record.assignments
             ]
             return effects + self._settle(record, now, ledger)
         if inp is Input.EXECUTION_TIMEOUT and isinstance(event, TimerFired):
@@ -246,8 +241,10 @@ class Coordinator:
         effects.append(Append(Decided(self.session_id, Decision.COMMIT, incarnations=incarnations)))
         if COMMIT_BEFORE_APPEND in self._defects:  # planted bug: act before the log has it
             effects += [
-                Send(a.agent_id, Commit(self.term, ledger.incarnation(a.agent_id), self.session_id,
-                                        a.subtask_id, params(offers)))
+                Send(
+                    a.agent_id,
+                    Commit(self.term, ledger.incarnation(a.agent_id), self.session_id, a.subtask_id, params(offers)),
+                )
                 for a in record.assignments
             ]
         return effects
@@ -288,11 +285,10 @@ class Coordinator:
                 for a in record.assignments
                 if a.subtask_id not in self._yes
             ]
-            return effects + [SetTimer(("retry", self.session_id), now + self._timing.retry)]
+            return [*effects, SetTimer(("retry", self.session_id), now + self._timing.retry)]
         if before is Phase.COMMITTED:
             pending = [
-                a for a in record.assignments
-                if a.subtask_id not in self._acked and a.subtask_id not in record.results
+                a for a in record.assignments if a.subtask_id not in self._acked and a.subtask_id not in record.results
             ]
         elif before is Phase.SETTLING:
             pending = [a for a in record.assignments if a.subtask_id not in self._acked]
@@ -303,7 +299,7 @@ class Coordinator:
         effects = []
         for a in pending:
             effects += self._answer(record, a.subtask_id, ledger)
-        return effects + [SetTimer(("retry", self.session_id), now + self._timing.retry)]
+        return [*effects, SetTimer(("retry", self.session_id), now + self._timing.retry)]
 
     def _cancel(self, before: Phase, record: SessionRecord) -> list[Effect]:
         if before is Phase.PREPARING:
@@ -339,12 +335,10 @@ class Coordinator:
             for a in mine:
                 self._acked.pop(a.subtask_id, None)
                 effects += self._answer(record, a.subtask_id, ledger)
-            return effects + [SetTimer(("retry", self.session_id), now + self._timing.retry)]
+            return [*effects, SetTimer(("retry", self.session_id), now + self._timing.retry)]
         return []
 
-    def _ack(
-        self, before: Phase, inp: Input, event: Ack, record: SessionRecord, ledger: Ledger
-    ) -> list[Effect]:
+    def _ack(self, before: Phase, inp: Input, event: Ack, record: SessionRecord, ledger: Ledger) -> list[Effect]:
         if event.incarnation != ledger.incarnation(event.agent_id):
             return []  # an earlier life acknowledged; what the current one holds is what counts
         if before is Phase.COMMITTED and event.kind == "commit":

@@ -23,10 +23,10 @@ re-answers from the ledger.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     PREPARING = "preparing"
     DECIDING = "deciding"
     COMMITTED = "committed"
@@ -34,7 +34,7 @@ class Phase(str, Enum):
     DONE = "done"
 
 
-class Input(str, Enum):
+class Input(StrEnum):
     VOTE_YES = "vote_yes"
     ALL_YES = "all_yes"
     VOTE_NO = "vote_no"
@@ -54,10 +54,10 @@ class Input(str, Enum):
     SETTLED = "settled"
 
 
-P, I = Phase, Input
+P, In = Phase, Input
 
 # Inputs a remote party may deliver in any phase (late, duplicated, or for an earlier life).
-_LATE = {I.VOTE_YES: None, I.VOTE_NO: None, I.ACK: None, I.QUERY: None, I.RESULT: None}
+_LATE = {In.VOTE_YES: None, In.VOTE_NO: None, In.ACK: None, In.QUERY: None, In.RESULT: None}
 
 
 def _row(phase: Phase, moves: dict[Input, Phase]) -> dict[Input, Phase]:
@@ -70,49 +70,49 @@ COORDINATOR_TRANSITIONS: dict[Phase, dict[Input, Phase]] = {
     P.PREPARING: _row(
         P.PREPARING,
         {
-            I.ALL_YES: P.DECIDING,
-            I.VOTE_NO: P.DECIDING,
-            I.PREPARE_TIMEOUT: P.DECIDING,
-            I.QUERY: P.DECIDING,
-            I.CANCEL: P.DECIDING,
-            I.RETRY: P.PREPARING,
-            I.AGENT_RESTARTED: P.PREPARING,
-            I.DECIDED_COMMIT: P.COMMITTED,
-            I.DECIDED_ABORT: P.SETTLING,
+            In.ALL_YES: P.DECIDING,
+            In.VOTE_NO: P.DECIDING,
+            In.PREPARE_TIMEOUT: P.DECIDING,
+            In.QUERY: P.DECIDING,
+            In.CANCEL: P.DECIDING,
+            In.RETRY: P.PREPARING,
+            In.AGENT_RESTARTED: P.PREPARING,
+            In.DECIDED_COMMIT: P.COMMITTED,
+            In.DECIDED_ABORT: P.SETTLING,
         },
     ),
     P.DECIDING: _row(
         P.DECIDING,
         {
-            I.CANCEL: P.DECIDING,
-            I.RETRY: P.DECIDING,
-            I.PREPARE_TIMEOUT: P.DECIDING,
-            I.AGENT_RESTARTED: P.DECIDING,
-            I.DECIDED_COMMIT: P.COMMITTED,
-            I.DECIDED_ABORT: P.SETTLING,
+            In.CANCEL: P.DECIDING,
+            In.RETRY: P.DECIDING,
+            In.PREPARE_TIMEOUT: P.DECIDING,
+            In.AGENT_RESTARTED: P.DECIDING,
+            In.DECIDED_COMMIT: P.COMMITTED,
+            In.DECIDED_ABORT: P.SETTLING,
         },
     ),
     P.COMMITTED: _row(
         P.COMMITTED,
         {
-            I.RETRY: P.COMMITTED,
-            I.CANCEL: P.COMMITTED,
-            I.AGENT_RESTARTED: P.COMMITTED,
-            I.FINISHED: P.COMMITTED,
-            I.EXECUTION_TIMEOUT: P.COMMITTED,
-            I.TERMINAL: P.SETTLING,
+            In.RETRY: P.COMMITTED,
+            In.CANCEL: P.COMMITTED,
+            In.AGENT_RESTARTED: P.COMMITTED,
+            In.FINISHED: P.COMMITTED,
+            In.EXECUTION_TIMEOUT: P.COMMITTED,
+            In.TERMINAL: P.SETTLING,
         },
     ),
     P.SETTLING: _row(
         P.SETTLING,
         {
-            I.RETRY: P.SETTLING,
-            I.CANCEL: P.SETTLING,
-            I.AGENT_RESTARTED: P.SETTLING,
-            I.EXECUTION_TIMEOUT: P.SETTLING,
-            I.FINISHED: P.SETTLING,
-            I.ALL_ACKED: P.SETTLING,
-            I.SETTLED: P.DONE,
+            In.RETRY: P.SETTLING,
+            In.CANCEL: P.SETTLING,
+            In.AGENT_RESTARTED: P.SETTLING,
+            In.EXECUTION_TIMEOUT: P.SETTLING,
+            In.FINISHED: P.SETTLING,
+            In.ALL_ACKED: P.SETTLING,
+            In.SETTLED: P.DONE,
         },
     ),
     P.DONE: {},

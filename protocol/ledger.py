@@ -174,9 +174,7 @@ class Ledger:
         if agent is not None and entry.incarnation < agent.incarnation:
             return ApplyResult(False)  # a delayed registration of an earlier life
         restarted = agent is not None and entry.incarnation != agent.incarnation
-        self.agents[entry.agent_id] = AgentRecord(
-            entry.agent_id, entry.capabilities, entry.capacity, entry.incarnation
-        )
+        self.agents[entry.agent_id] = AgentRecord(entry.agent_id, entry.capabilities, entry.capacity, entry.incarnation)
         committed: list[tuple[str, Assignment, Params]] = []
         finished: list[tuple[str, Assignment]] = []
         for record in self._active.values():
@@ -189,9 +187,7 @@ class Ledger:
                     finished.append((record.session_id, a))
                 else:
                     committed.append((record.session_id, a, record.parameters))
-        return ApplyResult(
-            True, restarted=restarted, committed=tuple(committed), finished=tuple(finished)
-        )
+        return ApplyResult(True, restarted=restarted, committed=tuple(committed), finished=tuple(finished))
 
     def _planned(self, record: SessionRecord, entry: Planned) -> ApplyResult:
         if record.state is not SessionState.INITIALIZED:

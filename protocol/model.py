@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from protocol.errors import InvalidTask
 
@@ -27,7 +27,7 @@ def params(values: Mapping[str, float]) -> Params:
     return tuple(sorted((str(k), float(v)) for k, v in values.items()))
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     """The two-phase decision for one session. Raft words never appear here."""
 
     COMMIT = "commit"
@@ -67,9 +67,7 @@ class TaskSpec:
                 if not isinstance(value, float) or not math.isfinite(value):
                     raise InvalidTask(f"subtasks[{i}].inputs[{name}]", "must be a finite number")
         if not self.success_criteria:
-            raise InvalidTask(
-                "success_criteria", "a session needs explicit success criteria, e.g. 'all_subtasks_ok'"
-            )
+            raise InvalidTask("success_criteria", "a session needs explicit success criteria, e.g. 'all_subtasks_ok'")
         for criterion in self.success_criteria:
             if criterion not in SUCCESS_CRITERIA:
                 known = ", ".join(sorted(SUCCESS_CRITERIA))
@@ -108,12 +106,8 @@ class Outcome:
 #: Success criteria the ledger knows how to evaluate once every subtask has a result.
 #: Each maps the accepted outcomes (in assignment order) to ``None`` when met, or a reason.
 SUCCESS_CRITERIA = {
-    "all_subtasks_ok": lambda outcomes: None
-    if all(o.ok for o in outcomes)
-    else "a subtask failed",
-    "outputs_present": lambda outcomes: None
-    if all(o.output for o in outcomes)
-    else "a subtask returned no output",
+    "all_subtasks_ok": lambda outcomes: None if all(o.ok for o in outcomes) else "a subtask failed",
+    "outputs_present": lambda outcomes: None if all(o.output for o in outcomes) else "a subtask returned no output",
 }
 
 

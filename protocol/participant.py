@@ -23,12 +23,12 @@ from protocol.messages import (
     Commit,
     Prepare,
     QueryDecision,
+    Register,
     RegisterReply,
     Release,
     Result,
     ResultAccepted,
     Vote,
-    Register,
 )
 from protocol.model import Assignment, Outcome, Params, Timing
 from protocol.participant_table import PARTICIPANT_TRANSITIONS, RESERVING, Cue, Held
@@ -168,7 +168,7 @@ class Participant:
             effects: list[Effect] = [CancelTimer(lease), CancelTimer(retry)]
             if cue is Cue.RELEASE_COMPENSATE:
                 effects.append(StartCompensation(sid, sub))
-            return effects + [self._ack(h, "release")]
+            return [*effects, self._ack(h, "release")]
         if cue is Cue.LEASE_EXPIRED:
             if before is not Held.PREPARED:
                 return []
@@ -203,8 +203,9 @@ class Participant:
         return f"agent {self.agent_id} has {free} of {self.capacity} capacity free, needs {a.demand}"
 
     def _vote(self, h: Holding, yes: bool, reason: str = "") -> Send:
-        vote = Vote(self.agent_id, self.incarnation, h.session_id, h.assignment.subtask_id, yes,
-                    reason, h.offers if yes else ())
+        vote = Vote(
+            self.agent_id, self.incarnation, h.session_id, h.assignment.subtask_id, yes, reason, h.offers if yes else ()
+        )
         return Send(MCA, vote)
 
     def _ack(self, h: Holding, kind: str) -> Send:

@@ -19,10 +19,10 @@ subtask): the coordinator group is broken, and ``IllegalTransition`` says so.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Held(str, Enum):
+class Held(StrEnum):
     ABSENT = "absent"
     PREPARED = "prepared"
     COMMITTED = "committed"
@@ -33,7 +33,7 @@ class Held(str, Enum):
     COMPENSATED = "compensated"
 
 
-class Cue(str, Enum):
+class Cue(StrEnum):
     PREPARE_OK = "prepare_ok"
     PREPARE_REFUSED = "prepare_refused"
     PREPARE = "prepare"

@@ -36,9 +36,7 @@ def plan(record: SessionRecord, ledger: Ledger) -> tuple[Assignment, ...]:
             raise NoCapableAgent(sub.capability)
         chosen = candidates[0].agent_id
         load[chosen] = load.get(chosen, 0) + sub.demand
-        assignments.append(
-            Assignment(f"{record.session_id}.{i}", chosen, sub.capability, sub.demand, sub.inputs)
-        )
+        assignments.append(Assignment(f"{record.session_id}.{i}", chosen, sub.capability, sub.demand, sub.inputs))
     return tuple(assignments)
 
 

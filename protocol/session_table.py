@@ -15,10 +15,10 @@ met; the participants then compensate). Terminal states have no transitions at a
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class SessionState(str, Enum):
+class SessionState(StrEnum):
     INITIALIZED = "initialized"
     NEGOTIATING = "negotiating"
     EXECUTING = "executing"
@@ -27,7 +27,7 @@ class SessionState(str, Enum):
     CANCELLED = "cancelled"
 
 
-class SessionEvent(str, Enum):
+class SessionEvent(StrEnum):
     PLANNED = "planned"
     DECIDED_COMMIT = "decided_commit"
     DECIDED_ABORT = "decided_abort"

@@ -81,15 +81,23 @@ class Checkers:
         said = Decision.COMMIT if isinstance(message, Commit) else Decision.ABORT
         if decision is None:
             if said is Decision.COMMIT:
-                raise Violation("commit-after-decision", f"Commit for {message.subtask_id} sent before decided(commit) was applied")
+                raise Violation(
+                    "commit-after-decision", f"Commit for {message.subtask_id} sent before decided(commit) was applied"
+                )
             raise Violation("single-decision", f"Abort for {message.subtask_id} sent before any decision was applied")
         if decision is not said:
-            raise Violation("single-decision", f"{said.value} sent for {message.session_id}, log decided {decision.value}")
+            raise Violation(
+                "single-decision", f"{said.value} sent for {message.session_id}, log decided {decision.value}"
+            )
 
-    def execution_started(self, agent_id: str, incarnation: int, session_id: str, subtask_id: str, parameters: Params) -> None:
+    def execution_started(
+        self, agent_id: str, incarnation: int, session_id: str, subtask_id: str, parameters: Params
+    ) -> None:
         record = self._ledger.session(session_id)
         if record is None or record.decision is not Decision.COMMIT:
-            raise Violation("commit-after-decision", f"{agent_id} started {subtask_id} before decided(commit) was applied")
+            raise Violation(
+                "commit-after-decision", f"{agent_id} started {subtask_id} before decided(commit) was applied"
+            )
         if (subtask_id, incarnation) in self._executions:
             raise Violation("exactly-once", f"{agent_id} executed {subtask_id} twice in incarnation {incarnation}")
         self._executions.add((subtask_id, incarnation))
@@ -103,7 +111,9 @@ class Checkers:
         if isinstance(entry, Accepted):
             known = self._key_session.get(entry.idempotency_key)
             if known is not None and result.session_id != known:
-                raise Violation("exactly-once", f"key {entry.idempotency_key} made sessions {known} and {result.session_id}")
+                raise Violation(
+                    "exactly-once", f"key {entry.idempotency_key} made sessions {known} and {result.session_id}"
+                )
             self._key_session[entry.idempotency_key] = result.session_id
         elif isinstance(entry, Finished) and entry.subtask_id and result.applied:
             count = self._accepted_results.get(entry.subtask_id, 0) + 1
@@ -124,7 +134,9 @@ class Checkers:
             if was is Held.PREPARED and h.held is Held.ABORTED:
                 record = self._ledger.session(h.session_id)
                 if record is None or record.decision is not Decision.ABORT:
-                    raise Violation("no-unilateral", f"{p.agent_id} dropped its yes vote on {sub} while the log had no abort")
+                    raise Violation(
+                        "no-unilateral", f"{p.agent_id} dropped its yes vote on {sub} while the log had no abort"
+                    )
                 seen = self._session(h.session_id)
                 seen.aborted_by.add(p.agent_id)
                 self._atomic(h.session_id, seen)
@@ -144,7 +156,9 @@ class Checkers:
                 raise Violation("no-lost-session", f"acknowledged session {sid} (key {key}) is not in the log")
         for record in self._ledger.sessions.values():
             if not record.terminal or not record.settled:
-                raise Violation("no-lost-session", f"{record.session_id} ended {record.state.value}, settled={record.settled}")
+                raise Violation(
+                    "no-lost-session", f"{record.session_id} ended {record.state.value}, settled={record.settled}"
+                )
         for p in participants:
             held = sorted(sub for sub, h in p.holdings.items() if h.held in RESERVING)
             if held or p.recovering:
@@ -155,4 +169,6 @@ class Checkers:
                 if record.state is SessionState.COMPLETED and not present:
                     raise Violation("outcome", f"{a.subtask_id} of completed {record.session_id} left no effect")
                 if record.state is not SessionState.COMPLETED and present:
-                    raise Violation("outcome", f"{a.subtask_id} of {record.state.value} {record.session_id} was not compensated")
+                    raise Violation(
+                        "outcome", f"{a.subtask_id} of {record.state.value} {record.session_id} was not compensated"
+                    )

@@ -23,8 +23,12 @@ class FaultPlan:
     @classmethod
     def named(cls, seed: int, faults: str) -> FaultPlan:
         """``all``, ``none``, or a comma list of fault names, each at its default rate."""
-        wanted = FAULT_NAMES if faults == "all" else () if faults in ("", "none") else tuple(
-            f.strip() for f in faults.split(",")
+        wanted = (
+            FAULT_NAMES
+            if faults == "all"
+            else ()
+            if faults in ("", "none")
+            else tuple(f.strip() for f in faults.split(","))
         )
         unknown = [f for f in wanted if f not in FAULT_NAMES]
         if unknown:

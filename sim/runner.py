@@ -34,10 +34,10 @@ def run_seed(
     seed: int,
     faults: str,
     defects: Defects = frozenset(),
-    options: SimOptions = SimOptions(),
+    options: SimOptions | None = None,
     trace_path: str | None = None,
 ) -> SeedReport:
-    world = World(FaultPlan.named(seed, faults), options, defects)
+    world = World(FaultPlan.named(seed, faults), options or SimOptions(), defects)
     violation, checker = "", ""
     with open(trace_path, "w", encoding="utf-8") if trace_path else nullcontext() as sink:
         if sink is not None:
@@ -49,8 +49,17 @@ def run_seed(
     states: dict[str, int] = {}
     for record in world.ledger.sessions.values():
         states[record.state.value] = states.get(record.state.value, 0) + 1
-    return SeedReport(seed, len(world.ledger.sessions), states, world.events, world.trace_digest,
-                      dict(world.stats), violation, checker, world.now)
+    return SeedReport(
+        seed,
+        len(world.ledger.sessions),
+        states,
+        world.events,
+        world.trace_digest,
+        dict(world.stats),
+        violation,
+        checker,
+        world.now,
+    )
 
 
 def reproduce_command(seed: int, faults: str, defects: Defects) -> str:

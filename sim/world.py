@@ -57,7 +57,7 @@ class SimOptions:
     fault_window: float = 4.0
     settle_limit: float = 60.0
     events_max: int = 400_000
-    timing: Timing = Timing()
+    timing: Timing = field(default_factory=Timing)
 
 
 @dataclass
@@ -131,9 +131,10 @@ class SimDecisionLog:
             callback(applied)
         return applied
 
-    def lose_leader(self, rng: random.Random) -> None:
+    def lose_leader(self, rng: random.Random, keep: int | None = None) -> None:
         """The leader is gone: a random prefix of its unapplied entries survives."""
-        keep = rng.randint(0, len(self.pending))
+        if keep is None:
+            keep = rng.randint(0, len(self.pending))
         self.pending = deque(list(self.pending)[:keep])
         self.leader = None
 
@@ -146,12 +147,12 @@ class World:
     def __init__(
         self,
         plan: FaultPlan,
-        options: SimOptions = SimOptions(),
+        options: SimOptions | None = None,
         defects: Defects = NO_DEFECTS,
         workload: list[tuple[TaskSpec, float]] | None = None,
     ) -> None:
         self.plan = plan
-        self.options = options
+        self.options = options = options or SimOptions()
         self.defects = defects
         self.rng = random.Random(plan.seed)
         self.now = 0.0
@@ -180,6 +181,7 @@ class World:
         self.message_delay: Callable[[str, str, Message], float | None] | None = None
         self.before_perform: Callable[[World, str, list[Effect]], bool] | None = None
         self.apply_lag: Callable[[Entry], float | None] | None = None
+        self.execution_outcome: Callable[[StartExecution], Outcome | None] | None = None
         self._setup(workload)
 
     # --- scheduling ---------------------------------------------------------------------------
@@ -216,8 +218,13 @@ class World:
             task = TaskSpec(kind, subtasks, ("all_subtasks_ok", "outputs_present"))
             client = f"c{i % self.options.clients + 1}"
             cancel_after = rng.uniform(0.0, 0.3) if rng.random() < 0.15 else None
-            ct = ClientTask(f"{client}-k{i}", task, rng.uniform(0.3, self.options.fault_window * 0.6),
-                            repeat=rng.random() < 0.3, cancel_after=cancel_after)
+            ct = ClientTask(
+                f"{client}-k{i}",
+                task,
+                rng.uniform(0.3, self.options.fault_window * 0.6),
+                repeat=rng.random() < 0.3,
+                cancel_after=cancel_after,
+            )
             self.tasks.append(ct)
             self._at(ct.at, "submit", client, i, "retry")
 
@@ -440,20 +447,24 @@ class World:
         """Run ``fn`` at simulated time ``when`` (for scripted scenarios)."""
         self._at(when, "call", fn)
 
-    def crash(self, victim: str, restart_after: float = 0.3) -> None:
-        """Crash ``victim`` (an agent id, or "leader") now; it restarts ``restart_after`` later."""
-        self._crash(victim, restart_after)
+    def crash(self, victim: str, restart_after: float = 0.3, keep_pending: int | None = None) -> None:
+        """Crash ``victim`` (an agent id, or "leader") now; it restarts ``restart_after`` later.
+
+        For the leader, ``keep_pending`` says how many of its unapplied entries survive
+        (default: a random number of them, as Raft allows).
+        """
+        self._crash(victim, restart_after, keep_pending)
 
     def depose(self) -> None:
         """Cut the leader off from the other replicas now; it keeps acting until it notices."""
         self._depose()
 
-    def _crash(self, victim: str, restart_after: float | None = None) -> None:
+    def _crash(self, victim: str, restart_after: float | None = None, keep_pending: int | None = None) -> None:
         if victim == "leader":
             node = self.log.leader
             if node is None:
                 return
-            self.log.lose_leader(self.rng)
+            self.log.lose_leader(self.rng, keep_pending)
             self.leaders.pop(node, None)
             self._down(node)
             self._at(self.now + self.rng.uniform(0.05, 0.3), "elect")
@@ -483,8 +494,13 @@ class World:
         agent.incarnation += 1
         spec = agent.spec
         agent.participant = Participant(
-            spec.agent_id, spec.capabilities, spec.capacity, agent.incarnation,
-            self.options.timing, offer, self.defects,
+            spec.agent_id,
+            spec.capabilities,
+            spec.capacity,
+            agent.incarnation,
+            self.options.timing,
+            offer,
+            self.defects,
         )
         self._step(agent_id, Booted())
 
@@ -520,11 +536,15 @@ class World:
             return  # the process that ran it is gone
         a = effect.assignment
         failed = not self.healed and self.rng.random() < self.plan.execution_failure
-        if failed:
+        forced = self.execution_outcome(effect) if self.execution_outcome else None
+        if forced is not None:
+            outcome = forced
+        elif failed:
             outcome = Outcome(False, error="simulated execution failure")
         else:
             value = sum(v for _, v in effect.parameters) + len(a.subtask_id)
             outcome = Outcome(True, (("value", float(value)),))
+        if outcome.ok:
             agent.store[a.subtask_id] = outcome.output  # the side effect, keyed by subtask
         self._step(str(node), ExecutionDone(effect.session_id, a.subtask_id, effect.attempt, outcome))
 

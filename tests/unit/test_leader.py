@@ -1,0 +1,163 @@
+"""The leader's boundary and recovery: bad input is answered with a typed status and appends
+nothing; a repeated key gets its session back; recovery rebuilds every unsettled session and
+is idempotent."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from protocol.effects import Append, Effect, Send
+from protocol.entries import Accepted, Decided, Planned, Settled
+from protocol.events import Applied, BecameLeader
+from protocol.leader import Leader
+from protocol.ledger import Ledger
+from protocol.messages import Cancel, CancelReply, Prepare, Register, RegisterReply, Release, Submit, SubmitReply
+from protocol.model import Decision, SubtaskSpec, TaskSpec
+from protocol.session_table import SessionState
+from tests.unit.helpers import PLAN, TIMING, WELLNESS, ledger_with_agents, session_in
+
+NOW = 1.0
+
+
+def drive(leader: Leader, event: object) -> list[Send]:
+    """Step the leader and apply its appends at once, as a log with no faults would."""
+    sent: list[Send] = []
+    queue: list[object] = [event]
+    index = 0
+    while queue:
+        effects: list[Effect] = leader.step(queue.pop(0), NOW)
+        for effect in effects:
+            if isinstance(effect, Append):
+                index += 1
+                queue.append(Applied(index, effect.entry, leader.ledger.apply(effect.entry)))
+            elif isinstance(effect, Send):
+                sent.append(effect)
+    return sent
+
+
+def replies(sent: list[Send], kind: type) -> list[object]:
+    return [s.message for s in sent if isinstance(s.message, kind)]
+
+
+def test_bad_input_is_answered_with_the_field_and_appends_nothing() -> None:
+    leader = Leader(1, ledger_with_agents(), TIMING)
+    bad = TaskSpec("wellness", (SubtaskSpec("plan_meal", 0),), ("all_subtasks_ok",))
+    effects = leader.step(Submit("c", "k1", bad), NOW)
+    assert not [e for e in effects if isinstance(e, Append)]
+    (reply,) = [e.message for e in effects if isinstance(e, Send)]
+    assert isinstance(reply, SubmitReply)
+    assert reply.status == "INVALID_ARGUMENT" and "subtasks[0].demand" in reply.error
+
+
+def test_an_empty_key_is_rejected() -> None:
+    effects = Leader(1, ledger_with_agents(), TIMING).step(Submit("c", "", WELLNESS), NOW)
+    assert not [e for e in effects if isinstance(e, Append)]
+    assert "idempotency_key" in effects[0].message.error  # type: ignore[union-attr]
+
+
+def test_no_capable_agent_is_a_failed_precondition_before_anything_is_appended() -> None:
+    leader = Leader(1, ledger_with_agents(), TIMING)
+    task = TaskSpec("sleep", (SubtaskSpec("plan_sleep"),), ("all_subtasks_ok",))
+    effects = leader.step(Submit("c", "k1", task), NOW)
+    assert not [e for e in effects if isinstance(e, Append)]
+    reply = effects[0].message  # type: ignore[union-attr]
+    assert isinstance(reply, SubmitReply) and reply.status == "FAILED_PRECONDITION" and "plan_sleep" in reply.error
+
+
+def test_submit_is_answered_after_the_append_applies_and_the_plan_follows() -> None:
+    leader = Leader(1, ledger_with_agents(), TIMING)
+    sent = drive(leader, Submit("c", "k1", WELLNESS))
+    assert replies(sent, SubmitReply) == [SubmitReply("k1", "s1")]
+    assert {s.to for s in sent if isinstance(s.message, Prepare)} == {"wpa", "npa"}
+    assert leader.ledger.sessions["s1"].state is SessionState.NEGOTIATING
+
+
+def test_a_repeated_key_returns_the_same_session_without_appending() -> None:
+    leader = Leader(1, ledger_with_agents(), TIMING)
+    drive(leader, Submit("c", "k1", WELLNESS))
+    effects = leader.step(Submit("c", "k1", WELLNESS), NOW)
+    assert effects == [Send("c", SubmitReply("k1", "s1"))]
+
+
+def test_a_key_reused_for_another_task_is_refused() -> None:
+    leader = Leader(1, ledger_with_agents(), TIMING)
+    drive(leader, Submit("c", "k1", WELLNESS))
+    other = TaskSpec("echo", (SubtaskSpec("plan_meal"),), ("all_subtasks_ok",))
+    (reply,) = replies(drive(leader, Submit("c", "k1", other)), SubmitReply)
+    assert isinstance(reply, SubmitReply) and reply.status == "FAILED_PRECONDITION" and "different task" in reply.error
+    assert len(leader.ledger.sessions) == 1
+
+
+def test_registration_is_logged_and_answered() -> None:
+    leader = Leader(3, Ledger(), TIMING)
+    sent = drive(leader, Register("npa", ("plan_meal",), 2, 1))
+    assert replies(sent, RegisterReply) == [RegisterReply(3, "npa", 1)]
+    assert leader.ledger.incarnation("npa") == 1
+
+
+def test_cancel_answers_for_unknown_and_finished_sessions() -> None:
+    leader = Leader(1, session_in("settled"), TIMING)
+    (unknown,) = leader.step(Cancel("c", "s9"), NOW)
+    assert isinstance(unknown, Send) and unknown.message == CancelReply(
+        "s9", error="session 's9' does not exist", status="NOT_FOUND"
+    )
+    (done,) = leader.step(Cancel("c", "s1"), NOW)
+    assert isinstance(done, Send) and isinstance(done.message, CancelReply)
+    assert done.message.status == "FAILED_PRECONDITION" and "already completed" in done.message.error
+
+
+def test_cancel_before_planning_aborts_and_answers_once_applied() -> None:
+    ledger = session_in("accepted")
+    leader = Leader(1, ledger, TIMING)
+    sent = drive(leader, Cancel("c", "s1"))
+    assert replies(sent, CancelReply) == [CancelReply("s1", state="cancelled")]
+    assert ledger.sessions["s1"].state is SessionState.CANCELLED and ledger.sessions["s1"].settled
+
+
+def test_a_session_decided_before_any_plan_is_settled() -> None:
+    ledger = session_in("accepted")
+    leader = Leader(1, ledger, TIMING)
+    drive(leader, Applied(9, Decided("s1", Decision.ABORT, "x"), ledger.apply(Decided("s1", Decision.ABORT, "x"))))
+    assert ledger.sessions["s1"].settled
+
+
+def _recovered(ledger: Ledger) -> tuple[list[str], list[Effect]]:
+    leader = Leader(4, ledger, TIMING)
+    effects = leader.step(BecameLeader(), NOW)
+    return sorted(leader.coordinators), effects
+
+
+def test_recovery_takes_up_every_unsettled_session_where_it_stands() -> None:
+    ledger = ledger_with_agents()
+    for key in ("k1", "k2", "k3", "k4", "k5"):
+        ledger.apply(Accepted(key, WELLNESS))
+    for sid in ("s2", "s3", "s4", "s5"):
+        ledger.apply(Planned(sid, tuple(replace(a, subtask_id=f"{sid}.{i}") for i, a in enumerate(PLAN))))
+    ledger.apply(Decided("s3", Decision.COMMIT, incarnations=(("wpa", 1), ("npa", 1))))
+    ledger.apply(Decided("s4", Decision.ABORT, "no"))
+    ledger.apply(Decided("s5", Decision.ABORT, "no"))
+    ledger.apply(Settled("s5"))
+    coordinators, effects = _recovered(ledger)
+    assert coordinators == ["s2", "s3", "s4"]  # s1 is re-planned, s5 is settled
+    entries = [e.entry for e in effects if isinstance(e, Append)]
+    assert [type(e).__name__ for e in entries] == ["Planned"]
+    kinds = {(e.to, type(e.message).__name__, e.message.session_id) for e in effects if isinstance(e, Send)}  # type: ignore[union-attr]
+    assert ("wpa", "Prepare", "s2") in kinds and ("npa", "Commit", "s3") in kinds and ("wpa", "Abort", "s4") in kinds
+
+
+def test_recovery_is_idempotent() -> None:
+    ledger = session_in("failed")
+    ledger.apply(Accepted("k2", WELLNESS))
+    first = _recovered(ledger)
+    second = _recovered(ledger)
+    assert first == second
+    assert any(isinstance(e, Send) and isinstance(e.message, Release) for e in first[1])
+
+
+def test_a_restart_reaches_the_coordinators_of_that_agent() -> None:
+    ledger = session_in("planned")
+    leader = Leader(2, ledger, TIMING)
+    leader.step(BecameLeader(), NOW)
+    sent = drive(leader, Register("npa", ("plan_meal",), 1, 2))
+    prepares = [s for s in sent if isinstance(s.message, Prepare)]
+    assert [(s.to, s.message.incarnation) for s in prepares] == [("npa", 2)]  # type: ignore[union-attr]

@@ -1,0 +1,180 @@
+"""The ledger, the decision log's state machine: exactly-once submit, one decision per
+session, one result per subtask, stale votes voided, and bugs rejected loudly."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol.defects import NO_IDEMPOTENCY
+from protocol.entries import Accepted, Decided, Finished, Negotiated, Planned, Registered, Settled
+from protocol.errors import InvariantViolation
+from protocol.ledger import Ledger
+from protocol.model import Assignment, Decision, Outcome, SubtaskSpec, TaskSpec
+from protocol.session_table import SessionState
+from tests.unit.helpers import OK, PLAN, WELLNESS, ledger_with_agents, session_in
+
+
+def test_a_repeated_key_returns_the_first_session() -> None:
+    ledger = ledger_with_agents()
+    first = ledger.apply(Accepted("k1", WELLNESS))
+    again = ledger.apply(Accepted("k1", WELLNESS))
+    assert first.created and first.session_id == "s1"
+    assert not again.created and not again.applied and again.session_id == "s1"
+    assert len(ledger.sessions) == 1
+
+
+def test_the_no_idempotency_defect_really_breaks_it() -> None:
+    ledger = Ledger(frozenset({NO_IDEMPOTENCY}))
+    ledger.apply(Registered("wpa", ("plan_workout",), 1, 1))
+    ids = {ledger.apply(Accepted("k1", WELLNESS)).session_id for _ in range(2)}
+    assert len(ids) == 2
+
+
+def test_an_invalid_task_in_the_log_is_a_bug() -> None:
+    with pytest.raises(InvariantViolation):
+        ledger_with_agents().apply(Accepted("k", TaskSpec("t", (), ("all_subtasks_ok",))))
+
+
+def test_plan_moves_to_negotiating_once() -> None:
+    ledger = session_in("accepted")
+    assert ledger.apply(Planned("s1", PLAN)).applied
+    again = ledger.apply(Planned("s1", (PLAN[1], PLAN[0])))
+    assert not again.applied
+    record = ledger.sessions["s1"]
+    assert record.state is SessionState.NEGOTIATING and record.assignments == PLAN
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        (),  # no participant at all
+        (PLAN[0],),  # a subtask left out
+        (PLAN[0], Assignment("s1.1", "wpa", "plan_meal", 1)),  # an agent without the capability
+        (PLAN[0], Assignment("s1.0", "npa", "plan_meal", 1)),  # a repeated subtask id
+        (PLAN[0], Assignment("s1.1", "ghost", "plan_meal", 1)),  # an unregistered agent
+    ],
+)
+def test_a_plan_that_breaks_the_session_invariants_is_a_bug(plan: tuple[Assignment, ...]) -> None:
+    ledger = session_in("accepted")
+    with pytest.raises(InvariantViolation):
+        ledger.apply(Planned("s1", plan))
+
+
+def test_the_first_decision_wins() -> None:
+    ledger = session_in("planned")
+    first = ledger.apply(Decided("s1", Decision.ABORT, "no vote"))
+    second = ledger.apply(Decided("s1", Decision.COMMIT, incarnations=(("wpa", 1), ("npa", 1))))
+    assert first.applied and first.decision is Decision.ABORT
+    assert not second.applied and second.decision is Decision.ABORT
+    assert ledger.sessions["s1"].state is SessionState.FAILED
+
+
+def test_a_commit_relying_on_a_vote_from_an_earlier_life_becomes_an_abort() -> None:
+    ledger = session_in("planned")
+    ledger.apply(Registered("npa", ("plan_meal",), 1, 2))  # npa restarted after voting
+    result = ledger.apply(Decided("s1", Decision.COMMIT, incarnations=(("wpa", 1), ("npa", 1))))
+    assert result.decision is Decision.ABORT
+    assert "npa restarted" in ledger.sessions["s1"].reason
+
+
+def test_a_commit_without_every_vote_is_a_bug() -> None:
+    ledger = session_in("planned")
+    with pytest.raises(InvariantViolation):
+        ledger.apply(Decided("s1", Decision.COMMIT, incarnations=(("wpa", 1),)))
+
+
+def test_a_commit_before_planning_is_a_bug() -> None:
+    ledger = session_in("accepted")
+    with pytest.raises(InvariantViolation):
+        ledger.apply(Decided("s1", Decision.COMMIT))
+
+
+def test_cancel_before_execution_is_an_abort_that_says_cancelled() -> None:
+    ledger = session_in("planned")
+    ledger.apply(Decided("s1", Decision.ABORT, "cancelled by request", cancelled=True))
+    assert ledger.sessions["s1"].state is SessionState.CANCELLED
+    assert ledger.sessions["s1"].decision is Decision.ABORT
+
+
+def test_cancel_during_execution() -> None:
+    ledger = session_in("committed")
+    assert ledger.apply(Finished("s1", "", Outcome(False), cancelled=True)).applied
+    assert ledger.sessions["s1"].state is SessionState.CANCELLED
+
+
+def test_negotiated_parameters_are_recorded_once_and_only_before_the_decision() -> None:
+    ledger = session_in("planned")
+    assert ledger.apply(Negotiated("s1", (("weekly_kcal", 2100.0),))).applied
+    assert not ledger.apply(Negotiated("s1", (("weekly_kcal", 9.0),))).applied
+    assert ledger.sessions["s1"].parameters == (("weekly_kcal", 2100.0),)
+    ledger.apply(Decided("s1", Decision.ABORT))
+    assert not session_in("committed").apply(Negotiated("s1", ())).applied
+
+
+def test_the_first_result_per_subtask_wins_and_all_ok_completes() -> None:
+    ledger = session_in("committed")
+    assert ledger.apply(Finished("s1", "s1.0", OK)).applied
+    assert not ledger.apply(Finished("s1", "s1.0", Outcome(False, error="late"))).applied
+    assert ledger.sessions["s1"].state is SessionState.EXECUTING
+    ledger.apply(Finished("s1", "s1.1", OK))
+    assert ledger.sessions["s1"].state is SessionState.COMPLETED
+
+
+def test_a_failed_subtask_fails_the_session_and_later_results_are_still_recorded_once() -> None:
+    ledger = session_in("failed")
+    record = ledger.sessions["s1"]
+    assert record.state is SessionState.FAILED and "boom" in record.reason
+    assert ledger.apply(Finished("s1", "s1.1", OK)).applied
+    assert not ledger.apply(Finished("s1", "s1.1", OK)).applied
+    assert record.state is SessionState.FAILED
+
+
+def test_unmet_success_criteria_fail_the_session() -> None:
+    ledger = ledger_with_agents()
+    task = TaskSpec("echo", (SubtaskSpec("plan_meal"),), ("outputs_present",))
+    ledger.apply(Accepted("k", task))
+    ledger.apply(Planned("s1", (Assignment("s1.0", "npa", "plan_meal", 1),)))
+    ledger.apply(Decided("s1", Decision.COMMIT, incarnations=(("npa", 1),)))
+    ledger.apply(Finished("s1", "s1.0", Outcome(True)))  # ok, but no output
+    record = ledger.sessions["s1"]
+    assert record.state is SessionState.FAILED and "outputs_present" in record.reason
+
+
+def test_a_result_for_an_uncommitted_session_is_a_bug() -> None:
+    with pytest.raises(InvariantViolation):
+        session_in("planned").apply(Finished("s1", "s1.0", OK))
+
+
+def test_settle_only_terminal_sessions_and_only_once() -> None:
+    with pytest.raises(InvariantViolation):
+        session_in("committed").apply(Settled("s1"))
+    ledger = session_in("completed")
+    assert ledger.apply(Settled("s1")).applied
+    assert not ledger.apply(Settled("s1")).applied
+    assert list(ledger.active_sessions()) == []
+
+
+def test_registration_tells_a_restarted_agent_what_it_still_owns() -> None:
+    ledger = session_in("committed")
+    ledger.apply(Finished("s1", "s1.0", OK))
+    wpa = ledger.apply(Registered("wpa", ("plan_workout",), 2, 2))
+    npa = ledger.apply(Registered("npa", ("plan_meal",), 1, 2))
+    assert wpa.restarted and wpa.finished == (("s1", PLAN[0]),) and wpa.committed == ()
+    assert npa.committed == (("s1", PLAN[1], ()),) and npa.finished == ()
+
+
+def test_a_delayed_registration_of_an_earlier_life_is_ignored() -> None:
+    ledger = ledger_with_agents()
+    ledger.apply(Registered("npa", ("plan_meal",), 1, 3))
+    assert not ledger.apply(Registered("npa", ("plan_meal",), 1, 2)).applied
+    assert ledger.incarnation("npa") == 3
+
+
+def test_an_entry_for_an_unknown_session_is_a_bug() -> None:
+    with pytest.raises(InvariantViolation):
+        ledger_with_agents().apply(Settled("s9"))
+
+
+def test_load_counts_unsettled_sessions_only() -> None:
+    assert session_in("committed").load() == {"wpa": 1, "npa": 1}
+    assert session_in("settled").load() == {}
