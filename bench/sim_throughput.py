@@ -57,8 +57,10 @@ def main() -> None:
 
     summary = run_many(range(args.big), "all")
     cores = multiprocessing.cpu_count()
-    print(f"mca sim --seeds {args.big} --faults all on {cores} cores: {summary.seconds:.1f} s, "
-          f"{summary.seeds / summary.seconds:.0f} seeds/s, violations={summary.violations}")
+    print(
+        f"mca sim --seeds {args.big} --faults all on {cores} cores: {summary.seconds:.1f} s, "
+        f"{summary.seeds / summary.seconds:.0f} seeds/s, violations={summary.violations}"
+    )
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ class Coordinator:
             return []
         moves = COORDINATOR_TRANSITIONS[self.phase]
         if inp not in moves:
-            raise IllegalTransition("coordinator", self.phase, inp)
+            raise IllegalTransition("coordinator", self.phase, inp, self.session_id)
         before, self.phase = self.phase, moves[inp]
         return self._act(before, inp, event, record, now, ledger)
 
@@ -205,10 +205,10 @@ class Coordinator:
             answer = self._answer(record, sub, ledger)
             return [CancelTimer(("execution-deadline", self.session_id, sub)), *answer]
         if inp is Input.TERMINAL:
-            effects: list[Effect] = [
+            stop: list[Effect] = [
                 CancelTimer(("execution-deadline", self.session_id, a.subtask_id)) for a in record.assignments
             ]
-            return effects + self._settle(record, now, ledger)
+            return stop + self._settle(record, now, ledger)
         if inp is Input.EXECUTION_TIMEOUT and isinstance(event, TimerFired):
             return self._execution_timeout(before, event, record)
         if inp is Input.SETTLED:

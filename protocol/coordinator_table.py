@@ -17,8 +17,8 @@ A ``decided`` entry can also arrive in ``preparing``: an entry appended by the p
 may be applied after this one took over. The table allows it; the ledger already chose.
 
 Inputs missing from a phase's row are bugs (``IllegalTransition``). Inputs that the network may
-deliver late are listed and lead back to the same phase; the handler then does nothing or
-re-answers from the ledger.
+deliver late, and timers that may fire after being cancelled, are listed in every row and lead
+back to the same phase; the handler then does nothing or re-answers from the ledger.
 """
 
 from __future__ import annotations
@@ -56,8 +56,18 @@ class Input(StrEnum):
 
 P, In = Phase, Input
 
-# Inputs a remote party may deliver in any phase (late, duplicated, or for an earlier life).
-_LATE = {In.VOTE_YES: None, In.VOTE_NO: None, In.ACK: None, In.QUERY: None, In.RESULT: None}
+# Inputs that may arrive in any phase: a remote party's late, duplicated or earlier-life
+# message, and a timer the host fired while its cancellation was on the way.
+_LATE = {
+    In.VOTE_YES: None,
+    In.VOTE_NO: None,
+    In.ACK: None,
+    In.QUERY: None,
+    In.RESULT: None,
+    In.RETRY: None,
+    In.PREPARE_TIMEOUT: None,
+    In.EXECUTION_TIMEOUT: None,
+}
 
 
 def _row(phase: Phase, moves: dict[Input, Phase]) -> dict[Input, Phase]:

@@ -68,8 +68,9 @@ class SessionAlreadyTerminal(CoordinationError):
 class IllegalTransition(InvariantViolation):
     """A machine was asked to take a transition its table does not have."""
 
-    def __init__(self, machine: str, state: object, event: object) -> None:
-        super().__init__(f"{machine}: no transition from {state} on {event}")
+    def __init__(self, machine: str, state: object, event: object, detail: str = "") -> None:
+        where = f" ({detail})" if detail else ""
+        super().__init__(f"{machine}: no transition from {state} on {event}{where}")
         self.machine = machine
         self.state = state
         self.event = event

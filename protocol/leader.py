@@ -19,7 +19,7 @@ from protocol.effects import Append, Effect, Send
 from protocol.entries import Accepted, Decided, Finished, Planned, Registered, Settled
 from protocol.errors import CoordinationError, InvariantViolation, SessionAlreadyTerminal, UnknownSession
 from protocol.events import Applied, BecameLeader, TimerFired
-from protocol.ledger import Ledger
+from protocol.ledger import ApplyResult, Ledger
 from protocol.messages import (
     Ack,
     Cancel,
@@ -110,33 +110,47 @@ class Leader:
     # --- applied entries ----------------------------------------------------------------------
 
     def _applied(self, event: Applied, now: float) -> list[Effect]:
-        entry, result = event.entry, event.result
-        effects: list[Effect] = []
+        entry = event.entry
         if isinstance(entry, Accepted):
-            for client in self._waiting_submits.pop(entry.idempotency_key, []):
-                effects.append(Send(client, SubmitReply(entry.idempotency_key, result.session_id)))
-            record = self.ledger.session(result.session_id)
-            if result.created and record is not None:
-                effects += plan_effects(record, self.ledger)
-            return effects
+            return self._accepted(entry, event.result)
         if isinstance(entry, Registered):
-            if not result.applied:
-                return []
-            reply = RegisterReply(self.term, entry.agent_id, entry.incarnation, result.committed, result.finished)
-            effects.append(Send(entry.agent_id, reply))
-            if result.restarted:
-                for sid, coordinator in list(self.coordinators.items()):
-                    record = self.ledger.sessions[sid]
-                    if any(a.agent_id == entry.agent_id for a in record.assignments):
-                        effects += coordinator.step(AgentRestarted(entry.agent_id), now, self.ledger)
-            return effects
+            return self._registered(entry, event.result, now)
         if isinstance(entry, Planned):
-            if result.applied:
-                coordinator = Coordinator(entry.session_id, self.term, self._timing, self._defects)
-                self.coordinators[entry.session_id] = coordinator
-                effects += coordinator.begin(now, self.ledger)
-            return effects
+            return self._planned(entry, event.result, now)
+        return self._session_entry(event, now)
+
+    def _accepted(self, entry: Accepted, result: ApplyResult) -> list[Effect]:
+        effects: list[Effect] = [
+            Send(client, SubmitReply(entry.idempotency_key, result.session_id))
+            for client in self._waiting_submits.pop(entry.idempotency_key, [])
+        ]
+        record = self.ledger.session(result.session_id)
+        if result.created and record is not None:
+            effects += plan_effects(record, self.ledger)
+        return effects
+
+    def _registered(self, entry: Registered, result: ApplyResult, now: float) -> list[Effect]:
+        if not result.applied:
+            return []
+        reply = RegisterReply(self.term, entry.agent_id, entry.incarnation, result.committed, result.finished)
+        effects: list[Effect] = [Send(entry.agent_id, reply)]
+        if result.restarted:
+            for sid, coordinator in list(self.coordinators.items()):
+                if any(a.agent_id == entry.agent_id for a in self.ledger.sessions[sid].assignments):
+                    effects += coordinator.step(AgentRestarted(entry.agent_id), now, self.ledger)
+        return effects
+
+    def _planned(self, entry: Planned, result: ApplyResult, now: float) -> list[Effect]:
+        if not result.applied:
+            return []
+        coordinator = Coordinator(entry.session_id, self.term, self._timing, self._defects)
+        self.coordinators[entry.session_id] = coordinator
+        return coordinator.begin(now, self.ledger)
+
+    def _session_entry(self, event: Applied, now: float) -> list[Effect]:
+        entry, result = event.entry, event.result
         session_id = getattr(entry, "session_id", "")
+        effects: list[Effect] = []
         coordinator = self.coordinators.get(session_id)
         if coordinator is None and isinstance(entry, Decided) and result.applied:
             # Decided before any plan (no capable agent, or cancelled early): settle it here.

@@ -8,7 +8,7 @@ be compared, deduplicated and replayed without surprises. Parameters and outputs
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -103,11 +103,19 @@ class Outcome:
     error: str = ""
 
 
+def _all_subtasks_ok(outcomes: Sequence[Outcome]) -> str | None:
+    return None if all(o.ok for o in outcomes) else "a subtask failed"
+
+
+def _outputs_present(outcomes: Sequence[Outcome]) -> str | None:
+    return None if all(o.output for o in outcomes) else "a subtask returned no output"
+
+
 #: Success criteria the ledger knows how to evaluate once every subtask has a result.
 #: Each maps the accepted outcomes (in assignment order) to ``None`` when met, or a reason.
-SUCCESS_CRITERIA = {
-    "all_subtasks_ok": lambda outcomes: None if all(o.ok for o in outcomes) else "a subtask failed",
-    "outputs_present": lambda outcomes: None if all(o.output for o in outcomes) else "a subtask returned no output",
+SUCCESS_CRITERIA: dict[str, Callable[[Sequence[Outcome]], str | None]] = {
+    "all_subtasks_ok": _all_subtasks_ok,
+    "outputs_present": _outputs_present,
 }
 
 

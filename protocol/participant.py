@@ -132,11 +132,14 @@ class Participant:
         if holding is None:
             if cue in (Cue.LEASE_EXPIRED, Cue.RESULT_RETRY):
                 return []  # a timer that outlived its subtask
-            raise IllegalTransition("participant", Held.ABSENT, cue)
+            raise IllegalTransition("participant", Held.ABSENT, cue, f"{self.agent_id} {sub}")
         moves = PARTICIPANT_TRANSITIONS[holding.held]
         if cue not in moves:
-            raise IllegalTransition("participant", holding.held, cue)
+            raise IllegalTransition("participant", holding.held, cue, f"{self.agent_id}#{self.incarnation} {sub}")
         before, holding.held = holding.held, moves[cue]
+        if holding.held is Held.ABSENT:
+            del self.holdings[sub]  # a stale message about nothing we hold leaves no trace
+            return []
         effects = self._act(before, cue, holding, event, now)
         if self.reserved() > self.capacity:
             raise InvariantViolation(f"{self.agent_id} reserved {self.reserved()} of {self.capacity}")

@@ -10,6 +10,13 @@ life so that late and duplicated messages are answered consistently.
     prepared --abort---> aborted (released)
     committed/executed --release--> released, or compensated when the session did not complete
 
+``absent`` also absorbs a ``commit`` or ``result_accepted`` meant for this incarnation for a
+subtask it does not hold. That happens only after a restart: the coordinator sent it on
+learning the new incarnation, the first ``RegisterReply`` (which listed the subtask) was lost,
+and the one the agent did receive was computed after the session ended. Such a message is
+stale by construction (a session never returns to executing), so it is dropped; the session's
+``release`` still reaches the agent and compensates if needed.
+
 A yes vote binds: from ``prepared`` only the coordinator's ``commit`` or ``abort`` (or a final
 ``release`` with compensation, when the session failed before this agent heard the commit)
 moves on. When the lease runs out the agent asks for the decision and keeps waiting; it never
@@ -56,6 +63,8 @@ PARTICIPANT_TRANSITIONS: dict[Held, dict[Cue, Held]] = {
     H.ABSENT: {
         C.PREPARE_OK: H.PREPARED,
         C.PREPARE_REFUSED: H.REFUSED,
+        C.COMMIT: H.ABSENT,
+        C.RESULT_ACCEPTED: H.ABSENT,
         C.ABORT: H.ABORTED,
         C.RELEASE: H.RELEASED,
         C.RELEASE_COMPENSATE: H.COMPENSATED,

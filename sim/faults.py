@@ -5,6 +5,7 @@ fault window (partition, crash, clock jump); ``execution_failure`` is per execut
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 FAULT_NAMES = ("drop", "duplicate", "delay", "partition", "crash", "clock_jump", "execution_failure")
 
@@ -33,7 +34,8 @@ class FaultPlan:
         unknown = [f for f in wanted if f not in FAULT_NAMES]
         if unknown:
             raise ValueError(f"unknown fault {unknown[0]!r}; choose from all, none, {', '.join(FAULT_NAMES)}")
-        return replace(cls(seed), **{name: DEFAULT_RATES[name] for name in wanted})
+        rates: dict[str, Any] = {name: DEFAULT_RATES[name] for name in wanted}
+        return replace(cls(seed), **rates)
 
     def describe(self) -> str:
         on = [f.name for f in fields(self) if f.name != "seed" and getattr(self, f.name)]

@@ -41,7 +41,11 @@ def run_seed(
     violation, checker = "", ""
     with open(trace_path, "w", encoding="utf-8") if trace_path else nullcontext() as sink:
         if sink is not None:
-            world.trace_sink = lambda line: sink.write(line + "\n")
+
+            def write(line: str) -> None:
+                sink.write(line + "\n")
+
+            world.trace_sink = write
         try:
             world.run()
         except Violation as exc:

@@ -57,7 +57,9 @@ class SimOptions:
     fault_window: float = 4.0
     settle_limit: float = 60.0
     events_max: int = 400_000
-    timing: Timing = field(default_factory=Timing)
+    #: ``None`` draws the timing from the seed, so that runs also explore leases shorter than
+    #: the prepare timeout, slow retries, tight execution deadlines (two bugs hid there).
+    timing: Timing | None = None
 
 
 @dataclass
@@ -155,6 +157,7 @@ class World:
         self.options = options = options or SimOptions()
         self.defects = defects
         self.rng = random.Random(plan.seed)
+        self.timing = options.timing if options.timing is not None else self._draw_timing()
         self.now = 0.0
         self.healed = False
         self._queue: list[tuple[float, int, tuple[object, ...]]] = []
@@ -193,6 +196,16 @@ class World:
 
     def _count(self, name: str) -> None:
         self.stats[name] = self.stats.get(name, 0) + 1
+
+    def _draw_timing(self) -> Timing:
+        u = self.rng.uniform
+        return Timing(
+            retry=u(0.01, 0.2),
+            prepare_timeout=u(0.1, 2.0),
+            lease=u(0.05, 1.5),
+            execution_timeout=u(0.2, 3.0),
+            register_retry=u(0.05, 0.3),
+        )
 
     def _setup(self, workload: list[tuple[TaskSpec, float]] | None) -> None:
         for agent_id in self.agents:
@@ -295,8 +308,8 @@ class World:
             self._elect()
         elif kind == "stepdown":
             node = str(event[1])
-            if self.log.leader != node:
-                self.leaders.pop(node, None)
+            if self.log.leader != node and self.leaders.pop(node, None) is not None:
+                self._clear_timers(node)
         elif kind == "submit":
             self._client_submit(str(event[1]), int(str(event[2])), event[3] == "repeat")
         elif kind == "cancel":
@@ -313,7 +326,9 @@ class World:
             self.partitions.add(pair)
             self._at(self.now + float(str(length)), "unpartition", pair)
         elif kind == "unpartition":
-            self.partitions.discard(event[1])  # type: ignore[arg-type]
+            healed = event[1]
+            if isinstance(healed, frozenset):
+                self.partitions.discard(healed)
         elif kind == "clock_jump":
             self._clock_jump(str(event[1]), float(str(event[2])))
         elif kind == "heal":
@@ -419,9 +434,11 @@ class World:
             self._at(self.now + 0.1, "elect")
             return
         node = self.rng.choice(candidates)
+        if node in self.leaders:  # a deposed leader that had not stepped down yet
+            self._clear_timers(node)
         self.log.term += 1
         self.log.leader = node
-        leader = Leader(self.log.term, self.ledger, self.options.timing, self.defects)
+        leader = Leader(self.log.term, self.ledger, self.timing, self.defects)
         self.leaders[node] = leader
         self._count("elections")
         self._step(node, BecameLeader())
@@ -479,6 +496,9 @@ class World:
 
     def _down(self, node: str) -> None:
         self.up[node] = False
+        self._clear_timers(node)
+
+    def _clear_timers(self, node: str) -> None:
         for key in [k for k in self._timers if k[0] == node]:
             del self._timers[key]
 
@@ -498,7 +518,7 @@ class World:
             spec.capabilities,
             spec.capacity,
             agent.incarnation,
-            self.options.timing,
+            self.timing,
             offer,
             self.defects,
         )

@@ -7,12 +7,25 @@ from collections.abc import Callable
 
 from protocol.effects import Append, Effect, Send, StartExecution
 from protocol.entries import Decided, Registered
-from protocol.messages import Commit, Message, Prepare, QueryDecision, SubmitReply, Vote
-from protocol.model import Decision, Outcome, SubtaskSpec, TaskSpec
+from protocol.messages import (
+    Commit,
+    Message,
+    Prepare,
+    QueryDecision,
+    Register,
+    RegisterReply,
+    Release,
+    Result,
+    SubmitReply,
+    Vote,
+)
+from protocol.model import Decision, Outcome, SubtaskSpec, TaskSpec, Timing
 from protocol.session_table import SessionState
 from sim.faults import FaultPlan
-from sim.world import World
+from sim.world import SimOptions, World
 
+# Scenarios script exact interleavings, so they pin the default timing instead of drawing it.
+FIXED = SimOptions(timing=Timing())
 WELLNESS = TaskSpec("wellness", (SubtaskSpec("plan_workout"), SubtaskSpec("plan_meal")), ("all_subtasks_ok",))
 Hook = Callable[[World, str, list[Effect]], bool]
 
@@ -49,7 +62,7 @@ def only_session(world: World) -> SessionState:
 
 
 def test_leader_crashes_after_the_commit_is_applied_before_it_is_sent() -> None:
-    world = World(FaultPlan(1), workload=[(WELLNESS, 0.3)])
+    world = World(FaultPlan(1), FIXED, workload=[(WELLNESS, 0.3)])
 
     def crash_instead(w: World, node: str, effects: list[Effect]) -> bool:
         w.crash("leader", restart_after=0.2)
@@ -62,7 +75,7 @@ def test_leader_crashes_after_the_commit_is_applied_before_it_is_sent() -> None:
 
 
 def _crash_after_appending_commit(keep: int) -> World:
-    world = World(FaultPlan(2), workload=[(WELLNESS, 0.3)])
+    world = World(FaultPlan(2), FIXED, workload=[(WELLNESS, 0.3)])
 
     def appends_commit(node: str, effects: list[Effect]) -> bool:
         return is_leader(world, node) and any(
@@ -95,7 +108,7 @@ def test_leader_crashes_after_appending_commit_and_the_entry_is_lost() -> None:
 
 
 def test_lease_expires_while_the_commit_is_delayed() -> None:
-    world = World(FaultPlan(3), workload=[(WELLNESS, 0.3)])
+    world = World(FaultPlan(3), FIXED, workload=[(WELLNESS, 0.3)])
     queries: list[str] = []
 
     def slow_commit(src: str, dest: str, message: Message) -> float | None:
@@ -112,7 +125,7 @@ def test_lease_expires_while_the_commit_is_delayed() -> None:
 def test_agent_restarts_after_voting_yes_and_its_old_vote_arrives_late() -> None:
     # The yes vote of a1's first life reaches the leader after a1 restarted but before its
     # registration is applied; the commit built on it must become an abort in the ledger.
-    world = World(FaultPlan(4), workload=[(WELLNESS, 0.3)])
+    world = World(FaultPlan(4), FIXED, workload=[(WELLNESS, 0.3)])
     world.message_delay = lambda s, d, m: (
         0.3 if isinstance(m, Vote) and m.agent_id == "a1" and m.incarnation == 1 else None
     )
@@ -131,7 +144,7 @@ def test_agent_restarts_after_voting_yes_and_its_old_vote_arrives_late() -> None
 
 
 def test_agent_crashes_mid_execution_and_runs_again() -> None:
-    world = World(FaultPlan(5), workload=[(WELLNESS, 0.3)])
+    world = World(FaultPlan(5), FIXED, workload=[(WELLNESS, 0.3)])
 
     def start_then_crash(w: World, node: str, effects: list[Effect]) -> bool:
         w._perform(node, effects)
@@ -147,7 +160,7 @@ def test_agent_crashes_mid_execution_and_runs_again() -> None:
 
 
 def test_deposed_leader_keeps_sending_with_its_old_term() -> None:
-    world = World(FaultPlan(6), workload=[(WELLNESS, 0.3)])
+    world = World(FaultPlan(6), FIXED, workload=[(WELLNESS, 0.3)])
     stale_sends: list[int] = []
 
     def depose_after_prepare(w: World, node: str, effects: list[Effect]) -> bool:
@@ -168,7 +181,7 @@ def test_deposed_leader_keeps_sending_with_its_old_term() -> None:
 
 
 def test_a_reply_lost_with_the_leader_is_answered_again_with_the_same_session() -> None:
-    world = World(FaultPlan(7), workload=[(WELLNESS, 0.3)])
+    world = World(FaultPlan(7), FIXED, workload=[(WELLNESS, 0.3)])
 
     def crash_instead(w: World, node: str, effects: list[Effect]) -> bool:
         w.crash("leader", restart_after=0.2)
@@ -180,8 +193,46 @@ def test_a_reply_lost_with_the_leader_is_answered_again_with_the_same_session() 
     assert world.tasks[0].session_id == "s1"
 
 
+def test_restarted_agent_loses_its_first_register_reply_and_gets_a_stale_commit() -> None:
+    # a2 crashes before executing. The reply to its first registration (which listed the
+    # subtask) is lost; its second registration applies after the session failed, so the reply
+    # lists nothing; then the Commit sent on the first registration arrives. It is stale and
+    # must be dropped, and the failed session's release must still reach a2.
+    world = World(FaultPlan(9), FIXED, workload=[(WELLNESS, 0.3)])
+    seen: dict[str, int] = {}
+
+    def network(src: str, dest: str, m: Message) -> float | None:
+        if isinstance(m, RegisterReply) and m.agent_id == "a2" and m.incarnation == 2:
+            seen["reply"] = seen.get("reply", 0) + 1
+            return float("inf") if seen["reply"] == 1 else None
+        if isinstance(m, Register) and m.agent_id == "a2" and m.incarnation == 2:
+            seen["register"] = seen.get("register", 0) + 1
+            return 0.5 if seen["register"] == 2 else None
+        if isinstance(m, Commit) and dest == "a2" and m.incarnation == 2:
+            seen["stale commit"] = seen.get("stale commit", 0) + 1
+            return 1.2
+        if isinstance(m, Result) and m.agent_id == "a1":
+            return 0.35
+        if isinstance(m, Release) and dest == "a2":
+            return 1.5  # the release comes last
+        return None
+
+    def crash_instead(w: World, node: str, effects: list[Effect]) -> bool:
+        w.crash("a2", restart_after=0.1)
+        return True
+
+    world.message_delay = network
+    world.execution_outcome = lambda e: Outcome(False, error="no plan") if e.assignment.agent_id == "a1" else None
+    world.before_perform = once(
+        lambda n, fx: n == "a2" and any(isinstance(e, StartExecution) for e in fx), crash_instead
+    )
+    run(world)
+    assert seen.get("stale commit", 0) >= 1 and seen["reply"] >= 2
+    assert only_session(world) is SessionState.FAILED
+
+
 def test_a_subtask_failure_after_commit_is_compensated() -> None:
-    world = World(FaultPlan(8), workload=[(WELLNESS, 0.3)])
+    world = World(FaultPlan(8), FIXED, workload=[(WELLNESS, 0.3)])
     world.execution_outcome = lambda e: (
         Outcome(False, error="no plan") if e.assignment.capability == "plan_meal" else None
     )

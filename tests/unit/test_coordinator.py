@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import pytest
 
@@ -28,12 +30,21 @@ def yes(agent: str, sub: str, inc: int = 1, offers: tuple[tuple[str, float], ...
     return Vote(agent, inc, "s1", sub, True, offers=offers)
 
 
-def sends(effects: list[Effect], kind: type) -> list[Send]:
-    return [e for e in effects if isinstance(e, Send) and isinstance(e.message, kind)]
+M = TypeVar("M")
 
 
-def appends(effects: list[Effect], kind: type) -> list[Append]:
-    return [e for e in effects if isinstance(e, Append) and isinstance(e.entry, kind)]
+@dataclass(frozen=True)
+class Out(Generic[M]):
+    to: str
+    message: M
+
+
+def sends(effects: list[Effect], kind: type[M]) -> list[Out[M]]:
+    return [Out(e.to, e.message) for e in effects if isinstance(e, Send) and isinstance(e.message, kind)]
+
+
+def appended(effects: list[Effect], kind: type[M]) -> list[M]:
+    return [e.entry for e in effects if isinstance(e, Append) and isinstance(e.entry, kind)]
 
 
 def in_phase(phase: Phase) -> tuple[Coordinator, Ledger]:
@@ -158,7 +169,7 @@ def test_the_planted_bug_sends_commit_before_the_append() -> None:
 def test_before_a_decision_only_abort_is_reachable(event: object, reason: str) -> None:
     c, ledger = in_phase(Phase.PREPARING)
     effects = c.step(event, NOW, ledger)
-    assert [e.entry for e in appends(effects, Decided)] == [Decided("s1", Decision.ABORT, reason)]
+    assert appended(effects, Decided) == [Decided("s1", Decision.ABORT, reason)]
     assert c.phase is Phase.DECIDING
 
 
@@ -191,7 +202,7 @@ def test_results_are_appended_once_and_acknowledged_after_they_apply() -> None:
     c, ledger = in_phase(Phase.COMMITTED)
     result = Result("wpa", 1, "s1", "s1.0", OK)
     first = c.step(result, NOW, ledger)
-    assert [e.entry for e in appends(first, Finished)] == [Finished("s1", "s1.0", OK)]
+    assert appended(first, Finished) == [Finished("s1", "s1.0", OK)]
     assert c.step(result, NOW, ledger) == []  # a duplicate before the apply
     entry = Finished("s1", "s1.0", OK)
     effects = c.step(Applied(5, entry, ledger.apply(entry)), NOW, ledger)
@@ -202,9 +213,8 @@ def test_results_are_appended_once_and_acknowledged_after_they_apply() -> None:
 def test_a_silent_agent_fails_its_subtask_at_the_execution_deadline() -> None:
     c, ledger = in_phase(Phase.COMMITTED)
     effects = c.step(TimerFired(("execution-deadline", "s1", "s1.1")), NOW, ledger)
-    (append,) = appends(effects, Finished)
-    assert isinstance(append.entry, Finished) and not append.entry.outcome.ok
-    assert "npa reported no result" in append.entry.outcome.error
+    (finished,) = appended(effects, Finished)
+    assert not finished.outcome.ok and "npa reported no result" in finished.outcome.error
 
 
 @pytest.mark.parametrize(("stage", "compensate"), [("failed", True), ("completed", False)])
@@ -223,8 +233,8 @@ def test_settled_is_appended_once_every_participant_acknowledged() -> None:
     assert c.step(Ack("npa", 9, "s1", "s1.1", "release"), NOW, ledger) == []  # wrong life
     assert c.step(Ack("npa", 1, "s1", "s1.1", "abort"), NOW, ledger) == []  # wrong word
     effects = c.step(Ack("npa", 1, "s1", "s1.1", "release"), NOW, ledger)
-    assert [e.entry for e in appends(effects, Settled)] == [Settled("s1")]
-    assert not appends(c.step(Ack("npa", 1, "s1", "s1.1", "release"), NOW, ledger), Settled)
+    assert appended(effects, Settled) == [Settled("s1")]
+    assert not appended(c.step(Ack("npa", 1, "s1", "s1.1", "release"), NOW, ledger), Settled)
 
 
 def test_after_an_abort_a_restarted_agent_owes_nothing() -> None:
@@ -234,7 +244,7 @@ def test_after_an_abort_a_restarted_agent_owes_nothing() -> None:
     c.step(Ack("npa", 1, "s1", "s1.1", "abort"), NOW, ledger)
     ledger.apply(Registered("wpa", ("plan_workout",), 2, 2))
     effects = c.step(AgentRestarted("wpa"), NOW, ledger)
-    assert [e.entry for e in appends(effects, Settled)] == [Settled("s1")]
+    assert appended(effects, Settled) == [Settled("s1")]
 
 
 def test_a_restarted_agent_still_gets_its_compensation() -> None:
@@ -255,23 +265,21 @@ def test_late_votes_and_queries_after_the_decision_are_answered_from_the_log() -
 def test_cancel_aborts_before_the_decision_and_finishes_after_it() -> None:
     c, ledger = in_phase(Phase.PREPARING)
     effects = c.step(CancelRequested(), NOW, ledger)
-    assert [e.entry for e in appends(effects, Decided)] == [
-        Decided("s1", Decision.ABORT, "cancelled by request", cancelled=True)
-    ]
+    assert appended(effects, Decided) == [Decided("s1", Decision.ABORT, "cancelled by request", cancelled=True)]
     c, ledger = in_phase(Phase.COMMITTED)
     effects = c.step(CancelRequested(), NOW, ledger) + c.step(CancelRequested(), NOW, ledger)
-    (append,) = appends(effects, Finished)
-    assert isinstance(append.entry, Finished) and append.entry.cancelled
+    (finished,) = appended(effects, Finished)
+    assert finished.cancelled
 
 
 def test_cancel_while_deciding_waits_for_the_decision() -> None:
     c, ledger = in_phase(Phase.PREPARING)
     c.step(yes("npa", "s1.1"), NOW, ledger)
-    decided = appends(c.step(yes("wpa", "s1.0"), NOW, ledger), Decided)[0].entry
+    decided = appended(c.step(yes("wpa", "s1.0"), NOW, ledger), Decided)[0]
     assert c.step(CancelRequested(), NOW, ledger) == []
     effects = c.step(Applied(3, decided, ledger.apply(decided)), NOW, ledger)
-    (append,) = appends(effects, Finished)
-    assert isinstance(append.entry, Finished) and append.entry.cancelled
+    (finished,) = appended(effects, Finished)
+    assert finished.cancelled
 
 
 def test_abort_messages_carry_the_reason() -> None:

@@ -115,9 +115,11 @@ def test_the_first_result_per_subtask_wins_and_all_ok_completes() -> None:
     ledger = session_in("committed")
     assert ledger.apply(Finished("s1", "s1.0", OK)).applied
     assert not ledger.apply(Finished("s1", "s1.0", Outcome(False, error="late"))).applied
-    assert ledger.sessions["s1"].state is SessionState.EXECUTING
+    record = ledger.sessions["s1"]
+    states = [record.state]
     ledger.apply(Finished("s1", "s1.1", OK))
-    assert ledger.sessions["s1"].state is SessionState.COMPLETED
+    states.append(record.state)
+    assert states == [SessionState.EXECUTING, SessionState.COMPLETED]
 
 
 def test_a_failed_subtask_fails_the_session_and_later_results_are_still_recorded_once() -> None:

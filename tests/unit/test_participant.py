@@ -87,7 +87,7 @@ def test_contradictions_are_rejected() -> None:
     # A yes vote binds and one decision is final: these pairs must never be allowed.
     for held in (Held.COMMITTED, Held.EXECUTED, Held.RELEASED, Held.COMPENSATED):
         assert Cue.ABORT not in PARTICIPANT_TRANSITIONS[held]
-    for held in (Held.ABSENT, Held.REFUSED, Held.ABORTED):
+    for held in (Held.REFUSED, Held.ABORTED):
         assert Cue.COMMIT not in PARTICIPANT_TRANSITIONS[held]
     assert PARTICIPANT_TRANSITIONS[Held.PREPARED][Cue.LEASE_EXPIRED] is Held.PREPARED
 
@@ -165,6 +165,14 @@ def test_release_with_compensation_undoes_and_releases() -> None:
     # the execution ends after the compensation: undo again, report nothing
     late = p.step(EVENTS[Cue.EXECUTION_DONE], NOW)
     assert late == [StartCompensation("s1", "s1.0")]
+
+
+def test_a_stale_commit_for_a_subtask_not_held_is_dropped_without_a_trace() -> None:
+    p = ready()
+    assert p.step(EVENTS[Cue.COMMIT], NOW) == []
+    assert p.step(EVENTS[Cue.RESULT_ACCEPTED], NOW) == []
+    assert "s1.0" not in p.holdings and p.reserved() == 0
+    assert messages(p.step(EVENTS[Cue.PREPARE_OK], NOW), Vote)  # the subtask id is still usable
 
 
 def test_fencing_ignores_a_deposed_leader_and_an_earlier_life() -> None:
