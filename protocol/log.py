@@ -21,11 +21,12 @@ class DecisionLog(Protocol):
         """The state every applied entry has been applied to (read-only for callers)."""
         ...
 
-    def append(self, entry: Entry, term: int) -> None:
+    def append(self, entry: Entry, term: int) -> bool:
         """Append ``entry`` as the leader of ``term``; returns at once.
 
-        The entry is applied later, or never if ``term`` is no longer the leader's term.
-        Callers learn of it through ``subscribe``, never by waiting.
+        ``False`` means this replica no longer leads in ``term`` and dropped the entry. ``True``
+        promises nothing more: the entry is applied later, or lost with the leader if it never
+        reached a majority. Callers learn of it through ``subscribe``, never by waiting.
         """
         ...
 

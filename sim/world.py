@@ -106,12 +106,16 @@ class SimDecisionLog:
     """A linearizable model of the Raft decision log (see the module's opening)."""
 
     def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
+        self._ledger = ledger
         self.term = 0
         self.leader: str | None = None
         self.entries: list[Entry] = []
         self.pending: deque[Entry] = deque()
         self._subscribers: list[Callable[[Applied], None]] = []
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._ledger
 
     def append(self, entry: Entry, term: int) -> bool:
         if term != self.term or self.leader is None:
@@ -126,7 +130,7 @@ class SimDecisionLog:
         if not self.pending:
             return None
         entry = self.pending.popleft()
-        result = self.ledger.apply(entry)
+        result = self._ledger.apply(entry)
         self.entries.append(entry)
         applied = Applied(len(self.entries), entry, result)
         for callback in self._subscribers:
