@@ -1,0 +1,142 @@
+"""Theory of operation: the decision log on pysyncobj (Raft).
+
+Each MCA replica owns one ``RaftDecisionLog``. Raft orders the entries; every replica applies
+each committed entry to its own ``Ledger`` through the replicated method ``_apply`` and tells its
+subscribers (``Applied``), so the leader's host hears every applied entry, whoever appended it.
+
+Appends are asynchronous: ``append`` hands the entry to pysyncobj with a callback and returns
+at once. A lone synchronous call would wait for the next batch (about two append periods), so
+nothing here ever waits; the periods are tuned short for fast commit and failover (DESIGN.md:
+about 0.4 s failover with tuned timeouts, 2 s with the defaults).
+
+Raft traffic is authenticated and encrypted with pysyncobj's password option, also on the
+embedded default. The journal lives in the data folder and survives a process crash (it is not
+fsynced: a power cut can lose the tail, as DESIGN.md notes).
+
+Threads: pysyncobj applies entries on its own tick thread. Subscribers are called on that
+thread and must hand the event to their own loop (``loop.call_soon_threadsafe``); the ledger is
+only written on that thread, and readers on other threads see each entry applied whole
+(the GIL makes the dict updates atomic enough for reads of committed state).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+
+from protocol.entries import Entry
+from protocol.events import Applied
+from protocol.ledger import ApplyResult, Ledger
+
+
+@dataclass(frozen=True)
+class RaftTiming:
+    """pysyncobj periods in seconds. The defaults give sub-second failover on loopback."""
+
+    append_entries_period: float = 0.01
+    raft_min_timeout: float = 0.15
+    raft_max_timeout: float = 0.35
+
+
+class _LedgerState(SyncObjConsumer):  # type: ignore[misc]
+    """The replicated part: the ledger and the applied entries. Everything assigned before
+    ``super().__init__()`` is local to the replica and never serialized into Raft snapshots."""
+
+    def __init__(self, notify: Callable[[Applied], None]) -> None:
+        self._notify = notify
+        super().__init__()
+        self.ledger = Ledger()
+        self.entries: list[Entry] = []
+
+    @replicated  # type: ignore[untyped-decorator]
+    def _apply(self, entry: Entry) -> ApplyResult:
+        result = self.ledger.apply(entry)
+        self.entries.append(entry)
+        self._notify(Applied(len(self.entries), entry, result))
+        return result
+
+
+class RaftDecisionLog:
+    """``protocol.log.DecisionLog`` on pysyncobj, one per replica."""
+
+    def __init__(
+        self,
+        self_address: str,
+        partner_addresses: list[str],
+        data_dir: str,
+        password: str,
+        timing: RaftTiming = RaftTiming(),
+    ) -> None:
+        if not password:
+            raise ValueError("the Raft password must not be empty: replica traffic is always authenticated")
+        os.makedirs(data_dir, exist_ok=True)
+        self._subscribers: list[Callable[[Applied], None]] = []
+        self._lock = threading.Lock()
+        self._state = _LedgerState(self._publish)
+        safe = self_address.replace(":", "_")
+        conf = SyncObjConf(
+            password=password,
+            journalFile=os.path.join(data_dir, f"raft-{safe}.journal"),
+            fullDumpFile=os.path.join(data_dir, f"raft-{safe}.dump"),
+            appendEntriesPeriod=timing.append_entries_period,
+            raftMinTimeout=timing.raft_min_timeout,
+            raftMaxTimeout=timing.raft_max_timeout,
+            connectionTimeout=max(timing.raft_max_timeout, 0.5),
+            connectionRetryTime=0.2,
+            commandsWaitLeader=False,
+            dynamicMembershipChange=False,
+        )
+        self._sync = SyncObj(self_address, partner_addresses, conf=conf, consumers=[self._state])
+
+    # --- DecisionLog --------------------------------------------------------------------------
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._state.ledger
+
+    def append(self, entry: Entry, term: int) -> bool:
+        if not self._sync._isLeader() or self._sync.raftCurrentTerm != term:
+            return False
+        self._state._apply(entry, callback=_ignore)
+        return True
+
+    def subscribe(self, callback: Callable[[Applied], None]) -> None:
+        with self._lock:
+            self._subscribers.append(callback)
+
+    def applied_entries(self, start: int = 0) -> Iterator[tuple[int, Entry]]:
+        entries = list(self._state.entries)
+        for i in range(start, len(entries)):
+            yield i + 1, entries[i]
+
+    # --- Raft status --------------------------------------------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        return bool(self._sync._isLeader())
+
+    @property
+    def term(self) -> int:
+        return int(self._sync.raftCurrentTerm)
+
+    @property
+    def leader(self) -> str | None:
+        node = self._sync._getLeader()
+        return str(node) if node is not None else None
+
+    def close(self) -> None:
+        self._sync.destroy()
+
+    def _publish(self, applied: Applied) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            callback(applied)
+
+
+def _ignore(result: object, error: object) -> None:
+    """Append outcomes arrive as ``Applied`` events on every replica; the callback is unused."""

@@ -1,0 +1,127 @@
+"""The decision log on real pysyncobj: three replicas over TCP on 127.0.0.1 with an
+authenticated transport apply the same entries in the same order, survive the leader's death
+without losing an applied entry, refuse a deposed term's appends, replay their journal after a
+restart, and keep out a replica with the wrong password."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from mca.raftlog import RaftDecisionLog
+from protocol.entries import Accepted, Registered
+from protocol.log import DecisionLog
+from protocol.model import SubtaskSpec, TaskSpec
+from tests.integration.conftest import free_ports
+
+TASK = TaskSpec("echo", (SubtaskSpec("echo"),), ("all_subtasks_ok",))
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 15.0) -> None:
+    """Poll until ``condition`` holds; a bounded wait, not a timing assertion."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"condition not met within {seconds}s")
+
+
+def leader_of(logs: list[RaftDecisionLog]) -> RaftDecisionLog:
+    wait_for(lambda: sum(log.is_leader for log in logs) == 1)
+    return next(log for log in logs if log.is_leader)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[list[RaftDecisionLog], list[str], Path]]:
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(3)]
+    logs = [RaftDecisionLog(a, [b for b in addresses if b != a], str(tmp_path), "s3cret") for a in addresses]
+    yield logs, addresses, tmp_path
+    for log in logs:
+        log.close()
+
+
+def test_it_is_a_decision_log(cluster: tuple[list[RaftDecisionLog], list[str], Path]) -> None:
+    logs, _, _ = cluster
+    log: DecisionLog = logs[0]  # structural conformance, checked by mypy
+    assert log.ledger.sessions == {}
+
+
+def test_every_replica_applies_the_same_entries_in_order(
+    cluster: tuple[list[RaftDecisionLog], list[str], Path],
+) -> None:
+    logs, _, _ = cluster
+    leader = leader_of(logs)
+    leader.append(Registered("npa", ("echo",), 4, 1), leader.term)
+    for i in range(300):
+        assert leader.append(Accepted(f"k{i % 200}", TASK), leader.term)  # 100 repeated keys
+    wait_for(lambda: all(len(list(log.applied_entries())) == 301 for log in logs))
+    orders = [list(log.applied_entries()) for log in logs]
+    assert orders[0] == orders[1] == orders[2]
+    for log in logs:
+        assert len(log.ledger.sessions) == 200  # exactly-once submit on every replica
+
+
+def test_the_leader_dies_and_nothing_applied_is_lost(cluster: tuple[list[RaftDecisionLog], list[str], Path]) -> None:
+    logs, _, _ = cluster
+    leader = leader_of(logs)
+    old_term = leader.term
+    leader.append(Registered("npa", ("echo",), 4, 1), old_term)
+    for i in range(100):
+        leader.append(Accepted(f"before-{i}", TASK), old_term)
+    survivors = [log for log in logs if log is not leader]
+    wait_for(lambda: all(len(log.ledger.sessions) == 100 for log in survivors))
+    leader.close()
+    logs.remove(leader)
+    new_leader = leader_of(survivors)
+    assert new_leader.term > old_term
+    assert not new_leader.append(Accepted("stale", TASK), old_term)  # fenced by term
+    for i in range(50):
+        assert new_leader.append(Accepted(f"after-{i}", TASK), new_leader.term)
+    wait_for(lambda: all(len(log.ledger.sessions) == 150 for log in survivors))
+    assert "stale" not in survivors[0].ledger.by_key
+    assert list(survivors[0].applied_entries()) == list(survivors[1].applied_entries())
+
+
+def test_a_restarted_replica_replays_its_journal(cluster: tuple[list[RaftDecisionLog], list[str], Path]) -> None:
+    logs, addresses, data = cluster
+    leader = leader_of(logs)
+    leader.append(Registered("npa", ("echo",), 4, 1), leader.term)
+    for i in range(40):
+        leader.append(Accepted(f"k{i}", TASK), leader.term)
+    wait_for(lambda: all(len(log.ledger.sessions) == 40 for log in logs))
+    follower = next(log for log in logs if log is not leader)
+    index = logs.index(follower)
+    follower.close()
+    me = addresses[index]
+    restarted = RaftDecisionLog(me, [a for a in addresses if a != me], str(data), "s3cret")
+    logs[index] = restarted
+    wait_for(lambda: len(restarted.ledger.sessions) == 40)
+    assert list(restarted.applied_entries()) == list(leader.applied_entries())
+
+
+def test_a_replica_with_the_wrong_password_gets_nothing(tmp_path: Path) -> None:
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(3)]
+    logs = [
+        RaftDecisionLog(a, [b for b in addresses if b != a], str(tmp_path), "right" if i < 2 else "wrong")
+        for i, a in enumerate(addresses)
+    ]
+    try:
+        good = logs[:2]
+        leader = leader_of(good)
+        leader.append(Registered("npa", ("echo",), 4, 1), leader.term)
+        leader.append(Accepted("k", TASK), leader.term)
+        wait_for(lambda: all(len(log.ledger.sessions) == 1 for log in good))
+        time.sleep(0.5)  # give the intruder every chance to receive something
+        assert logs[2].ledger.sessions == {} and not logs[2].is_leader
+    finally:
+        for log in logs:
+            log.close()
+
+
+def test_an_empty_password_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="password"):
+        RaftDecisionLog("127.0.0.1:1", [], str(tmp_path), "")
