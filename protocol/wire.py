@@ -1,0 +1,129 @@
+"""Conversion between the core's messages (frozen dataclasses) and their protobuf form.
+
+One generic converter, driven by the dataclass fields, serves every message: parameter tuples
+become ``repeated Param``, nested ``Assignment``/``Outcome`` values become nested messages, and
+``RegisterReply``'s ownership lists become ``repeated Owned``. A message whose fields and the
+proto's disagree fails the round-trip test, so the two definitions cannot drift apart quietly.
+
+This module is the only place that touches generated code; the stubs are built by setup.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+from protocol import messages as m
+from protocol.model import Assignment, Outcome, Params
+
+try:
+    from protocol._pb import coordination_pb2 as pb
+except ImportError as exc:  # pragma: no cover - only without a build
+    raise ImportError(
+        "the gRPC stubs are missing: install the project (pip install -e . or make install), "
+        "which generates them from protocol/coordination.proto"
+    ) from exc
+
+T = TypeVar("T")
+
+#: Core message type -> protobuf class of the same shape.
+PROTO_OF: dict[type, Any] = {
+    m.Prepare: pb.Prepare,
+    m.Commit: pb.Commit,
+    m.Abort: pb.Abort,
+    m.ResultAccepted: pb.ResultAccepted,
+    m.Release: pb.Release,
+    m.RegisterReply: pb.RegisterReply,
+    m.Vote: pb.Vote,
+    m.Ack: pb.Ack,
+    m.QueryDecision: pb.QueryDecision,
+    m.Result: pb.Result,
+    m.Register: pb.Register,
+}
+CORE_OF: dict[Any, type] = {proto: core for core, proto in PROTO_OF.items()}
+
+
+def _params_out(values: Params) -> list[Any]:
+    return [pb.Param(name=n, value=v) for n, v in values]
+
+
+def _params_in(values: Any) -> Params:
+    return tuple((p.name, p.value) for p in values)
+
+
+def _assignment_out(a: Assignment) -> Any:
+    return pb.Assignment(
+        subtask_id=a.subtask_id,
+        agent_id=a.agent_id,
+        capability=a.capability,
+        demand=a.demand,
+        inputs=_params_out(a.inputs),
+    )
+
+
+def _assignment_in(p: Any) -> Assignment:
+    return Assignment(p.subtask_id, p.agent_id, p.capability, p.demand, _params_in(p.inputs))
+
+
+def _outcome_out(o: Outcome) -> Any:
+    return pb.Outcome(ok=o.ok, output=_params_out(o.output), error=o.error)
+
+
+def _outcome_in(p: Any) -> Outcome:
+    return Outcome(p.ok, _params_in(p.output), p.error)
+
+
+def _owned_out(item: tuple[Any, ...]) -> Any:
+    session_id, assignment = item[0], item[1]
+    parameters = item[2] if len(item) > 2 else ()
+    return pb.Owned(session_id=session_id, assignment=_assignment_out(assignment), parameters=_params_out(parameters))
+
+
+def to_proto(message: object) -> Any:
+    """The protobuf form of a core message."""
+    proto_class = PROTO_OF.get(type(message))
+    if proto_class is None or not dataclasses.is_dataclass(message):
+        raise TypeError(f"{type(message).__name__} has no wire form")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(message):
+        value = getattr(message, f.name)
+        if isinstance(value, Assignment):
+            kwargs[f.name] = _assignment_out(value)
+        elif isinstance(value, Outcome):
+            kwargs[f.name] = _outcome_out(value)
+        elif f.name in ("committed", "finished"):
+            kwargs[f.name] = [_owned_out(item) for item in value]
+        elif isinstance(value, tuple) and value and isinstance(value[0], tuple):
+            kwargs[f.name] = _params_out(value)
+        elif isinstance(value, tuple):
+            kwargs[f.name] = list(value)
+        else:
+            kwargs[f.name] = value
+    return proto_class(**kwargs)
+
+
+def from_proto(proto: Any, core_class: type[T] | None = None) -> T:
+    """The core message of a protobuf message (of ``core_class``, or found by its type)."""
+    cls = core_class or CORE_OF.get(type(proto))
+    if cls is None or not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{type(proto).__name__} has no core form")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        value = getattr(proto, f.name)
+        if f.name == "assignment":
+            kwargs[f.name] = _assignment_in(value)
+        elif f.name == "outcome":
+            kwargs[f.name] = _outcome_in(value)
+        elif f.name == "committed":
+            kwargs[f.name] = tuple(
+                (o.session_id, _assignment_in(o.assignment), _params_in(o.parameters)) for o in value
+            )
+        elif f.name == "finished":
+            kwargs[f.name] = tuple((o.session_id, _assignment_in(o.assignment)) for o in value)
+        elif f.name in ("parameters", "offers", "inputs", "output"):
+            kwargs[f.name] = _params_in(value)
+        elif f.name == "capabilities":
+            kwargs[f.name] = tuple(value)
+        else:
+            kwargs[f.name] = value
+    return cls(**kwargs)  # type: ignore[return-value]
