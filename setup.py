@@ -25,7 +25,6 @@ def generate_stubs() -> None:
             f"-I{os.path.join(here, 'protocol')}",
             f"-I{include}",
             f"--python_out={out}",
-            f"--pyi_out={out}",
             f"--grpc_python_out={out}",
             proto,
         ]

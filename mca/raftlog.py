@@ -13,10 +13,10 @@ Raft traffic is authenticated and encrypted with pysyncobj's password option, al
 embedded default. The journal lives in the data folder and survives a process crash (it is not
 fsynced: a power cut can lose the tail, as DESIGN.md notes).
 
-Threads: pysyncobj applies entries on its own tick thread. Subscribers are called on that
-thread and must hand the event to their own loop (``loop.call_soon_threadsafe``); the ledger is
-only written on that thread, and readers on other threads see each entry applied whole
-(the GIL makes the dict updates atomic enough for reads of committed state).
+Threads: pysyncobj applies entries on its own tick thread, holding ``guard`` while it applies an
+entry and calls the subscribers. Subscribers run on that thread and must hand any I/O to their
+own loop (``loop.call_soon_threadsafe``); a host that reads the ledger from another thread takes
+``guard`` first, so it never sees an entry half applied.
 """
 
 from __future__ import annotations
@@ -46,18 +46,25 @@ class _LedgerState(SyncObjConsumer):  # type: ignore[misc]
     """The replicated part: the ledger and the applied entries. Everything assigned before
     ``super().__init__()`` is local to the replica and never serialized into Raft snapshots."""
 
-    def __init__(self, notify: Callable[[Applied], None]) -> None:
+    def __init__(self, notify: Callable[[Applied], None], guard: threading.RLock) -> None:
         self._notify = notify
+        self._guard = guard
         super().__init__()
         self.ledger = Ledger()
         self.entries: list[Entry] = []
 
     @replicated  # type: ignore[untyped-decorator]
     def _apply(self, entry: Entry) -> ApplyResult:
-        result = self.ledger.apply(entry)
-        self.entries.append(entry)
-        self._notify(Applied(len(self.entries), entry, result))
+        with self._guard:  # the host steps its leader under the same lock: no torn reads
+            result = self.ledger.apply(entry)
+            self.entries.append(entry)
+            self._notify(Applied(len(self.entries), entry, result))
         return result
+
+    @replicated  # type: ignore[untyped-decorator]
+    def _barrier(self, term: int) -> int:
+        """No state change: once applied, everything committed before it is applied too."""
+        return term
 
 
 class RaftDecisionLog:
@@ -70,13 +77,15 @@ class RaftDecisionLog:
         data_dir: str,
         password: str,
         timing: RaftTiming = RaftTiming(),
+        guard: threading.RLock | None = None,
     ) -> None:
         if not password:
             raise ValueError("the Raft password must not be empty: replica traffic is always authenticated")
         os.makedirs(data_dir, exist_ok=True)
         self._subscribers: list[Callable[[Applied], None]] = []
         self._lock = threading.Lock()
-        self._state = _LedgerState(self._publish)
+        self.guard = guard or threading.RLock()
+        self._state = _LedgerState(self._publish, self.guard)
         safe = self_address.replace(":", "_")
         conf = SyncObjConf(
             password=password,
@@ -85,6 +94,7 @@ class RaftDecisionLog:
             appendEntriesPeriod=timing.append_entries_period,
             raftMinTimeout=timing.raft_min_timeout,
             raftMaxTimeout=timing.raft_max_timeout,
+            bindAddress=self_address,  # never 0.0.0.0: Raft listens where it was told to
             connectionTimeout=max(timing.raft_max_timeout, 0.5),
             connectionRetryTime=0.2,
             commandsWaitLeader=False,
@@ -103,6 +113,19 @@ class RaftDecisionLog:
             return False
         self._state._apply(entry, callback=_ignore)
         return True
+
+    def barrier(self, term: int, done: Callable[[bool], None]) -> None:
+        """Append a no-op as leader of ``term``; ``done(True)`` once it is applied here.
+
+        A new Raft leader may not yet have applied entries its predecessor committed; after its
+        own barrier applies it has, so it can serve reads and run recovery on complete state.
+        ``done`` runs on the tick thread.
+        """
+
+        def applied(result: object, error: object) -> None:
+            done(error is None or error == 0)
+
+        self._state._barrier(term, callback=applied)
 
     def subscribe(self, callback: Callable[[Applied], None]) -> None:
         with self._lock:

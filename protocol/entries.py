@@ -33,6 +33,7 @@ class Registered:
     capabilities: tuple[str, ...]
     capacity: int
     incarnation: int
+    address: str = ""
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ class Leader:
         if isinstance(event, Cancel):
             return self._cancel(event, now)
         if isinstance(event, Register):
-            entry = Registered(event.agent_id, event.capabilities, event.capacity, event.incarnation)
+            entry = Registered(event.agent_id, event.capabilities, event.capacity, event.incarnation, event.address)
             return [Append(entry)]
         if isinstance(event, (Vote, Ack, QueryDecision, Result)):
             return self._route(event.session_id, event, now)

@@ -50,6 +50,17 @@ class AgentRecord:
     capabilities: tuple[str, ...]
     capacity: int
     incarnation: int
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class SessionEventRecord:
+    """One step of a session's history; its position (from 1) is its sequence number, the same
+    on every replica because it is derived from the log."""
+
+    kind: str
+    state: str
+    detail: str = ""
 
 
 @dataclass
@@ -66,6 +77,10 @@ class SessionRecord:
     reason: str = ""
     results: dict[str, Outcome] = field(default_factory=dict)
     settled: bool = False
+    events: list[SessionEventRecord] = field(default_factory=list)
+
+    def record(self, kind: str, detail: str = "") -> None:
+        self.events.append(SessionEventRecord(kind, self.state.value, detail))
 
     @property
     def terminal(self) -> bool:
@@ -167,6 +182,7 @@ class Ledger:
         self.sessions[session_id] = record
         self._active[session_id] = record
         self.by_key[entry.idempotency_key] = session_id
+        record.record("accepted", entry.task.task_type)
         return ApplyResult(True, session_id, created=True, state=record.state)
 
     def _registered(self, entry: Registered) -> ApplyResult:
@@ -174,7 +190,9 @@ class Ledger:
         if agent is not None and entry.incarnation < agent.incarnation:
             return ApplyResult(False)  # a delayed registration of an earlier life
         restarted = agent is not None and entry.incarnation != agent.incarnation
-        self.agents[entry.agent_id] = AgentRecord(entry.agent_id, entry.capabilities, entry.capacity, entry.incarnation)
+        self.agents[entry.agent_id] = AgentRecord(
+            entry.agent_id, entry.capabilities, entry.capacity, entry.incarnation, entry.address
+        )
         committed: list[tuple[str, Assignment, Params]] = []
         finished: list[tuple[str, Assignment]] = []
         for record in self._active.values():
@@ -195,6 +213,7 @@ class Ledger:
         self._check_plan(record, entry.assignments)
         record.assignments = entry.assignments
         record.fire(SessionEvent.PLANNED)
+        record.record("planned", ", ".join(f"{a.subtask_id}->{a.agent_id}" for a in entry.assignments))
         return ApplyResult(True, record.session_id, state=record.state)
 
     def _check_plan(self, record: SessionRecord, assignments: tuple[Assignment, ...]) -> None:
@@ -215,6 +234,7 @@ class Ledger:
         if record.parameters:
             return ApplyResult(False, record.session_id, state=record.state)
         record.parameters = entry.parameters
+        record.record("negotiated", ", ".join(f"{n}={v:g}" for n, v in entry.parameters))
         return ApplyResult(True, record.session_id, state=record.state)
 
     def _decided(self, record: SessionRecord, entry: Decided) -> ApplyResult:
@@ -234,6 +254,7 @@ class Ledger:
             record.fire(SessionEvent.CANCELLED)
         else:
             record.fire(SessionEvent.DECIDED_ABORT)
+        record.record("decided", f"{decision.value}: {reason}" if reason else decision.value)
         return ApplyResult(True, record.session_id, decision=decision, state=record.state)
 
     def _void_votes(self, record: SessionRecord, entry: Decided) -> str:
@@ -253,6 +274,7 @@ class Ledger:
                 return ApplyResult(False, record.session_id, state=record.state)
             record.reason = "cancelled by request"
             record.fire(SessionEvent.CANCELLED)
+            record.record("finished", "cancelled by request")
             return ApplyResult(True, record.session_id, state=record.state)
         if record.decision is not Decision.COMMIT:
             raise InvariantViolation(f"result for {entry.subtask_id} of an uncommitted session")
@@ -271,6 +293,8 @@ class Ledger:
                     record.fire(SessionEvent.FINISHED_FAILED)
                 else:
                     record.fire(SessionEvent.FINISHED_OK)
+        status = "ok" if entry.outcome.ok else f"failed: {entry.outcome.error}"
+        record.record("finished", f"{entry.subtask_id} {status}")
         return ApplyResult(True, record.session_id, state=record.state)
 
     @staticmethod
@@ -289,4 +313,5 @@ class Ledger:
             return ApplyResult(False, record.session_id, state=record.state)
         record.settled = True
         del self._active[record.session_id]
+        record.record("settled")
         return ApplyResult(True, record.session_id, state=record.state)

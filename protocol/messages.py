@@ -59,6 +59,8 @@ class Register:
     capabilities: tuple[str, ...]
     capacity: int
     incarnation: int
+    #: Where the agent listens for the coordinator (host:port); empty in the simulator.
+    address: str = ""
 
 
 @dataclass(frozen=True)

@@ -180,3 +180,20 @@ def test_an_entry_for_an_unknown_session_is_a_bug() -> None:
 def test_load_counts_unsettled_sessions_only() -> None:
     assert session_in("committed").load() == {"wpa": 1, "npa": 1}
     assert session_in("settled").load() == {}
+
+
+def test_every_applied_step_of_a_session_is_an_event_with_its_state() -> None:
+    ledger = session_in("settled")
+    events = ledger.sessions["s1"].events
+    assert [e.kind for e in events] == ["accepted", "planned", "decided", "finished", "finished", "settled"]
+    assert [e.state for e in events] == [
+        "initialized",
+        "negotiating",
+        "executing",
+        "executing",
+        "completed",
+        "completed",
+    ]
+    assert events[1].detail == "s1.0->wpa, s1.1->npa"
+    ledger.apply(Settled("s1"))  # a repeat adds nothing
+    assert len(events) == 6

@@ -23,7 +23,7 @@ SAMPLES: list[object] = [
     m.QueryDecision("npa", 2, "s1", "s1.0"),
     m.Result("npa", 2, "s1", "s1.0", Outcome(True, (("value", 1.0),))),
     m.Result("npa", 2, "s1", "s1.0", Outcome(False, error="boom")),
-    m.Register("npa", ("plan_meal", "echo"), 4, 2),
+    m.Register("npa", ("plan_meal", "echo"), 4, 2, "127.0.0.1:7201"),
 ]
 
 

@@ -1,0 +1,215 @@
+"""Theory of operation: the host that runs one agent.
+
+It wraps a user's ``mca.sdk.Agent`` around the pure ``Participant``: a gRPC ``AgentService``
+server receives the coordinator's messages, the participant decides, and this host turns the
+effects into I/O. ``Send`` becomes a one-way call to the MCA's ``CoordinationService`` (any
+replica: followers forward to the leader; on failure the next replica is tried, and the
+protocol's own retries cover anything lost). ``StartExecution`` runs ``agent.execute`` as an
+asyncio task and reports ``ExecutionDone`` when it returns or raises; ``StartCompensation``
+cancels a running execution and runs ``agent.compensate``. Everything runs on one event loop,
+so the participant needs no lock.
+
+Each start is a new incarnation (nanoseconds since the epoch at start: it grows across restarts
+of the same agent). The participant registers it and takes no work until the MCA answers with
+what the agent still owns, so a restart never double-books capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import Hashable
+from typing import Any
+
+import grpc
+
+from mca.sdk import Agent, Job
+from protocol import messages as m
+from protocol._pb import coordination_pb2 as pb
+from protocol._pb import coordination_pb2_grpc as pb_grpc
+from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution
+from protocol.events import Booted, ExecutionDone, TimerFired
+from protocol.model import Assignment, Outcome, Params, Timing, params
+from protocol.participant import Participant
+from protocol.wire import from_proto, to_proto
+
+#: Which CoordinationService method carries each message an agent sends.
+MCA_METHOD = {
+    m.Register: "Register",
+    m.Vote: "Vote",
+    m.Ack: "Acknowledge",
+    m.QueryDecision: "QueryDecision",
+    m.Result: "ReportResult",
+}
+HEARTBEAT_SECONDS = 1.0
+
+
+class AgentHost:
+    def __init__(self, agent: Agent, listen: str, mca: list[str], timing: Timing | None = None) -> None:
+        if not mca:
+            raise ValueError("an agent needs the address of at least one MCA replica")
+        self.agent = agent
+        self.listen = listen
+        self._mca = list(mca)
+        self._target = 0
+        self._timing = timing or Timing()
+        self.participant: Participant | None = None
+        self._server: grpc.aio.Server | None = None
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._timers: dict[Hashable, asyncio.TimerHandle] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        agent = self.agent
+
+        def offer(a: Assignment) -> Params:
+            return params(agent.offers(a))
+
+        self.participant = Participant(
+            agent.agent_id, tuple(agent.capabilities), agent.capacity, time.time_ns(), self._timing, offer
+        )
+        server = grpc.aio.server()
+        pb_grpc.add_AgentServiceServicer_to_server(_AgentService(self), server)
+        if server.add_insecure_port(self.listen) == 0:
+            raise OSError(f"cannot listen on {self.listen}")
+        await server.start()
+        self._server = server
+        self.step(Booted())
+        self._heartbeat = asyncio.create_task(self._beat())
+
+    async def stop(self) -> None:
+        for task in (self._heartbeat, *self._running.values()):
+            if task is not None:
+                task.cancel()
+        for handle in self._timers.values():
+            handle.cancel()
+        if self._server is not None:
+            await self._server.stop(grace=0.2)
+        for channel in self._channels.values():
+            await channel.close()
+
+    def step(self, event: object) -> None:
+        if self.participant is None:
+            return
+        self._perform(self.participant.step(event, time.monotonic()))
+
+    def _perform(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                message = effect.message
+                if isinstance(message, m.Register):
+                    message = dataclasses.replace(message, address=self.listen)
+                self._call_mca(MCA_METHOD[type(message)], to_proto(message))
+            elif isinstance(effect, SetTimer):
+                old = self._timers.pop(effect.key, None)
+                if old is not None:
+                    old.cancel()
+                self._timers[effect.key] = asyncio.get_running_loop().call_at(effect.at, self._fire, effect.key)
+            elif isinstance(effect, CancelTimer):
+                handle = self._timers.pop(effect.key, None)
+                if handle is not None:
+                    handle.cancel()
+            elif isinstance(effect, StartExecution):
+                self._start(effect)
+            elif isinstance(effect, StartCompensation):
+                self._compensate(effect)
+
+    def _fire(self, key: Hashable) -> None:
+        self._timers.pop(key, None)
+        self.step(TimerFired(key))
+
+    def _start(self, effect: StartExecution) -> None:
+        a = effect.assignment
+        job = Job(
+            effect.session_id, a.subtask_id, a.capability, dict(a.inputs), dict(effect.parameters), effect.attempt
+        )
+
+        async def run() -> None:
+            try:
+                output = await self.agent.execute(job)
+                outcome = Outcome(True, params(output))
+            except asyncio.CancelledError:
+                return  # compensated while running: nothing to report
+            except Exception as exc:  # the agent's failure is the subtask's failure, reported
+                outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}")
+            finally:
+                self._running.pop(a.subtask_id, None)
+            self.step(ExecutionDone(effect.session_id, a.subtask_id, effect.attempt, outcome))
+
+        self._running[a.subtask_id] = asyncio.create_task(run())
+
+    def _compensate(self, effect: StartCompensation) -> None:
+        running = self._running.pop(effect.subtask_id, None)
+        if running is not None:
+            running.cancel()
+        self._spawn(self.agent.compensate(effect.subtask_id))
+
+    def _call_mca(self, method: str, request: Any) -> None:
+        async def call() -> None:
+            for _ in range(len(self._mca)):
+                address = self._mca[self._target % len(self._mca)]
+                stub = pb_grpc.CoordinationServiceStub(self._channel(address))
+                try:
+                    await getattr(stub, method)(request, timeout=2.0)
+                    return
+                except grpc.aio.AioRpcError:
+                    self._target += 1  # try the next replica; the protocol retries the rest
+
+        self._spawn(call())
+
+    async def _beat(self) -> None:
+        while True:
+            p = self.participant
+            if p is not None and not p.recovering:
+                beat = pb.Heartbeat(agent_id=p.agent_id, incarnation=p.incarnation, load=p.reserved())
+                address = self._mca[self._target % len(self._mca)]
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    await pb_grpc.CoordinationServiceStub(self._channel(address)).Heartbeat(beat, timeout=1.0)
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = grpc.aio.insecure_channel(address)
+            self._channels[address] = channel
+        return channel
+
+    def _spawn(self, work: Any) -> None:
+        async def run() -> None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+
+        task = asyncio.ensure_future(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class _AgentService(pb_grpc.AgentServiceServicer):  # type: ignore[misc]
+    def __init__(self, host: AgentHost) -> None:
+        self.host = host
+
+    async def _deliver(self, request: Any) -> Any:
+        self.host.step(from_proto(request))
+        return pb.Empty()
+
+    async def Prepare(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._deliver(request)
+
+    async def Commit(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._deliver(request)
+
+    async def Abort(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._deliver(request)
+
+    async def AcceptResult(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._deliver(request)
+
+    async def Release(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._deliver(request)
+
+    async def Registered(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._deliver(request)

@@ -1,0 +1,106 @@
+"""An in-process cluster: three MCA replicas and some agents on one event loop in a background
+thread, every listener on 127.0.0.1. Real pysyncobj, real gRPC; only the process layout is
+simplified (the Ray deployment runs the same ``Replica`` and ``AgentHost`` in actors).
+
+Used by the integration tests and by anyone embedding the runtime in a Python program::
+
+    with EmbeddedCluster(data_dir, agents=[Echo()]) as cluster:
+        client_addresses = cluster.task_addresses
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from mca.agent_host import AgentHost
+from mca.catalog import CATALOG, TaskType
+from mca.replica import Replica, ReplicaAddress, ReplicaConfig
+from mca.sdk import Agent
+from protocol.model import Timing
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedCluster:
+    def __init__(
+        self,
+        data_dir: str,
+        agents: list[Agent],
+        replicas: int = 3,
+        timing: Timing | None = None,
+        catalog: dict[str, TaskType] | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.timing = timing or Timing()
+        self.password = secrets.token_hex(16)
+        self.addresses = [
+            ReplicaAddress(f"mca-{i + 1}", f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}")
+            for i in range(replicas)
+        ]
+        self._catalog = dict(catalog or CATALOG)
+        self._agents = agents
+        self.replicas: list[Replica | None] = []
+        self.hosts: list[AgentHost] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="embedded-cluster", daemon=True)
+
+    @property
+    def task_addresses(self) -> list[str]:
+        return [a.grpc for a in self.addresses]
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run ``coroutine`` on the cluster's loop and wait for it."""
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        return future.result(timeout)
+
+    def __enter__(self) -> EmbeddedCluster:
+        self._thread.start()
+        for address in self.addresses:
+            self.run(self._start_replica(address))
+        for agent in self._agents:
+            host = AgentHost(agent, f"127.0.0.1:{free_port()}", self.task_addresses, self.timing)
+            self.run(host.start())
+            self.hosts.append(host)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for host in self.hosts:
+            self.run(host.stop())
+        for replica in self.replicas:
+            if replica is not None:
+                self.run(replica.stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    async def _start_replica(self, me: ReplicaAddress) -> None:
+        config = ReplicaConfig(
+            me=me,
+            peers=tuple(a for a in self.addresses if a != me),
+            data_dir=self.data_dir,
+            password=self.password,
+            timing=self.timing,
+            catalog=self._catalog,
+        )
+        replica = Replica(config)
+        await replica.start()
+        self.replicas.append(replica)
+
+    def leader(self) -> Replica | None:
+        return next((r for r in self.replicas if r is not None and r.is_leader), None)
+
+    def stop_replica(self, replica: Replica) -> None:
+        """Stop one replica (its journal stays), as a crash would from the others' view."""
+        self.run(replica.stop())
+        self.replicas[self.replicas.index(replica)] = None

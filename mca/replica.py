@@ -1,0 +1,542 @@
+"""Theory of operation: one MCA replica, the host around the pure core.
+
+A replica owns a ``RaftDecisionLog`` (pysyncobj) and a gRPC server with ``TaskService`` (for
+clients), ``CoordinationService`` (for agents), health checking and server reflection. While
+Raft makes it leader it also runs a ``protocol.leader.Leader`` for that term; the core decides,
+this host only turns effects into I/O:
+
+* ``Send`` to an agent is a one-way gRPC call to the address the agent registered; ``Send`` to
+  a client resolves the future of the request waiting for that answer;
+* ``Append`` goes to the decision log; ``SetTimer``/``CancelTimer`` become loop timers.
+
+Ordering: pysyncobj applies entries on its tick thread, holding the log's ``guard``, and the
+leader is stepped with each applied entry right there, under the guard; every other step (a
+client request, an agent message, a timer) takes the same guard on the event-loop thread. So
+the leader sees the ledger exactly as of the events it has processed, which is the model the
+simulator checks. Effects always run on the event loop, never on the tick thread.
+
+Followers forward client and agent calls to the leader (they know it from Raft), so any replica
+accepts any call. Reads (``Get``, ``Watch``) are forwarded too, so a client never reads a
+follower's older state after a write it made through the leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from mca.catalog import CATALOG, TaskType, task_from_request
+from mca.raftlog import RaftDecisionLog, RaftTiming
+from protocol import messages as m
+from protocol._pb import coordination_pb2 as pb
+from protocol._pb import coordination_pb2_grpc as pb_grpc
+from protocol.effects import Append, CancelTimer, Effect, Send, SetTimer
+from protocol.errors import CoordinationError, InvalidTask
+from protocol.events import Applied, BecameLeader, TimerFired
+from protocol.leader import Leader
+from protocol.ledger import Ledger, SessionRecord
+from protocol.model import NAME_LENGTH_MAX, Timing
+from protocol.wire import from_proto, to_proto
+
+#: How long a client request waits for its entry to be applied before it is told to retry.
+APPLY_WAIT_SECONDS = 10.0
+#: An agent with no heartbeat for this long is shown as offline.
+HEARTBEAT_STALE_SECONDS = 3.0
+
+STATUS = {
+    "OK": grpc.StatusCode.OK,
+    "INVALID_ARGUMENT": grpc.StatusCode.INVALID_ARGUMENT,
+    "FAILED_PRECONDITION": grpc.StatusCode.FAILED_PRECONDITION,
+    "NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+    "UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+}
+
+#: Which AgentService method carries each message the core sends to an agent.
+AGENT_METHOD = {
+    m.Prepare: "Prepare",
+    m.Commit: "Commit",
+    m.Abort: "Abort",
+    m.ResultAccepted: "AcceptResult",
+    m.Release: "Release",
+    m.RegisterReply: "Registered",
+}
+
+
+@dataclass(frozen=True)
+class ReplicaAddress:
+    replica_id: str
+    raft: str  # host:port of pysyncobj
+    grpc: str  # host:port of the gRPC services
+
+
+@dataclass(frozen=True)
+class ReplicaConfig:
+    me: ReplicaAddress
+    peers: tuple[ReplicaAddress, ...]
+    data_dir: str
+    password: str
+    timing: Timing = field(default_factory=Timing)
+    raft: RaftTiming = field(default_factory=RaftTiming)
+    catalog: dict[str, TaskType] = field(default_factory=lambda: dict(CATALOG))
+
+
+class NotLeader(Exception):
+    """This replica does not lead and knows no leader to forward to."""
+
+
+class Replica:
+    def __init__(self, config: ReplicaConfig) -> None:
+        self.config = config
+        self.log: RaftDecisionLog | None = None
+        self._leader: Leader | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: grpc.aio.Server | None = None
+        self._timers: dict[Hashable, asyncio.TimerHandle] = {}
+        self._waiting: dict[str, asyncio.Future[Any]] = {}
+        self._tokens = itertools.count(1)
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._changed = asyncio.Event()
+        self._heartbeats: dict[str, float] = {}
+        self._ready_term = 0
+        self._watcher: asyncio.Task[None] | None = None
+        self._grpc_of_raft = {p.raft: p.grpc for p in (config.me, *config.peers)}
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        c = self.config
+        self.log = RaftDecisionLog(c.me.raft, [p.raft for p in c.peers], c.data_dir, c.password, c.raft)
+        self.log.subscribe(self._applied_on_tick_thread)
+        server = grpc.aio.server()
+        pb_grpc.add_TaskServiceServicer_to_server(_TaskService(self), server)
+        pb_grpc.add_CoordinationServiceServicer_to_server(_CoordinationService(self), server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        names = [pb.DESCRIPTOR.services_by_name[s].full_name for s in ("TaskService", "CoordinationService")]
+        for name in ("", *names):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        if server.add_insecure_port(c.me.grpc) == 0:
+            raise OSError(f"cannot listen on {c.me.grpc}")
+        await server.start()
+        self._server = server
+        self._watcher = asyncio.create_task(self._watch_leadership())
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        if self._server is not None:
+            await self._server.stop(grace=0.2)
+        for channel in self._channels.values():
+            await channel.close()
+        if self.log is not None:
+            self.log.close()
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._log().ledger
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leader is not None
+
+    def _log(self) -> RaftDecisionLog:
+        if self.log is None:
+            raise RuntimeError("replica not started")
+        return self.log
+
+    # --- leadership ---------------------------------------------------------------------------
+
+    async def _watch_leadership(self) -> None:
+        barrier_term = 0  # the term whose barrier we appended
+        while True:
+            log = self._log()
+            effects: list[Effect] = []
+            with log.guard:
+                leading, term = log.is_leader, log.term
+                if self._leader is not None and (not leading or self._leader.term != term):
+                    self._drop_leadership()
+                if leading and self._leader is None:
+                    if barrier_term != term:
+                        barrier_term = term
+                        self._ready_term = 0
+                        log.barrier(term, functools.partial(self._barrier_applied, term))
+                    elif self._ready_term == term:
+                        # Everything the previous leaders committed is applied: take over.
+                        self._leader = Leader(term, log.ledger, self.config.timing)
+                        effects = self._leader.step(BecameLeader(), time.monotonic())
+                if not leading:
+                    barrier_term = 0
+            self._perform(effects)
+            await asyncio.sleep(0.01)
+
+    def _barrier_applied(self, term: int, ok: bool) -> None:
+        if ok:
+            self._ready_term = term
+
+    def _drop_leadership(self) -> None:
+        self._leader = None
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(NotLeader("leadership changed before the request was decided"))
+        self._waiting.clear()
+
+    def leader_grpc_address(self) -> str | None:
+        """The gRPC address of the replica Raft says leads, or None while there is none."""
+        raft_leader = self._log().leader
+        return self._grpc_of_raft.get(raft_leader) if raft_leader else None
+
+    # --- stepping the core --------------------------------------------------------------------
+
+    def _applied_on_tick_thread(self, applied: Applied) -> None:
+        """Called by pysyncobj's tick thread with the guard held, once per applied entry."""
+        leader = self._leader
+        effects = leader.step(applied, time.monotonic()) if leader is not None else []
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._after_apply, effects)
+
+    def _after_apply(self, effects: list[Effect]) -> None:
+        self._perform(effects)
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def step(self, event: object) -> bool:
+        """Step the leader with ``event`` (on the loop thread). False when not leading."""
+        log = self._log()
+        with log.guard:
+            leader = self._leader
+            if leader is None:
+                return False
+            effects = leader.step(event, time.monotonic())
+        self._perform(effects)
+        return True
+
+    def _perform(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                self._send(effect.to, effect.message)
+            elif isinstance(effect, Append):
+                leader = self._leader
+                if leader is not None:
+                    self._log().append(effect.entry, leader.term)
+            elif isinstance(effect, SetTimer):
+                old = self._timers.pop(effect.key, None)
+                if old is not None:
+                    old.cancel()
+                loop = asyncio.get_running_loop()
+                self._timers[effect.key] = loop.call_at(effect.at, self._timer_fired, effect.key)
+            elif isinstance(effect, CancelTimer):
+                handle = self._timers.pop(effect.key, None)
+                if handle is not None:
+                    handle.cancel()
+
+    def _timer_fired(self, key: Hashable) -> None:
+        self._timers.pop(key, None)
+        self.step(TimerFired(key))
+
+    def _send(self, to: str, message: object) -> None:
+        waiting = self._waiting.pop(to, None)
+        if waiting is not None:  # the answer to a client request
+            if not waiting.done():
+                waiting.set_result(message)
+            return
+        method = AGENT_METHOD.get(type(message))
+        agent = self._log().ledger.agents.get(to)
+        if method is None or agent is None or not agent.address:
+            return  # a client that is gone, or an agent we cannot reach: senders retry
+        stub = pb_grpc.AgentServiceStub(self.channel(agent.address))
+        self._spawn(getattr(stub, method)(to_proto(message), timeout=2.0))
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = grpc.aio.insecure_channel(address)
+            self._channels[address] = channel
+        return channel
+
+    def _spawn(self, call: Awaitable[Any]) -> None:
+        async def run() -> None:
+            with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
+                await call  # one-way: the protocol's retries cover a lost call
+
+        task = asyncio.ensure_future(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def request(self, make: Callable[[str], object]) -> object:
+        """Step the leader with a client request and wait for the answer the core sends back."""
+        if self._leader is None:
+            raise NotLeader("not the leader")
+        token = f"request-{next(self._tokens)}"
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = future
+        if not self.step(make(token)):
+            self._waiting.pop(token, None)
+            raise NotLeader("not the leader")
+        try:
+            return await asyncio.wait_for(future, APPLY_WAIT_SECONDS)
+        finally:
+            self._waiting.pop(token, None)
+
+    async def changed(self) -> None:
+        """Wait until the next entry is applied on this replica."""
+        await self._changed.wait()
+
+    # --- views --------------------------------------------------------------------------------
+
+    def session_view(self, record: SessionRecord) -> Any:
+        subtasks = []
+        for a in record.assignments:
+            outcome = record.results.get(a.subtask_id)
+            subtasks.append(
+                pb.SubtaskView(
+                    subtask_id=a.subtask_id,
+                    agent_id=a.agent_id,
+                    capability=a.capability,
+                    finished=outcome is not None,
+                    ok=bool(outcome and outcome.ok),
+                    output=[pb.Param(name=n, value=v) for n, v in (outcome.output if outcome else ())],
+                    error=outcome.error if outcome else "",
+                )
+            )
+        return pb.SessionView(
+            session_id=record.session_id,
+            idempotency_key=record.idempotency_key,
+            task_type=record.task.task_type,
+            state=record.state.value,
+            reason=record.reason,
+            decision=record.decision.value if record.decision else "",
+            parameters=[pb.Param(name=n, value=v) for n, v in record.parameters],
+            subtasks=subtasks,
+            last_seq=len(record.events),
+        )
+
+    def agent_views(self) -> list[Any]:
+        ledger = self.ledger
+        load = ledger.load()
+        now = time.monotonic()
+        views = []
+        for agent in ledger.agents.values():
+            seen = self._heartbeats.get(agent.agent_id)
+            used = load.get(agent.agent_id, 0)
+            if seen is None or now - seen > HEARTBEAT_STALE_SECONDS:
+                status = "offline"
+            elif used >= agent.capacity:
+                status = "busy"
+            else:
+                status = "available"
+            views.append(
+                pb.AgentView(
+                    agent_id=agent.agent_id,
+                    capabilities=list(agent.capabilities),
+                    capacity=agent.capacity,
+                    load=used,
+                    status=status,
+                    incarnation=agent.incarnation,
+                )
+            )
+        return views
+
+    def heard_from(self, agent_id: str) -> None:
+        self._heartbeats[agent_id] = time.monotonic()
+
+
+# --- gRPC services ----------------------------------------------------------------------------
+
+
+class _Forwarding:
+    """Shared by both services: run here if leading, else relay the call to the leader."""
+
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
+
+    async def leader_channel(self, context: grpc.aio.ServicerContext) -> grpc.aio.Channel | None:
+        """None if this replica leads (serve here), else a channel to the leader. While no
+        leader is ready, the call fails with UNAVAILABLE, which clients retry: a follower never
+        answers from its own copy, which may lag behind what the client already saw."""
+        if self.replica.is_leader:
+            return None
+        address = self.replica.leader_grpc_address()
+        if address is None or address == self.replica.config.me.grpc:
+            await _abort(
+                context, grpc.StatusCode.UNAVAILABLE, "no leader is ready yet (an election is under way); retry"
+            )
+        return self.replica.channel(address)
+
+
+class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[misc]
+    async def Submit(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        key = request.idempotency_key
+        if not key or len(key) > NAME_LENGTH_MAX or not key.isprintable():
+            await _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"idempotency_key: must be 1 to {NAME_LENGTH_MAX} printable characters; "
+                "choose one per task and reuse it only to retry that task",
+            )
+        try:
+            task = task_from_request(
+                request.task_type, request.payload, tuple(request.success_criteria), self.replica.config.catalog
+            )
+        except InvalidTask as exc:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        channel = await self.leader_channel(context)
+        if channel is not None:
+            return await _relay(context, pb_grpc.TaskServiceStub(channel).Submit(request, timeout=_remaining(context)))
+        reply = await self._ask(context, lambda token: m.Submit(token, key, task))
+        if not isinstance(reply, m.SubmitReply):
+            await _abort(context, grpc.StatusCode.INTERNAL, "unexpected answer from the coordinator")
+        if reply.status != "OK":
+            await _abort(context, STATUS.get(reply.status, grpc.StatusCode.UNKNOWN), reply.error)
+        record = self.replica.ledger.sessions[reply.session_id]
+        if request.wait:
+            while not record.terminal:
+                await self.replica.changed()
+        return self.replica.session_view(record)
+
+    async def Get(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        channel = await self.leader_channel(context)
+        if channel is not None:
+            return await _relay(context, pb_grpc.TaskServiceStub(channel).Get(request, timeout=_remaining(context)))
+        record = self.replica.ledger.session(request.session_id)
+        if record is None:
+            await _abort(context, grpc.StatusCode.NOT_FOUND, f"session {request.session_id!r} does not exist")
+        return self.replica.session_view(record)
+
+    async def Cancel(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        channel = await self.leader_channel(context)
+        if channel is not None:
+            return await _relay(context, pb_grpc.TaskServiceStub(channel).Cancel(request, timeout=_remaining(context)))
+        reply = await self._ask(context, lambda token: m.Cancel(token, request.session_id))
+        if not isinstance(reply, m.CancelReply):
+            await _abort(context, grpc.StatusCode.INTERNAL, "unexpected answer from the coordinator")
+        if reply.status != "OK":
+            await _abort(context, STATUS.get(reply.status, grpc.StatusCode.UNKNOWN), reply.error)
+        return self.replica.session_view(self.replica.ledger.sessions[request.session_id])
+
+    async def Watch(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        channel = await self.leader_channel(context)
+        if channel is not None:
+            try:
+                async for event in pb_grpc.TaskServiceStub(channel).Watch(request):
+                    yield event
+            except grpc.aio.AioRpcError as exc:
+                await _abort(context, exc.code(), exc.details() or "")
+            return
+        record = self.replica.ledger.session(request.session_id)
+        if record is None:
+            await _abort(context, grpc.StatusCode.NOT_FOUND, f"session {request.session_id!r} does not exist")
+        sent = max(0, int(request.after_seq))
+        while True:
+            for seq in range(sent + 1, len(record.events) + 1):
+                e = record.events[seq - 1]
+                yield pb.SessionEvent(
+                    session_id=record.session_id, seq=seq, kind=e.kind, state=e.state, detail=e.detail
+                )
+                sent = seq
+            if record.settled and sent == len(record.events):
+                return
+            await self.replica.changed()
+
+    async def ListAgents(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        channel = await self.leader_channel(context)
+        if channel is not None:
+            return await _relay(
+                context, pb_grpc.TaskServiceStub(channel).ListAgents(request, timeout=_remaining(context))
+            )
+        return pb.ListAgentsReply(agents=self.replica.agent_views())
+
+    async def _ask(self, context: grpc.aio.ServicerContext, make: Callable[[str], object]) -> object:
+        try:
+            return await self.replica.request(make)
+        except (NotLeader, TimeoutError) as exc:
+            await _abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                f"the coordinator could not confirm the request ({exc or 'timed out'}); "
+                "retry with the same idempotency key: it is safe",
+            )
+        except CoordinationError as exc:  # pragma: no cover - the core answers, it does not raise
+            await _abort(context, STATUS.get(exc.status, grpc.StatusCode.UNKNOWN), str(exc))
+
+
+class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  # type: ignore[misc]
+    async def _deliver(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        message: object = from_proto(request)
+        agent_id = getattr(message, "agent_id", "")
+        if self.replica.step(message):
+            self.replica.heard_from(agent_id)
+            return pb.Empty()
+        channel = await self.leader_channel(context)
+        if channel is None:  # became leader meanwhile
+            self.replica.step(message)
+            return pb.Empty()
+        stub = pb_grpc.CoordinationServiceStub(channel)
+        return await _relay(context, getattr(stub, method)(request, timeout=_remaining(context)))
+
+    async def Register(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._deliver("Register", request, context)
+
+    async def Vote(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._deliver("Vote", request, context)
+
+    async def Acknowledge(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._deliver("Acknowledge", request, context)
+
+    async def QueryDecision(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._deliver("QueryDecision", request, context)
+
+    async def ReportResult(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._deliver("ReportResult", request, context)
+
+    async def Heartbeat(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if self.replica.is_leader:
+            self.replica.heard_from(request.agent_id)
+            return pb.Empty()
+        channel = await self.leader_channel(context)
+        if channel is None:
+            self.replica.heard_from(request.agent_id)
+            return pb.Empty()
+        return await _relay(
+            context, pb_grpc.CoordinationServiceStub(channel).Heartbeat(request, timeout=_remaining(context))
+        )
+
+
+async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
+    """End the call with ``code``; ``context.abort`` raises, this says so to the type checker."""
+    await context.abort(code, details)
+    raise AssertionError("context.abort returned")
+
+
+async def _relay(context: grpc.aio.ServicerContext, call: Awaitable[Any]) -> Any:
+    """Await a call forwarded to the leader and pass its status on unchanged."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        await _abort(context, exc.code(), exc.details() or "")
+
+
+def _remaining(context: grpc.aio.ServicerContext) -> float:
+    left = context.time_remaining()
+    return APPLY_WAIT_SECONDS if left is None else max(0.1, left)

@@ -1,0 +1,215 @@
+"""The Python SDK: everything a user imports, on one screen.
+
+Clients::
+
+    async with Client(["127.0.0.1:7100"]) as client:
+        session = await client.submit("echo", {"value": 3}, wait=True)
+        async for event in client.watch(session.session_id): ...
+
+Agents::
+
+    class Doubler(Agent):
+        capabilities = ("echo",)
+        async def execute(self, job: Job) -> dict[str, float]:
+            return {"value": 2 * job.inputs["value"]}
+
+The SDK speaks the two-phase protocol for the agent (prepare, leases, heartbeats, retries):
+an agent only says what it can do (``capabilities``, ``capacity``), what it offers to the
+negotiation (``offers``), how to do it (``execute``) and how to undo it (``compensate``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from protocol._pb import coordination_pb2 as pb
+from protocol._pb import coordination_pb2_grpc as pb_grpc
+from protocol.model import Assignment
+
+__all__ = ["Agent", "AgentInfo", "Client", "Event", "Job", "RequestRejected", "Session"]
+
+
+# --- writing an agent -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One committed subtask to execute. ``attempt`` changes when it runs again after a restart;
+    key any side effect by ``subtask_id`` so that a second run is harmless."""
+
+    session_id: str
+    subtask_id: str
+    capability: str
+    inputs: dict[str, float]
+    parameters: dict[str, float]
+    attempt: int
+
+
+class Agent:
+    """Subclass, set ``agent_id``, ``capabilities`` and ``capacity``, implement ``execute``."""
+
+    agent_id: str = "agent"
+    capabilities: tuple[str, ...] = ()
+    capacity: int = 1
+
+    def offers(self, assignment: Assignment) -> Mapping[str, float]:
+        """Parameters this agent contributes to the session's negotiation when it votes yes.
+        Must be quick and pure: it runs inside the protocol step."""
+        return {}
+
+    async def execute(self, job: Job) -> Mapping[str, float]:
+        """Do the work; return the result's named numbers. Raising fails the subtask."""
+        raise NotImplementedError(f"{type(self).__name__} must implement execute()")
+
+    async def compensate(self, subtask_id: str) -> None:
+        """Undo the side effects of ``subtask_id`` (the session did not complete). Idempotent."""
+
+
+# --- using the cluster ------------------------------------------------------------------------
+
+
+class RequestRejected(Exception):
+    """The MCA refused a request; ``code`` is the gRPC status name, the message says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: str
+    state: str
+    reason: str = ""
+    decision: str = ""
+    parameters: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, dict[str, float]] = field(default_factory=dict)
+    last_seq: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in ("completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Event:
+    session_id: str
+    seq: int
+    kind: str
+    state: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    agent_id: str
+    capabilities: tuple[str, ...]
+    capacity: int
+    load: int
+    status: str
+
+
+class Client:
+    """A connection to an MCA cluster: any replica answers; a call that finds no leader is
+    retried on the next address for up to ``retry_seconds``."""
+
+    def __init__(self, addresses: list[str], retry_seconds: float = 15.0) -> None:
+        if not addresses:
+            raise ValueError("give at least one MCA address, e.g. 127.0.0.1:7100")
+        self._addresses = list(addresses)
+        self._channels = [grpc.aio.insecure_channel(a) for a in addresses]
+        self._next = 0
+        self._retry_seconds = retry_seconds
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        for channel in self._channels:
+            await channel.close()
+
+    async def submit(
+        self,
+        task_type: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        wait: bool = False,
+        success_criteria: tuple[str, ...] = (),
+    ) -> Session:
+        """Submit a task. Reusing ``key`` returns the same session: retrying is always safe."""
+        request = pb.SubmitRequest(
+            idempotency_key=key or uuid.uuid4().hex,
+            task_type=task_type,
+            payload=json.dumps(dict(payload or {})),
+            success_criteria=list(success_criteria),
+            wait=wait,
+        )
+        return _session(await self._call("Submit", request))
+
+    async def get(self, session_id: str) -> Session:
+        return _session(await self._call("Get", pb.GetRequest(session_id=session_id)))
+
+    async def cancel(self, session_id: str) -> Session:
+        return _session(await self._call("Cancel", pb.CancelRequest(session_id=session_id)))
+
+    async def agents(self) -> list[AgentInfo]:
+        reply = await self._call("ListAgents", pb.ListAgentsRequest())
+        return [AgentInfo(a.agent_id, tuple(a.capabilities), a.capacity, a.load, a.status) for a in reply.agents]
+
+    async def watch(self, session_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
+        """Every event of the session after ``after_seq``, until it is settled. A broken stream
+        is resumed from the last event received, so nothing is lost or repeated."""
+        last = after_seq
+        deadline = asyncio.get_running_loop().time() + self._retry_seconds
+        while True:
+            stub = pb_grpc.TaskServiceStub(self._channels[self._next % len(self._channels)])
+            try:
+                async for e in stub.Watch(pb.WatchRequest(session_id=session_id, after_seq=last)):
+                    last = e.seq
+                    yield Event(e.session_id, e.seq, e.kind, e.state, e.detail)
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    raise RequestRejected(exc.code().name, exc.details() or "") from exc
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RequestRejected(exc.code().name, exc.details() or "") from exc
+                self._next += 1
+                await asyncio.sleep(0.1)
+
+    async def _call(self, method: str, request: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._retry_seconds
+        while True:
+            stub = pb_grpc.TaskServiceStub(self._channels[self._next % len(self._channels)])
+            try:
+                return await getattr(stub, method)(request, timeout=30.0)
+            except grpc.aio.AioRpcError as exc:
+                retryable = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+                if not retryable or loop.time() > deadline:
+                    raise RequestRejected(exc.code().name, exc.details() or "") from exc
+                self._next += 1
+                await asyncio.sleep(0.1)
+
+
+def _session(view: Any) -> Session:
+    return Session(
+        session_id=view.session_id,
+        state=view.state,
+        reason=view.reason,
+        decision=view.decision,
+        parameters={p.name: p.value for p in view.parameters},
+        outputs={s.subtask_id: {p.name: p.value for p in s.output} for s in view.subtasks if s.finished},
+        last_seq=view.last_seq,
+    )

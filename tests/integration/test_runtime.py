@@ -1,0 +1,231 @@
+"""The runtime over real gRPC and real pysyncobj, used the way a client and an agent author
+would: three replicas and two agents on 127.0.0.1, tasks submitted through the SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+
+from mca.catalog import CATALOG, TaskType
+from mca.embedded import EmbeddedCluster
+from mca.sdk import Agent, Client, Job, RequestRejected
+from protocol.model import SubtaskSpec
+
+T = TypeVar("T")
+COMPENSATED: list[str] = []
+
+
+class Echo(Agent):
+    capabilities = ("echo",)
+    capacity = 8
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+
+    async def execute(self, job: Job) -> Mapping[str, float]:
+        await asyncio.sleep(job.inputs.get("sleep", 0.0))
+        if job.inputs.get("fail"):
+            raise RuntimeError("asked to fail")
+        return {"value": 2 * job.inputs.get("value", 0.0)}
+
+    async def compensate(self, subtask_id: str) -> None:
+        COMPENSATED.append(subtask_id)
+
+
+CATALOG_WITH_SLEEP = dict(CATALOG) | {
+    "sleep_plan": TaskType("sleep_plan", "needs an agent nobody runs", lambda _: (SubtaskSpec("plan_sleep"),))
+}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluster]:
+    data = tmp_path_factory.mktemp("cluster")
+    with EmbeddedCluster(str(data), [Echo("echo-1"), Echo("echo-2")], catalog=CATALOG_WITH_SLEEP) as c:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            leader = c.leader()
+            if leader is not None and len(leader.ledger.agents) == 2:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the cluster did not elect a leader and register both agents")
+        yield c
+
+
+def client_run(cluster: EmbeddedCluster, body: Callable[[Client], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with Client(cluster.task_addresses) as client:
+            return await body(client)
+
+    return asyncio.run(main())
+
+
+def test_a_task_completes_end_to_end(cluster: EmbeddedCluster) -> None:
+    async def body(client: Client) -> Any:
+        return await client.submit("echo", {"value": 21}, key="e2e-1", wait=True)
+
+    session = client_run(cluster, body)
+    assert session.state == "completed", session
+    assert list(session.outputs.values()) == [{"value": 42.0}]
+
+
+def test_a_two_agent_task_commits_both(cluster: EmbeddedCluster) -> None:
+    async def body(client: Client) -> Any:
+        return await client.submit("echo_pair", {"value": 1}, wait=True)
+
+    session = client_run(cluster, body)
+    assert session.state == "completed" and len(session.outputs) == 2
+
+
+def test_a_repeated_key_returns_the_same_session(cluster: EmbeddedCluster) -> None:
+    async def body(client: Client) -> Any:
+        first = await client.submit("echo", {"value": 1}, key="same-key", wait=True)
+        second = await client.submit("echo", {"value": 1}, key="same-key")
+        with pytest.raises(RequestRejected) as other:
+            await client.submit("echo", {"value": 2}, key="same-key")
+        return first, second, other.value
+
+    first, second, other = client_run(cluster, body)
+    assert first.session_id == second.session_id
+    assert other.code == "FAILED_PRECONDITION" and "different task" in other.message
+
+
+@pytest.mark.parametrize(
+    ("task_type", "payload", "key", "field"),
+    [
+        ("teleport", "{}", "k-bad-1", "task_type"),
+        ("echo", "{not json", "k-bad-2", "payload"),
+        ("echo", "[1, 2]", "k-bad-3", "payload"),
+        ("echo", json.dumps({"value": "high"}), "k-bad-4", "payload.value"),
+        ("echo", json.dumps({"pad": "x" * 70_000}), "k-bad-5", "payload"),
+        ("echo", "{}", "", "idempotency_key"),
+    ],
+)
+def test_bad_input_is_rejected_and_changes_nothing(
+    cluster: EmbeddedCluster, task_type: str, payload: str, key: str, field: str
+) -> None:
+    from protocol._pb import coordination_pb2 as pb
+    from protocol._pb import coordination_pb2_grpc as pb_grpc
+
+    leader = cluster.leader()
+    assert leader is not None and leader.log is not None
+    log = leader.log
+    before = len(list(log.applied_entries()))
+
+    async def body() -> grpc.aio.AioRpcError:
+        async with grpc.aio.insecure_channel(cluster.task_addresses[0]) as channel:
+            request = pb.SubmitRequest(idempotency_key=key, task_type=task_type, payload=payload)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await pb_grpc.TaskServiceStub(channel).Submit(request)
+            return caught.value
+
+    error = asyncio.run(body())
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (error.details() or "").startswith(field)
+    assert len(list(log.applied_entries())) == before
+
+
+def test_no_capable_agent_is_a_failed_precondition(cluster: EmbeddedCluster) -> None:
+    async def body(client: Client) -> Any:
+        with pytest.raises(RequestRejected) as caught:
+            await client.submit("sleep_plan", {})
+        return caught.value
+
+    error = client_run(cluster, body)
+    assert error.code == "FAILED_PRECONDITION" and "plan_sleep" in error.message
+
+
+def test_watch_streams_every_event_and_resumes(cluster: EmbeddedCluster) -> None:
+    async def body(client: Client) -> Any:
+        session = await client.submit("echo", {"value": 5}, wait=True)
+        everything = [e async for e in client.watch(session.session_id)]
+        resumed = [e async for e in client.watch(session.session_id, after_seq=2)]
+        return everything, resumed
+
+    everything, resumed = client_run(cluster, body)
+    assert [e.seq for e in everything] == list(range(1, len(everything) + 1))
+    assert [e.kind for e in everything][:3] == ["accepted", "planned", "decided"]
+    assert everything[-1].kind == "settled"
+    assert resumed == everything[2:]
+
+
+def test_a_failing_agent_fails_the_session_and_compensates_the_other(cluster: EmbeddedCluster) -> None:
+    async def body(client: Client) -> Any:
+        return await client.submit("echo_pair", {"fail": 1}, wait=True)
+
+    session = client_run(cluster, body)
+    assert session.state == "failed" and "asked to fail" in session.reason
+
+
+def test_cancel_a_running_task(cluster: EmbeddedCluster) -> None:
+    async def body(client: Client) -> Any:
+        session = await client.submit("echo", {"sleep": 3})
+        while (await client.get(session.session_id)).state != "executing":
+            await asyncio.sleep(0.02)
+        cancelled = await client.cancel(session.session_id)
+        with pytest.raises(RequestRejected) as again:
+            await client.cancel(session.session_id)
+        return cancelled, again.value
+
+    cancelled, again = client_run(cluster, body)
+    assert cancelled.state == "cancelled"
+    assert again.code == "FAILED_PRECONDITION" and "already cancelled" in again.message
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not COMPENSATED:
+        time.sleep(0.05)
+    assert COMPENSATED, "the running execution should have been compensated"
+
+
+def test_agents_are_listed_with_their_status(cluster: EmbeddedCluster) -> None:
+    time.sleep(1.2)  # one heartbeat period
+
+    async def body(client: Client) -> Any:
+        return await client.agents()
+
+    agents = client_run(cluster, body)
+    assert sorted(a.agent_id for a in agents) == ["echo-1", "echo-2"]
+    assert {a.status for a in agents} <= {"available", "busy"}
+
+
+def test_every_listener_binds_loopback(cluster: EmbeddedCluster) -> None:
+    ports = {int(a.raft.rsplit(":", 1)[1]) for a in cluster.addresses}
+    ports |= {int(a.grpc.rsplit(":", 1)[1]) for a in cluster.addresses}
+    ports |= {int(h.listen.rsplit(":", 1)[1]) for h in cluster.hosts}
+    listening: dict[int, str] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A":  # LISTEN
+                host, port_hex = local.split(":")
+                listening[int(port_hex, 16)] = host
+    assert ports <= set(listening), f"not listening: {ports - set(listening)}"
+    # 127.0.0.1 as IPv4, ::1, or 127.0.0.1 mapped into IPv6 (gRPC's dual-stack socket)
+    loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+    for port in ports:
+        assert listening[port] in loopback, (port, listening[port])
+
+
+def test_the_leader_dies_and_the_cluster_goes_on(cluster: EmbeddedCluster) -> None:
+    async def before(client: Client) -> Any:
+        return await client.submit("echo", {"value": 7}, key="before-failover", wait=True)
+
+    first = client_run(cluster, before)
+    assert first.state == "completed", first
+    leader = cluster.leader()
+    assert leader is not None
+    cluster.stop_replica(leader)
+
+    async def after(client: Client) -> Any:
+        again = await client.get(first.session_id)
+        new = await client.submit("echo", {"value": 8}, key="after-failover", wait=True)
+        return again, new
+
+    again, new = client_run(cluster, after)
+    assert (again.state, new.state) == ("completed", "completed"), (again, new)
