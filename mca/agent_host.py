@@ -5,8 +5,8 @@ server receives the coordinator's messages, the participant decides, and this ho
 effects into I/O. ``Send`` becomes a one-way call to the MCA's ``CoordinationService`` (any
 replica: followers forward to the leader; on failure the next replica is tried, and the
 protocol's own retries cover anything lost). ``StartExecution`` runs ``agent.execute`` as an
-asyncio task and reports ``ExecutionDone`` when it returns or raises; ``StartCompensation``
-cancels a running execution and runs ``agent.compensate``. Everything runs on one event loop,
+asyncio task and reports ``ExecutionDone`` when it returns or raises; ``StopExecution`` cancels
+that task; ``StartCompensation`` runs ``agent.compensate``. Everything runs on one event loop,
 so the participant needs no lock.
 
 Each start is a new incarnation (nanoseconds since the epoch at start: it grows across restarts
@@ -29,7 +29,7 @@ from mca.sdk import Agent, Job
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
-from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution
+from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution, StopExecution
 from protocol.events import Booted, ExecutionDone, TimerFired
 from protocol.model import Assignment, Outcome, Params, Timing, params
 from protocol.participant import Participant
@@ -47,6 +47,9 @@ HEARTBEAT_SECONDS = 1.0
 
 
 class AgentHost:
+    """``listen`` is host:port for the AgentService; port 0 picks a free one (the address is
+    registered with each incarnation, so it may change across restarts)."""
+
     def __init__(self, agent: Agent, listen: str, mca: list[str], timing: Timing | None = None) -> None:
         if not mca:
             raise ValueError("an agent needs the address of at least one MCA replica")
@@ -74,8 +77,11 @@ class AgentHost:
         )
         server = grpc.aio.server()
         pb_grpc.add_AgentServiceServicer_to_server(_AgentService(self), server)
-        if server.add_insecure_port(self.listen) == 0:
+        port = server.add_insecure_port(self.listen)
+        if port == 0:
             raise OSError(f"cannot listen on {self.listen}")
+        host = self.listen.rsplit(":", 1)[0]
+        self.listen = f"{host}:{port}"  # port 0 asks the kernel for a free one
         await server.start()
         self._server = server
         self.step(Booted())
@@ -115,6 +121,10 @@ class AgentHost:
                     handle.cancel()
             elif isinstance(effect, StartExecution):
                 self._start(effect)
+            elif isinstance(effect, StopExecution):
+                running = self._running.pop(effect.subtask_id, None)
+                if running is not None:
+                    running.cancel()
             elif isinstance(effect, StartCompensation):
                 self._compensate(effect)
 
@@ -143,9 +153,6 @@ class AgentHost:
         self._running[a.subtask_id] = asyncio.create_task(run())
 
     def _compensate(self, effect: StartCompensation) -> None:
-        running = self._running.pop(effect.subtask_id, None)
-        if running is not None:
-            running.cancel()
         self._spawn(self.agent.compensate(effect.subtask_id))
 
     def _call_mca(self, method: str, request: Any) -> None:

@@ -2,8 +2,9 @@
 
 ``mca sim`` runs the deterministic simulator: the real coordination core under injected faults,
 one seed at a time or thousands across processes. It exits 0 when every checker held, 1 when
-one did not, printing the command that replays the failing seed. Later subcommands (``up``,
-``submit``, ``watch``...) come with the runtime.
+one did not, printing the command that replays the failing seed. The runtime's subcommands
+(``up``, ``down``, ``status``, ``submit``, ``watch``, ``agents``, ``demo``) live in
+``mca/commands.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mca.commands import add_commands, run
 from protocol.defects import PLANTED_BUGS
 from sim.faults import FAULT_NAMES, FaultPlan
 from sim.runner import SeedReport, reproduce_command, run_many, run_seed
@@ -41,10 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     sim.add_argument("--workers", type=int, default=0, help="worker processes (default: one per core)")
     sim.add_argument("--trace", metavar="FILE", help="with --seed: write every event of the run to FILE")
+    add_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "sim":
         return _sim(args, parser)
-    return 2
+    return run(args)
 
 
 def _sim(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -10,16 +10,14 @@ Used by the integration tests and by anyone embedding the runtime in a Python pr
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import socket
-import threading
 from collections.abc import Coroutine
-from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from mca.agent_host import AgentHost
 from mca.catalog import CATALOG, TaskType
+from mca.loop import LoopThread
 from mca.replica import Replica, ReplicaAddress, ReplicaConfig
 from mca.sdk import Agent
 from protocol.model import Timing
@@ -53,8 +51,7 @@ class EmbeddedCluster:
         self._agents = agents
         self.replicas: list[Replica | None] = []
         self.hosts: list[AgentHost] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="embedded-cluster", daemon=True)
+        self._runner: LoopThread | None = None
 
     @property
     def task_addresses(self) -> list[str]:
@@ -62,15 +59,16 @@ class EmbeddedCluster:
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         """Run ``coroutine`` on the cluster's loop and wait for it."""
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        return future.result(timeout)
+        if self._runner is None:
+            raise RuntimeError("the cluster is not running")
+        return self._runner.run(coroutine, timeout)
 
     def __enter__(self) -> EmbeddedCluster:
-        self._thread.start()
+        self._runner = LoopThread("embedded-cluster")
         for address in self.addresses:
             self.run(self._start_replica(address))
         for agent in self._agents:
-            host = AgentHost(agent, f"127.0.0.1:{free_port()}", self.task_addresses, self.timing)
+            host = AgentHost(agent, "127.0.0.1:0", self.task_addresses, self.timing)
             self.run(host.start())
             self.hosts.append(host)
         return self
@@ -81,8 +79,8 @@ class EmbeddedCluster:
         for replica in self.replicas:
             if replica is not None:
                 self.run(replica.stop())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        if self._runner is not None:
+            self._runner.stop()
 
     async def _start_replica(self, me: ReplicaAddress) -> None:
         config = ReplicaConfig(

@@ -303,6 +303,9 @@ class Coordinator:
 
     def _cancel(self, before: Phase, record: SessionRecord) -> list[Effect]:
         if before is Phase.PREPARING:
+            # Remembered too: a commit appended by an earlier leader may still win, and then
+            # the cancellation applies to the executing session.
+            self._cancel_requested = True
             return self._decide_abort("cancelled by request", cancelled=True)
         if before is Phase.DECIDING:
             self._cancel_requested = True

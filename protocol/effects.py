@@ -54,11 +54,20 @@ class StartExecution:
 
 
 @dataclass(frozen=True)
-class StartCompensation:
-    """Undo the side effects of ``subtask_id`` (idempotent) and stop its execution if running."""
+class StopExecution:
+    """Stop the execution of ``subtask_id`` if it is still running: its reservation is released
+    (the session ended without needing it), so the capacity it occupies must be given back."""
 
     session_id: str
     subtask_id: str
 
 
-Effect = Send | Append | SetTimer | CancelTimer | StartExecution | StartCompensation
+@dataclass(frozen=True)
+class StartCompensation:
+    """Undo the side effects of ``subtask_id``. Idempotent: it may run more than once."""
+
+    session_id: str
+    subtask_id: str
+
+
+Effect = Send | Append | SetTimer | CancelTimer | StartExecution | StopExecution | StartCompensation

@@ -38,11 +38,15 @@ class InvalidTask(CoordinationError):
 class NoCapableAgent(CoordinationError):
     """No registered agent offers a capability the task needs."""
 
-    def __init__(self, capability: str) -> None:
-        super().__init__(
-            f"no registered agent offers capability {capability!r}; "
-            "start an agent that declares it, or submit a task type the cluster supports"
-        )
+    def __init__(self, capability: str, why: str = "") -> None:
+        if why:
+            message = f"capability {capability!r} {why}; give an agent more capacity or ask for less"
+        else:
+            message = (
+                f"no registered agent offers capability {capability!r}; "
+                "start an agent that declares it, or submit a task type the cluster supports"
+            )
+        super().__init__(message)
         self.capability = capability
 
 

@@ -32,8 +32,8 @@ from protocol.messages import (
     SubmitReply,
     Vote,
 )
-from protocol.model import Decision, Timing
-from protocol.planner import check_capable, plan_effects
+from protocol.model import Decision, TaskSpec, Timing
+from protocol.planner import AdmissionQueue, check_capable
 from protocol.recovery import recover
 from protocol.session_table import SessionState
 
@@ -45,12 +45,14 @@ class Leader:
         self.coordinators: dict[str, Coordinator] = {}
         self._timing = timing
         self._defects = defects
-        self._waiting_submits: dict[str, list[str]] = {}
+        self._queue = AdmissionQueue()
+        self._waiting_submits: dict[str, list[tuple[str, TaskSpec]]] = {}
         self._waiting_cancels: dict[str, list[str]] = {}
 
     def step(self, event: object, now: float) -> list[Effect]:
         if isinstance(event, BecameLeader):
-            self.coordinators, effects = recover(self.ledger, self.term, self._timing, now, self._defects)
+            self._queue = AdmissionQueue()
+            self.coordinators, effects = recover(self.ledger, self.term, self._timing, now, self._queue, self._defects)
             return effects
         if isinstance(event, Submit):
             return self._submit(event)
@@ -81,15 +83,12 @@ class Leader:
             if existing is not None and NO_IDEMPOTENCY not in self._defects:
                 record = self.ledger.sessions[existing]
                 if record.task != request.task:
-                    raise CoordinationError(
-                        f"idempotency_key: {key!r} was already used for a different task "
-                        f"(session {existing}); use a new key for a new task"
-                    )
+                    raise _key_reused(key, existing)
                 return [Send(request.client, SubmitReply(key, existing))]
             check_capable(request.task, self.ledger)
         except CoordinationError as exc:
             return [Send(request.client, SubmitReply(key, error=str(exc), status=exc.status))]
-        self._waiting_submits.setdefault(key, []).append(request.client)
+        self._waiting_submits.setdefault(key, []).append((request.client, request.task))
         return [Append(Accepted(key, request.task))]
 
     def _cancel(self, request: Cancel, now: float) -> list[Effect]:
@@ -120,20 +119,25 @@ class Leader:
         return self._session_entry(event, now)
 
     def _accepted(self, entry: Accepted, result: ApplyResult) -> list[Effect]:
-        effects: list[Effect] = [
-            Send(client, SubmitReply(entry.idempotency_key, result.session_id))
-            for client in self._waiting_submits.pop(entry.idempotency_key, [])
-        ]
-        record = self.ledger.session(result.session_id)
-        if result.created and record is not None:
-            effects += plan_effects(record, self.ledger)
+        key = entry.idempotency_key
+        record = self.ledger.sessions[result.session_id]
+        effects: list[Effect] = []
+        for client, task in self._waiting_submits.pop(key, []):
+            if task == record.task:
+                effects.append(Send(client, SubmitReply(key, result.session_id)))
+            else:  # two different tasks raced under one key: only the first one is the session
+                error = _key_reused(key, result.session_id)
+                effects.append(Send(client, SubmitReply(key, error=str(error), status=error.status)))
+        if result.created:
+            self._queue.add(result.session_id)
+            effects += self._queue.drain(self.ledger)
         return effects
 
     def _registered(self, entry: Registered, result: ApplyResult, now: float) -> list[Effect]:
         if not result.applied:
             return []
         reply = RegisterReply(self.term, entry.agent_id, entry.incarnation, result.committed, result.finished)
-        effects: list[Effect] = [Send(entry.agent_id, reply)]
+        effects: list[Effect] = [Send(entry.agent_id, reply), *self._queue.drain(self.ledger)]
         if result.restarted:
             for sid, coordinator in list(self.coordinators.items()):
                 if any(a.agent_id == entry.agent_id for a in self.ledger.sessions[sid].assignments):
@@ -141,7 +145,12 @@ class Leader:
         return effects
 
     def _planned(self, entry: Planned, result: ApplyResult, now: float) -> list[Effect]:
+        self._queue.planned_applied(entry.session_id)
         if not result.applied:
+            record = self.ledger.sessions[entry.session_id]
+            if record.state is SessionState.INITIALIZED:  # the plan went stale: plan again
+                self._queue.add(entry.session_id)
+                return self._queue.drain(self.ledger)
             return []
         coordinator = Coordinator(entry.session_id, self.term, self._timing, self._defects)
         self.coordinators[entry.session_id] = coordinator
@@ -161,6 +170,7 @@ class Leader:
             effects += coordinator.step(event, now, self.ledger)
         if isinstance(entry, Settled) and result.applied:
             self.coordinators.pop(session_id, None)
+            effects += self._queue.drain(self.ledger)  # its capacity is free again
         if isinstance(entry, (Decided, Finished, Settled)):
             effects += self._answer_cancels(session_id)
         return effects
@@ -182,3 +192,10 @@ class Leader:
         if coordinator is None:
             return []  # settled, or never ours: every sender retries or pulls if it still needs us
         return coordinator.step(event, now, self.ledger)
+
+
+def _key_reused(key: str, session_id: str) -> CoordinationError:
+    return CoordinationError(
+        f"idempotency_key: {key!r} was already used for a different task (session {session_id}); "
+        "use a new key for a new task"
+    )

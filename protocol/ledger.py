@@ -211,6 +211,10 @@ class Ledger:
         if record.state is not SessionState.INITIALIZED:
             return ApplyResult(False, record.session_id, state=record.state)
         self._check_plan(record, entry.assignments)
+        if self._stale_plan(entry.assignments):
+            # An agent re-registered without the capability (or never registered) after the
+            # leader planned: deterministic on every replica, and the leader plans again.
+            return ApplyResult(False, record.session_id, state=record.state)
         record.assignments = entry.assignments
         record.fire(SessionEvent.PLANNED)
         record.record("planned", ", ".join(f"{a.subtask_id}->{a.agent_id}" for a in entry.assignments))
@@ -223,10 +227,13 @@ class Ledger:
             raise InvariantViolation(f"plan for {record.session_id} does not match its subtasks")
         if len({a.subtask_id for a in assignments}) != len(assignments):
             raise InvariantViolation(f"plan for {record.session_id} repeats a subtask id")
+
+    def _stale_plan(self, assignments: tuple[Assignment, ...]) -> bool:
         for a in assignments:
             agent = self.agents.get(a.agent_id)
             if agent is None or a.capability not in agent.capabilities:
-                raise InvariantViolation(f"{a.agent_id} cannot serve {a.capability}")
+                return True
+        return False
 
     def _negotiated(self, record: SessionRecord, entry: Negotiated) -> ApplyResult:
         if record.state is not SessionState.NEGOTIATING or record.decision is not None:
@@ -259,13 +266,11 @@ class Ledger:
 
     def _void_votes(self, record: SessionRecord, entry: Decided) -> str:
         """Why a commit must become an abort (an agent restarted after voting), or ''."""
-        voted = dict(entry.incarnations)
-        for a in record.assignments:
-            if a.agent_id not in voted:
-                raise InvariantViolation(f"commit for {record.session_id} lacks a vote of {a.agent_id}")
-            current = self.incarnation(a.agent_id)
-            if voted[a.agent_id] != current:
-                return f"agent {a.agent_id} restarted after voting yes; its reservation is gone"
+        if [agent for agent, _ in entry.incarnations] != [a.agent_id for a in record.assignments]:
+            raise InvariantViolation(f"commit for {record.session_id} lacks a vote per subtask")
+        for agent_id, voted in entry.incarnations:  # one per subtask, in plan order
+            if voted != self.incarnation(agent_id):
+                return f"agent {agent_id} restarted after voting yes; its reservation is gone"
         return ""
 
     def _finished(self, record: SessionRecord, entry: Finished) -> ApplyResult:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from protocol.defects import NO_DEFECTS, PARTICIPANT_UNILATERAL_ABORT, Defects
-from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution
+from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution, StopExecution
 from protocol.errors import IllegalTransition, InvariantViolation
 from protocol.events import Booted, ExecutionDone, TimerFired
 from protocol.messages import (
@@ -70,6 +70,9 @@ class Participant:
         self.capacity = capacity
         self.incarnation = incarnation
         self.recovering = True
+        #: The most this agent may hold: its capacity, or more while it honours commitments
+        #: inherited from a previous incarnation that had a larger capacity.
+        self.limit = capacity
         self.holdings: dict[str, Holding] = {}
         self.term_seen = 0
         self._timing = timing
@@ -141,8 +144,10 @@ class Participant:
             del self.holdings[sub]  # a stale message about nothing we hold leaves no trace
             return []
         effects = self._act(before, cue, holding, event, now)
-        if self.reserved() > self.capacity:
-            raise InvariantViolation(f"{self.agent_id} reserved {self.reserved()} of {self.capacity}")
+        reserved = self.reserved()
+        if reserved > self.limit:
+            raise InvariantViolation(f"{self.agent_id} reserved {reserved} of {self.limit}")
+        self.limit = max(self.capacity, reserved)
         return effects
 
     # --- actions ------------------------------------------------------------------------------
@@ -169,6 +174,8 @@ class Participant:
             return [CancelTimer(lease), self._ack(h, "abort")]
         if cue in (Cue.RELEASE, Cue.RELEASE_COMPENSATE):
             effects: list[Effect] = [CancelTimer(lease), CancelTimer(retry)]
+            if before is Held.COMMITTED:  # still running: give the capacity back for real
+                effects.append(StopExecution(sid, sub))
             if cue is Cue.RELEASE_COMPENSATE:
                 effects.append(StartCompensation(sid, sub))
             return [*effects, self._ack(h, "release")]
@@ -241,6 +248,7 @@ class Participant:
         for sid, a in reply.finished:  # result already in the log: hold until the release
             self.holdings[a.subtask_id] = Holding(sid, a, Held.EXECUTED, accepted=True)
             effects.append(SetTimer(("result", sid, a.subtask_id), now + self._timing.lease))
-        if self.reserved() > self.capacity:
-            raise InvariantViolation(f"{self.agent_id} owns {self.reserved()} of {self.capacity} after restart")
+        # Commitments made by the previous incarnation are honoured even if this one was started
+        # with less capacity; no new work is taken until the agent is back under its capacity.
+        self.limit = max(self.capacity, self.reserved())
         return effects

@@ -1,10 +1,13 @@
-"""Planning: turn an accepted task into assignments, one capable agent per subtask.
+"""Planning and admission: turn accepted tasks into assignments, one capable agent per
+subtask, when the agents have room for them.
 
-Pure and deterministic: the same ledger gives the same plan on any replica, so a new leader that
-re-plans a session the old one had planned but not yet appended reaches a compatible answer (and
-the ledger keeps whichever ``Planned`` entry is applied first anyway). The choice is greedy:
-the registered agent with the most free capacity, ties broken by agent id. Capacity here is the
-ledger's view; the agent's own check at prepare time is the one that counts.
+Pure and deterministic: the same ledger gives the same plan on any replica. The choice is
+greedy: the registered agent with the most free capacity, ties broken by agent id. A session
+for which no capable agent has room waits in the ``AdmissionQueue`` (state ``initialized``)
+instead of failing on a no vote, and is planned when a settled session frees capacity or an
+agent registers. Capacity here is the ledger's view (every unsettled session's assignments,
+plus plans appended but not yet applied); the agent's own check at prepare time still decides.
+A subtask whose demand no capable agent could ever meet fails at once.
 """
 
 from __future__ import annotations
@@ -14,35 +17,83 @@ from protocol.entries import Decided, Planned
 from protocol.errors import NoCapableAgent
 from protocol.ledger import Ledger, SessionRecord
 from protocol.model import Assignment, Decision, TaskSpec
+from protocol.session_table import SessionState
 
 
 def check_capable(task: TaskSpec, ledger: Ledger) -> None:
-    """Raise ``NoCapableAgent`` if some subtask's capability has no registered agent."""
-    offered = {c for agent in ledger.agents.values() for c in agent.capabilities}
+    """Raise ``NoCapableAgent`` if no registered agent offers a subtask's capability with at
+    least its demand of capacity (such a task could wait forever)."""
     for sub in task.subtasks:
-        if sub.capability not in offered:
+        capable = [a for a in ledger.agents.values() if sub.capability in a.capabilities]
+        if not capable:
             raise NoCapableAgent(sub.capability)
+        largest = max(a.capacity for a in capable)
+        if sub.demand > largest:
+            raise NoCapableAgent(sub.capability, f"needs a capacity of {sub.demand}, the largest is {largest}")
 
 
-def plan(record: SessionRecord, ledger: Ledger) -> tuple[Assignment, ...]:
-    load = ledger.load()
+def plan(record: SessionRecord, ledger: Ledger, load: dict[str, int]) -> tuple[Assignment, ...] | None:
+    """Assignments for every subtask, adding them to ``load``; None (``load`` unchanged) while
+    some subtask finds no capable agent with room."""
+    trial = dict(load)
     assignments: list[Assignment] = []
     for i, sub in enumerate(record.task.subtasks):
         candidates = sorted(
             (a for a in ledger.agents.values() if sub.capability in a.capabilities),
-            key=lambda a: (-(a.capacity - load.get(a.agent_id, 0)), a.agent_id),
+            key=lambda a: (-(a.capacity - trial.get(a.agent_id, 0)), a.agent_id),
         )
         if not candidates:
             raise NoCapableAgent(sub.capability)
-        chosen = candidates[0].agent_id
-        load[chosen] = load.get(chosen, 0) + sub.demand
-        assignments.append(Assignment(f"{record.session_id}.{i}", chosen, sub.capability, sub.demand, sub.inputs))
+        best = candidates[0]
+        if best.capacity - trial.get(best.agent_id, 0) < sub.demand:
+            return None
+        trial[best.agent_id] = trial.get(best.agent_id, 0) + sub.demand
+        assignments.append(
+            Assignment(f"{record.session_id}.{i}", best.agent_id, sub.capability, sub.demand, sub.inputs)
+        )
+    load.update(trial)
     return tuple(assignments)
 
 
-def plan_effects(record: SessionRecord, ledger: Ledger) -> list[Effect]:
-    """Append the plan, or fail the session with the reason no plan exists."""
-    try:
-        return [Append(Planned(record.session_id, plan(record, ledger)))]
-    except NoCapableAgent as exc:
-        return [Append(Decided(record.session_id, Decision.ABORT, reason=str(exc)))]
+class AdmissionQueue:
+    """Sessions accepted but not yet planned (in arrival order) and plans on their way to the
+    log. Lives on the leader; a new leader rebuilds it from the ledger's initialized sessions."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, None] = {}
+        self._in_flight: dict[str, tuple[Assignment, ...]] = {}
+
+    def add(self, session_id: str) -> None:
+        self.waiting[session_id] = None
+
+    def planned_applied(self, session_id: str) -> None:
+        self._in_flight.pop(session_id, None)
+
+    def drain(self, ledger: Ledger) -> list[Effect]:
+        """Plan every waiting session that fits now, oldest first."""
+        if not self.waiting:
+            return []
+        load = ledger.load()
+        for assignments in self._in_flight.values():
+            for a in assignments:
+                load[a.agent_id] = load.get(a.agent_id, 0) + a.demand
+        effects: list[Effect] = []
+        for session_id in list(self.waiting):
+            record = ledger.session(session_id)
+            if record is None or record.state is not SessionState.INITIALIZED:
+                del self.waiting[session_id]  # cancelled, or planned by a previous leader
+                continue
+            try:
+                check_capable(record.task, ledger)
+                planned = plan(record, ledger, load)
+            except NoCapableAgent as exc:
+                del self.waiting[session_id]
+                effects.append(Append(Decided(session_id, Decision.ABORT, reason=str(exc))))
+                continue
+            if planned is None:
+                continue  # no room yet; a later, smaller session may still fit
+            assignments = planned
+            del self.waiting[session_id]
+            self._in_flight[session_id] = assignments
+            effects.append(Append(Planned(session_id, assignments)))
+        return effects

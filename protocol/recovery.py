@@ -4,7 +4,7 @@ A leader keeps nothing that matters in memory: votes, acknowledgements and timer
 rebuilt or re-requested. On taking over, it scans the sessions the ledger has not settled and
 takes up each where the applied state left it:
 
-* ``initialized``: plan it (again); the ledger keeps the first ``Planned`` applied.
+* ``initialized``: queue it for planning (again); the ledger keeps the first ``Planned``.
 * ``negotiating`` with no decision: prepare again. Agents that already voted yes still hold
   their reservation and answer yes again, so a failover does not fail sessions in flight; a
   decision appended by the previous leader and applied later still wins in the ledger.
@@ -22,20 +22,20 @@ from protocol.defects import NO_DEFECTS, Defects
 from protocol.effects import Effect
 from protocol.ledger import Ledger
 from protocol.model import Timing
-from protocol.planner import plan_effects
+from protocol.planner import AdmissionQueue
 from protocol.session_table import SessionState
 
 
 def recover(
-    ledger: Ledger, term: int, timing: Timing, now: float, defects: Defects = NO_DEFECTS
+    ledger: Ledger, term: int, timing: Timing, now: float, queue: AdmissionQueue, defects: Defects = NO_DEFECTS
 ) -> tuple[dict[str, Coordinator], list[Effect]]:
     coordinators: dict[str, Coordinator] = {}
     effects: list[Effect] = []
     for record in ledger.active_sessions():
         if record.state is SessionState.INITIALIZED:
-            effects += plan_effects(record, ledger)
+            queue.add(record.session_id)
             continue
         coordinator = Coordinator(record.session_id, term, timing, defects)
         coordinators[record.session_id] = coordinator
         effects += coordinator.begin(now, ledger)
-    return coordinators, effects
+    return coordinators, effects + queue.drain(ledger)

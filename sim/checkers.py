@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from protocol.entries import Accepted, Entry, Finished
 from protocol.ledger import ApplyResult, Ledger
-from protocol.messages import Abort, Commit, Message
+from protocol.messages import Abort, Commit, Message, Release
 from protocol.model import Decision, Params
 from protocol.participant import Participant
 from protocol.participant_table import RESERVING, Held
@@ -74,6 +74,18 @@ class Checkers:
     # --- hooks the world calls ----------------------------------------------------------------
 
     def sent(self, message: Message) -> None:
+        if isinstance(message, Release):
+            record = self._ledger.session(message.session_id)
+            if record is None or not record.terminal or record.decision is not Decision.COMMIT:
+                raise Violation(
+                    "single-decision", f"Release for {message.subtask_id} before its committed session ended"
+                )
+            if message.compensate != (record.state is not SessionState.COMPLETED):
+                raise Violation(
+                    "single-decision",
+                    f"Release(compensate={message.compensate}) for {record.state.value} {message.session_id}",
+                )
+            return
         if not isinstance(message, (Commit, Abort)):
             return
         record = self._ledger.session(message.session_id)
@@ -126,20 +138,28 @@ class Checkers:
         if known != session_id:
             raise Violation("exactly-once", f"key {key} was answered with {known} and with {session_id}")
 
-    def participant_stepped(self, p: Participant, before: dict[str, Held]) -> None:
-        if p.reserved() > p.capacity:
-            raise Violation("capacity", f"{p.agent_id} holds {p.reserved()} of {p.capacity}")
-        for sub, h in p.holdings.items():
-            was = before.get(sub)
-            if was is Held.PREPARED and h.held is Held.ABORTED:
-                record = self._ledger.session(h.session_id)
-                if record is None or record.decision is not Decision.ABORT:
-                    raise Violation(
-                        "no-unilateral", f"{p.agent_id} dropped its yes vote on {sub} while the log had no abort"
-                    )
-                seen = self._session(h.session_id)
+    def participant_stepped(self, p: Participant, before: dict[str, tuple[str, Held]]) -> None:
+        if p.reserved() > p.limit:
+            raise Violation("capacity", f"{p.agent_id} holds {p.reserved()} of {p.limit}")
+        for sub, (session_id, was) in before.items():
+            if was is not Held.PREPARED:
+                continue
+            h = p.holdings.get(sub)
+            now = h.held if h is not None else Held.ABSENT
+            if now in (Held.PREPARED, Held.COMMITTED):
+                continue
+            record = self._ledger.session(session_id)
+            decision = record.decision if record else None
+            if now is Held.ABORTED and decision is Decision.ABORT:
+                seen = self._session(session_id)
                 seen.aborted_by.add(p.agent_id)
-                self._atomic(h.session_id, seen)
+                self._atomic(session_id, seen)
+            elif now is Held.COMPENSATED and decision is Decision.COMMIT and record and record.terminal:
+                pass  # the session failed after commit before this agent heard the commit
+            else:
+                raise Violation(
+                    "no-unilateral", f"{p.agent_id} left its yes vote on {sub} ({now.value}) without the log's word"
+                )
 
     def _atomic(self, session_id: str, seen: _SessionSeen) -> None:
         if seen.executed_by and seen.aborted_by:

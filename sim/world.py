@@ -32,7 +32,16 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 
 from protocol.defects import NO_DEFECTS, Defects
-from protocol.effects import Append, CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution
+from protocol.effects import (
+    Append,
+    CancelTimer,
+    Effect,
+    Send,
+    SetTimer,
+    StartCompensation,
+    StartExecution,
+    StopExecution,
+)
 from protocol.entries import Entry
 from protocol.errors import InvariantViolation
 from protocol.events import Applied, BecameLeader, Booted, ExecutionDone, TimerFired
@@ -178,6 +187,7 @@ class World:
         self.offset: dict[str, float] = dict.fromkeys(self.up, 0.0)
         self.leaders: dict[str, Leader] = {}  # current leader and any deposed one still acting
         self.agents = {spec.agent_id: AgentNode(spec) for spec in AGENTS}
+        self.running: dict[str, dict[str, int]] = {a.agent_id: {} for a in AGENTS}  # agent -> subtask -> demand
         self.partitions: set[frozenset[str]] = set()
         self._timers: dict[tuple[str, Hashable], tuple[int, float]] = {}
         self._apply_at = 0.0
@@ -286,6 +296,11 @@ class World:
                 [n.participant for n in self.agents.values() if n.participant is not None],
                 {agent_id: node.store for agent_id, node in self.agents.items()},
             )
+            for ct in self.tasks:
+                if not ct.session_id:
+                    raise Violation("no-lost-session", f"the client never got an answer for {ct.key}")
+                if ct.cancel_after is not None and not ct.cancel_answered:
+                    raise Violation("no-lost-session", f"the cancel of {ct.session_id} was never answered")
         except InvariantViolation as exc:
             raise Violation("invariant", str(exc)) from exc
 
@@ -326,13 +341,11 @@ class World:
             self._depose()
         elif kind == "partition":
             _, a, b, length = event
-            pair = frozenset((str(a), str(b)))
-            self.partitions.add(pair)
-            self._at(self.now + float(str(length)), "unpartition", pair)
+            pair = tuple(sorted((str(a), str(b))))  # a tuple: a frozenset's repr would depend on the hash seed
+            self.partitions.add(frozenset(pair))
+            self._at(self.now + float(str(length)), "unpartition", *pair)
         elif kind == "unpartition":
-            healed = event[1]
-            if isinstance(healed, frozenset):
-                self.partitions.discard(healed)
+            self.partitions.discard(frozenset((str(event[1]), str(event[2]))))
         elif kind == "clock_jump":
             self._clock_jump(str(event[1]), float(str(event[2])))
         elif kind == "heal":
@@ -356,7 +369,7 @@ class World:
             participant = self.agents[node].participant
             if participant is None:
                 return
-            before = {sub: h.held for sub, h in participant.holdings.items()}
+            before = {sub: (h.session_id, h.held) for sub, h in participant.holdings.items()}
             effects = participant.step(event, self._local(node))
             self.checkers.participant_stepped(participant, before)
         elif node.startswith("c"):
@@ -394,6 +407,9 @@ class World:
                 self._timers.pop((node, effect.key), None)
             elif isinstance(effect, StartExecution):
                 self._start_execution(node, effect)
+            elif isinstance(effect, StopExecution):
+                if self.running[node].pop(effect.subtask_id, None) is not None:
+                    self._count("stopped")
             elif isinstance(effect, StartCompensation):
                 self.agents[node].store.pop(effect.subtask_id, None)
                 self._count("compensations")
@@ -493,6 +509,7 @@ class World:
             if not self.up[victim]:
                 return
             self.agents[victim].participant = None
+            self.running[victim].clear()  # its executions died with it
             self._down(victim)
         self._count("crashes")
         after = restart_after if restart_after is not None else self.rng.uniform(0.1, 1.5)
@@ -550,6 +567,11 @@ class World:
         agent = self.agents[node]
         sub = effect.assignment.subtask_id
         self.checkers.execution_started(node, effect.attempt, effect.session_id, sub, effect.parameters)
+        self.running[node][sub] = effect.assignment.demand
+        participant = agent.participant
+        busy = sum(self.running[node].values())
+        if participant is not None and busy > participant.limit:
+            raise Violation("capacity", f"{node} runs {sorted(self.running[node])} ({busy}) beyond {participant.limit}")
         self._count("executions")
         took = self.rng.uniform(0.005, 0.05)
         self._at(self.now + took, "exec_done", node, agent.incarnation, effect)
@@ -559,6 +581,8 @@ class World:
         if agent.participant is None or agent.incarnation != incarnation or not isinstance(effect, StartExecution):
             return  # the process that ran it is gone
         a = effect.assignment
+        if self.running[str(node)].pop(a.subtask_id, None) is None:
+            return  # stopped: it ends without a result or a side effect
         failed = not self.healed and self.rng.random() < self.plan.execution_failure
         forced = self.execution_outcome(effect) if self.execution_outcome else None
         if forced is not None:

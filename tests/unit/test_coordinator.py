@@ -286,3 +286,12 @@ def test_abort_messages_carry_the_reason() -> None:
     ledger = session_in("aborted")
     effects = Coordinator("s1", 1, TIMING).begin(NOW, ledger)
     assert all(s.message.reason == "no" for s in sends(effects, Abort))
+
+
+def test_a_cancel_survives_an_earlier_leaders_commit_winning() -> None:
+    c, ledger = in_phase(Phase.PREPARING)
+    c.step(CancelRequested(), NOW, ledger)  # appends abort(cancelled)...
+    old = Decided("s1", Decision.COMMIT, incarnations=(("wpa", 1), ("npa", 1)))
+    effects = c.step(Applied(4, old, ledger.apply(old)), NOW, ledger)  # ...but this wins
+    (finished,) = appended(effects, Finished)
+    assert finished.cancelled

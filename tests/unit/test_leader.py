@@ -11,7 +11,7 @@ from protocol.entries import Accepted, Decided, Planned, Settled
 from protocol.events import Applied, BecameLeader
 from protocol.leader import Leader
 from protocol.ledger import Ledger
-from protocol.messages import Cancel, CancelReply, Prepare, Register, RegisterReply, Release, Submit, SubmitReply
+from protocol.messages import Ack, Cancel, CancelReply, Prepare, Register, RegisterReply, Release, Submit, SubmitReply
 from protocol.model import Decision, SubtaskSpec, TaskSpec
 from protocol.session_table import SessionState
 from tests.unit.helpers import PLAN, TIMING, WELLNESS, ledger_with_agents, session_in
@@ -138,9 +138,8 @@ def test_recovery_takes_up_every_unsettled_session_where_it_stands() -> None:
     ledger.apply(Decided("s5", Decision.ABORT, "no"))
     ledger.apply(Settled("s5"))
     coordinators, effects = _recovered(ledger)
-    assert coordinators == ["s2", "s3", "s4"]  # s1 is re-planned, s5 is settled
-    entries = [e.entry for e in effects if isinstance(e, Append)]
-    assert [type(e).__name__ for e in entries] == ["Planned"]
+    assert coordinators == ["s2", "s3", "s4"]  # s1 waits for room, s5 is settled
+    assert [e for e in effects if isinstance(e, Append)] == []  # npa is full: s1 is queued
     kinds = {(e.to, type(e.message).__name__, e.message.session_id) for e in effects if isinstance(e, Send)}  # type: ignore[union-attr]
     assert ("wpa", "Prepare", "s2") in kinds and ("npa", "Commit", "s3") in kinds and ("wpa", "Abort", "s4") in kinds
 
@@ -161,3 +160,41 @@ def test_a_restart_reaches_the_coordinators_of_that_agent() -> None:
     sent = drive(leader, Register("npa", ("plan_meal",), 1, 2))
     prepares = [s for s in sent if isinstance(s.message, Prepare)]
     assert [(s.to, s.message.incarnation) for s in prepares] == [("npa", 2)]  # type: ignore[union-attr]
+
+
+def test_a_session_waits_for_room_and_is_planned_when_capacity_frees() -> None:
+    ledger = ledger_with_agents()  # npa has capacity 1
+    leader = Leader(1, ledger, TIMING)
+    leader.step(BecameLeader(), NOW)
+    drive(leader, Submit("c", "k1", WELLNESS))
+    sent = drive(leader, Submit("c", "k2", WELLNESS))
+    assert replies(sent, SubmitReply) == [SubmitReply("k2", "s2")]
+    waiting_state = ledger.sessions["s2"].state
+    assert waiting_state is SessionState.INITIALIZED  # waiting, not failed
+    decided = Decided("s1", Decision.ABORT, "test")
+    drive(leader, Applied(90, decided, ledger.apply(decided)))
+    for sub in ("s1.0", "s1.1"):  # both participants acknowledge the abort: s1 settles
+        drive(leader, Ack("wpa" if sub == "s1.0" else "npa", 1, "s1", sub, "abort"))
+    assert ledger.sessions["s1"].settled
+    assert ledger.sessions["s2"].state is SessionState.NEGOTIATING
+
+
+def test_a_demand_no_agent_can_ever_meet_is_refused_at_submit() -> None:
+    leader = Leader(1, ledger_with_agents(), TIMING)
+    task = TaskSpec("big", (SubtaskSpec("plan_meal", 5),), ("all_subtasks_ok",))
+    (reply,) = replies(drive(leader, Submit("c", "k", task)), SubmitReply)
+    assert isinstance(reply, SubmitReply) and reply.status == "FAILED_PRECONDITION"
+    assert "needs a capacity of 5, the largest is 1" in reply.error
+
+
+def test_two_tasks_racing_under_one_key_get_one_session_and_one_refusal() -> None:
+    leader = Leader(1, ledger_with_agents(), TIMING)
+    other = TaskSpec("echo", (SubtaskSpec("plan_meal"),), ("all_subtasks_ok",))
+    first = leader.step(Submit("c1", "k", WELLNESS), NOW)
+    second = leader.step(Submit("c2", "k", other), NOW)  # before the first is applied
+    sent: list[Send] = []
+    for append in [e for e in first + second if isinstance(e, Append)]:
+        sent += drive(leader, Applied(1, append.entry, leader.ledger.apply(append.entry)))
+    answers = {s.to: s.message for s in sent if isinstance(s.message, SubmitReply)}
+    assert answers["c1"] == SubmitReply("k", "s1")
+    assert answers["c2"].status == "FAILED_PRECONDITION" and "different task" in answers["c2"].error

@@ -49,15 +49,28 @@ def test_plan_moves_to_negotiating_once() -> None:
     [
         (),  # no participant at all
         (PLAN[0],),  # a subtask left out
-        (PLAN[0], Assignment("s1.1", "wpa", "plan_meal", 1)),  # an agent without the capability
         (PLAN[0], Assignment("s1.0", "npa", "plan_meal", 1)),  # a repeated subtask id
-        (PLAN[0], Assignment("s1.1", "ghost", "plan_meal", 1)),  # an unregistered agent
     ],
 )
 def test_a_plan_that_breaks_the_session_invariants_is_a_bug(plan: tuple[Assignment, ...]) -> None:
     ledger = session_in("accepted")
     with pytest.raises(InvariantViolation):
         ledger.apply(Planned("s1", plan))
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        (PLAN[0], Assignment("s1.1", "wpa", "plan_meal", 1)),  # an agent without the capability
+        (PLAN[0], Assignment("s1.1", "ghost", "plan_meal", 1)),  # an unregistered agent
+    ],
+)
+def test_a_plan_gone_stale_is_not_applied(plan: tuple[Assignment, ...]) -> None:
+    # e.g. the agent re-registered without the capability after the leader planned: every
+    # replica reaches the same verdict, and the session stays initialized to be planned again.
+    ledger = session_in("accepted")
+    assert not ledger.apply(Planned("s1", plan)).applied
+    assert ledger.sessions["s1"].state is SessionState.INITIALIZED
 
 
 def test_the_first_decision_wins() -> None:

@@ -9,7 +9,7 @@ import itertools
 import pytest
 
 from protocol.defects import PARTICIPANT_UNILATERAL_ABORT
-from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution
+from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution, StopExecution
 from protocol.errors import IllegalTransition
 from protocol.events import Booted, ExecutionDone, TimerFired
 from protocol.messages import (
@@ -199,3 +199,23 @@ def test_a_restarted_agent_takes_no_work_until_it_knows_what_it_owns() -> None:
 
 def test_reserving_states_are_exactly_the_live_ones() -> None:
     assert {Held.PREPARED, Held.COMMITTED, Held.EXECUTED} == RESERVING
+
+
+def test_releasing_a_running_execution_stops_it() -> None:
+    p = ready()
+    p.step(EVENTS[Cue.PREPARE_OK], NOW)
+    p.step(EVENTS[Cue.COMMIT], NOW)
+    effects = p.step(EVENTS[Cue.RELEASE], NOW)
+    assert StopExecution("s1", "s1.0") in effects and p.reserved() == 0
+
+
+def test_commitments_inherited_beyond_a_smaller_capacity_are_honoured_but_no_new_work() -> None:
+    p = Participant("npa", ("plan_meal",), 1, 2, TIMING)
+    p.step(Booted(), NOW)
+    owned = tuple((f"s{i}", Assignment(f"s{i}.0", "npa", "plan_meal", 1), ()) for i in (1, 2))
+    p.step(RegisterReply(1, "npa", 2, committed=owned), NOW)
+    assert p.reserved() == 2 and p.limit == 2
+    (vote,) = messages(p.step(Prepare(1, 2, "s3", Assignment("s3.0", "npa", "plan_meal", 1)), NOW), Vote)
+    assert isinstance(vote, Vote) and not vote.yes
+    p.step(Release(1, 2, "s1", "s1.0", compensate=False), NOW)
+    assert p.limit == 1  # back under its own capacity

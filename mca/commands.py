@@ -1,0 +1,287 @@
+"""The runtime's subcommands of ``mca``: up, down, status, submit, watch, agents, demo.
+
+``up`` runs in the foreground (Ctrl-C stops everything) or, with ``--detach``, starts a Ray head
+that outlives the command; ``down`` stops it. The other commands talk gRPC to the replicas
+named in cluster.yaml, like any client would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from mca.config import ClusterConfig, ConfigError, load
+from mca.sdk import Client, RequestRejected, Session
+
+RAY_TOKEN = Path.home() / ".ray" / "auth_token"
+
+
+def add_commands(sub: Any) -> None:
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", default="cluster.yaml", help="the cluster's topology (default cluster.yaml)")
+        return p
+
+    up = with_config(sub.add_parser("up", help="start the cluster: Ray, the MCA replicas, the agents"))
+    up.add_argument("--detach", action="store_true", help="leave it running in the background (stop with mca down)")
+    with_config(sub.add_parser("down", help="stop a cluster started with mca up --detach"))
+    with_config(sub.add_parser("status", help="replicas, leader, agents, sessions in flight, dashboard"))
+    with_config(sub.add_parser("agents", help="the registered agents and their status"))
+    submit = with_config(sub.add_parser("submit", help="submit a task"))
+    submit.add_argument("task_type")
+    submit.add_argument("payload", nargs="?", default="{}", help="a JSON object, or @file.json")
+    submit.add_argument("--key", help="idempotency key (default: a new one); reuse it to retry safely")
+    submit.add_argument("--wait", action="store_true", help="wait until the session is terminal")
+    watch = with_config(sub.add_parser("watch", help="follow a session's events until it settles"))
+    watch.add_argument("session_id")
+    watch.add_argument("--after", type=int, default=0, help="resume after this sequence number")
+    demo = with_config(sub.add_parser("demo", help="start the cluster, run some tasks, print them, stop"))
+    demo.add_argument("--tasks", type=int, default=20, help="how many two-agent tasks (default 20)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(f"mca: {exc}", file=sys.stderr)
+        return 2
+    handlers = {
+        "up": _up,
+        "down": _down,
+        "status": _status,
+        "agents": _agents,
+        "submit": _submit,
+        "watch": _watch,
+        "demo": _demo,
+    }
+    try:
+        return handlers[args.command](config, args)
+    except RequestRejected as exc:
+        print(f"mca: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+
+
+# --- starting and stopping --------------------------------------------------------------------
+
+
+def _ray_init(config: ClusterConfig, address: str | None = None) -> None:
+    import ray
+
+    if address:
+        ray.init(address=address, namespace="mca", log_to_driver=False)
+        return
+    ray.init(
+        namespace="mca",
+        include_dashboard=True,
+        dashboard_host=config.bind,
+        dashboard_port=config.dashboard_port,
+        _node_ip_address=config.bind,
+        log_to_driver=False,
+    )
+
+
+def _up(config: ClusterConfig, args: argparse.Namespace) -> int:
+    import ray
+
+    from mca.deploy import deploy, teardown
+
+    if args.detach:
+        ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+        subprocess.run(
+            [
+                ray_bin,
+                "start",
+                "--head",
+                f"--node-ip-address={config.bind}",
+                f"--dashboard-host={config.bind}",
+                f"--dashboard-port={config.dashboard_port}",
+                "--include-dashboard=true",
+                "--disable-usage-stats",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        _ray_init(config, address="auto")
+        deploy(config, detached=True)
+        _wait_ready(config)
+        _print_status(config)
+        print("running in the background; stop it with: mca down")
+        return 0
+    _ray_init(config)
+    deployment = deploy(config)
+    _wait_ready(config)
+    _print_status(config)
+    print("Ctrl-C stops the cluster")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    teardown(deployment)
+    ray.shutdown()
+    return 0
+
+
+def _down(config: ClusterConfig, args: argparse.Namespace) -> int:
+    import ray
+
+    from mca.deploy import attach, teardown
+
+    try:
+        _ray_init(config, address="auto")
+        teardown(attach(config))
+        ray.shutdown()
+    except (ConnectionError, ValueError) as exc:
+        print(f"mca: no running cluster found ({exc})", file=sys.stderr)
+    ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+    subprocess.run([ray_bin, "stop"], check=False, stdout=subprocess.DEVNULL)
+    print("stopped")
+    return 0
+
+
+def _wait_ready(config: ClusterConfig, seconds: float = 60.0) -> None:
+    """Until a leader answers and every configured agent is registered."""
+
+    async def ready() -> None:
+        wanted = {a.agent_id for a in config.agents}
+        deadline = time.monotonic() + seconds
+        async with Client(config.task_addresses, retry_seconds=seconds) as client:
+            while time.monotonic() < deadline:
+                try:
+                    if wanted <= {a.agent_id for a in await client.agents()}:
+                        return
+                except RequestRejected:
+                    pass
+                await asyncio.sleep(0.2)
+        raise SystemExit(f"mca: the cluster did not become ready within {seconds:.0f}s")
+
+    asyncio.run(ready())
+
+
+# --- looking at it ----------------------------------------------------------------------------
+
+
+def _print_status(config: ClusterConfig) -> None:
+    async def gather() -> Any:
+        async with Client(config.task_addresses) as client:
+            return await client.agents()
+
+    agents = asyncio.run(gather())
+    print(f"MCA replicas (gRPC TaskService): {', '.join(config.task_addresses)}")
+    try:
+        import ray
+
+        from mca.deploy import attach
+
+        if ray.is_initialized():
+            replicas, _ = attach(config).statuses()
+            for r in replicas:
+                role = "leader" if r["leader"] else "follower"
+                line = f"  {r['id']:<8} {role:<9} term {r['term']:<3} sessions {r['sessions']:<5}"
+                print(f"{line} in flight {r['in_flight']}")
+    except Exception as exc:  # status without Ray still shows the agents
+        print(f"  (replica details need the Ray cluster: {exc})")
+    print("agents:")
+    for a in agents:
+        print(f"  {a.agent_id:<12} {a.status:<10} load {a.load}/{a.capacity}  {', '.join(a.capabilities)}")
+    print(f"Ray dashboard: http://{config.bind}:{config.dashboard_port}  (token: {RAY_TOKEN})")
+
+
+def _status(config: ClusterConfig, args: argparse.Namespace) -> int:
+    with contextlib.suppress(ConnectionError, ValueError):
+        _ray_init(config, address="auto")  # replica details come from Ray when it runs
+    _print_status(config)
+    return 0
+
+
+def _agents(config: ClusterConfig, args: argparse.Namespace) -> int:
+    async def main() -> None:
+        async with Client(config.task_addresses) as client:
+            for a in await client.agents():
+                print(f"{a.agent_id}\t{a.status}\t{a.load}/{a.capacity}\t{','.join(a.capabilities)}")
+
+    asyncio.run(main())
+    return 0
+
+
+def _submit(config: ClusterConfig, args: argparse.Namespace) -> int:
+    text = Path(args.payload[1:]).read_text() if args.payload.startswith("@") else args.payload
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        print(f"mca: payload: not valid JSON: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> Session:
+        async with Client(config.task_addresses) as client:
+            return await client.submit(args.task_type, payload, key=args.key, wait=args.wait)
+
+    session = asyncio.run(main())
+    _print_session(session)
+    return 0 if session.state != "failed" else 1
+
+
+def _print_session(s: Session) -> None:
+    print(f"{s.session_id}  {s.state}{'  (' + s.reason + ')' if s.reason else ''}")
+    for sub, output in sorted(s.outputs.items()):
+        print(f"  {sub}: {', '.join(f'{k}={v:g}' for k, v in output.items())}")
+
+
+def _watch(config: ClusterConfig, args: argparse.Namespace) -> int:
+    async def main() -> None:
+        async with Client(config.task_addresses) as client:
+            async for e in client.watch(args.session_id, after_seq=args.after):
+                print(f"{e.seq:>3}  {e.kind:<10} {e.state:<12} {e.detail}", flush=True)
+
+    asyncio.run(main())
+    return 0
+
+
+def _demo(config: ClusterConfig, args: argparse.Namespace) -> int:
+    import ray
+
+    from mca.deploy import deploy, teardown
+
+    print("starting Ray, 3 MCA replicas and the agents of", config.path)
+    _ray_init(config)
+    deployment = deploy(config)
+    try:
+        _wait_ready(config)
+        _print_status(config)
+
+        async def work() -> list[Session]:
+            async with Client(config.task_addresses) as client:
+                started = time.monotonic()
+                sessions = await asyncio.gather(
+                    *(
+                        client.submit("echo_pair", {"value": i}, key=f"demo-{time.time_ns()}-{i}", wait=True)
+                        for i in range(args.tasks)
+                    )
+                )
+                took = time.monotonic() - started
+                print(f"\n{len(sessions)} two-agent tasks in {took:.2f}s:")
+                first = sessions[0].session_id
+                print(f"events of {first}:")
+                async for e in client.watch(first):
+                    print(f"  {e.seq:>3}  {e.kind:<10} {e.state:<12} {e.detail}")
+                return list(sessions)
+
+        sessions = asyncio.run(work())
+        for s in sessions[:5]:
+            _print_session(s)
+        if len(sessions) > 5:
+            print(f"  ... and {len(sessions) - 5} more")
+        states = {st: sum(1 for s in sessions if s.state == st) for st in {s.state for s in sessions}}
+        print("states:", ", ".join(f"{k}={v}" for k, v in sorted(states.items())))
+        return 0 if states.get("completed") == len(sessions) else 1
+    finally:
+        teardown(deployment)
+        ray.shutdown()

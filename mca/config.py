@@ -1,0 +1,151 @@
+"""``cluster.yaml``: the deployment's topology, loaded and checked with errors that name the
+field. Everything listens on ``bind`` (127.0.0.1 in the embedded default)."""
+
+from __future__ import annotations
+
+import importlib
+import ipaddress
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mca.replica import ReplicaAddress
+from mca.sdk import Agent
+from protocol.model import Timing
+
+
+class ConfigError(ValueError):
+    """cluster.yaml is wrong; the message names the field."""
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    agent_id: str
+    class_path: str
+    capacity: int
+
+    def build(self) -> Agent:
+        module_name, _, class_name = self.class_path.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"agents[{self.agent_id}].class: cannot import {self.class_path!r}: {exc}") from exc
+        agent = cls(agent_id=self.agent_id, capacity=self.capacity)
+        if not isinstance(agent, Agent):
+            raise ConfigError(f"agents[{self.agent_id}].class: {self.class_path} is not an mca.sdk.Agent")
+        return agent
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    path: Path
+    data_dir: Path
+    bind: str
+    dashboard_port: int
+    replicas: tuple[ReplicaAddress, ...]
+    timing: Timing
+    agents: tuple[AgentSpec, ...]
+
+    @property
+    def task_addresses(self) -> list[str]:
+        return [r.grpc for r in self.replicas]
+
+    def password(self) -> str:
+        """The Raft password: $MCA_RAFT_PASSWORD, or one generated once into the data folder."""
+        from_env = os.environ.get("MCA_RAFT_PASSWORD")
+        if from_env:
+            return from_env
+        secret = self.data_dir / "raft.secret"
+        if not secret.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(os.urandom(24).hex())
+        return secret.read_text().strip()
+
+
+def load(path: str | Path) -> ClusterConfig:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such file; pass --config with the path of your cluster.yaml") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: must be a mapping of settings")
+    bind = _get(raw, "bind", str, "127.0.0.1")
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError as exc:
+        raise ConfigError(f"bind: {bind!r} is not an IP address") from exc
+    data_dir = Path(_get(raw, "data_dir", str, "./data"))
+    if not data_dir.is_absolute():
+        data_dir = (path.parent / data_dir).resolve()
+    mca = _get(raw, "mca", dict, {})
+    replicas_raw = _get(mca, "replicas", list, [], "mca.replicas")
+    if len(replicas_raw) not in (1, 3, 5):
+        raise ConfigError(f"mca.replicas: a Raft group of 1, 3 or 5 replicas, not {len(replicas_raw)}")
+    replicas = []
+    for i, r in enumerate(replicas_raw):
+        where = f"mca.replicas[{i}]"
+        if not isinstance(r, dict):
+            raise ConfigError(f"{where}: must be a mapping with id, raft_port and task_port")
+        replicas.append(
+            ReplicaAddress(
+                _get(r, "id", str, None, f"{where}.id"),
+                f"{bind}:{_port(r, 'raft_port', where)}",
+                f"{bind}:{_port(r, 'task_port', where)}",
+            )
+        )
+    ports = [a.raft for a in replicas] + [a.grpc for a in replicas]
+    if len(set(ports)) != len(ports):
+        raise ConfigError("mca.replicas: every raft_port and task_port must be different")
+    timing_raw = _get(mca, "timing", dict, {}, "mca.timing")
+    known = {f.name for f in fields(Timing)}
+    unknown = sorted(set(timing_raw) - known)
+    if unknown:
+        raise ConfigError(f"mca.timing.{unknown[0]}: unknown; known: {', '.join(sorted(known))}")
+    for name, value in timing_raw.items():
+        if not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"mca.timing.{name}: must be a positive number of seconds")
+    timing = Timing(**{k: float(v) for k, v in timing_raw.items()})
+    agents = []
+    for i, a in enumerate(_get(raw, "agents", list, [])):
+        where = f"agents[{i}]"
+        if not isinstance(a, dict):
+            raise ConfigError(f"{where}: must be a mapping with id, class and capacity")
+        capacity = _get(a, "capacity", int, 1, f"{where}.capacity")
+        if capacity < 1:
+            raise ConfigError(f"{where}.capacity: must be at least 1")
+        agents.append(
+            AgentSpec(_get(a, "id", str, None, f"{where}.id"), _get(a, "class", str, None, f"{where}.class"), capacity)
+        )
+    if len({a.agent_id for a in agents}) != len(agents):
+        raise ConfigError("agents: every agent id must be different")
+    return ClusterConfig(
+        path, data_dir, bind, _port(raw, "dashboard_port", "", 8265), tuple(replicas), timing, tuple(agents)
+    )
+
+
+def _get(raw: dict[str, Any], key: str, kind: type, default: Any, where: str | None = None) -> Any:
+    name = where or key
+    if key not in raw:
+        if default is None:
+            raise ConfigError(f"{name}: required")
+        return default
+    value = raw[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{name}: must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _port(raw: dict[str, Any], key: str, where: str, default: int | None = None) -> int:
+    name = f"{where}.{key}" if where else key
+    value = _get(raw, key, int, default, name)
+    if not 1 <= value <= 65535:
+        raise ConfigError(f"{name}: {value} is not a TCP port")
+    return int(value)

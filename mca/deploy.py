@@ -1,0 +1,148 @@
+"""Theory of operation: the runtime on Ray.
+
+Every MCA replica and every agent is a named Ray actor (namespace ``mca``), so the dashboard
+shows ``mca-replica-mca-1``, ``agent-echo-1`` and so on. Each actor runs its host (``Replica``
+or ``AgentHost``) on an event loop in a background thread started by the constructor; when the
+actor's process dies, Ray restarts it (``max_restarts=-1``), which reruns the constructor:
+
+* a replica comes back with its Raft journal from the data folder and rejoins the group;
+* an agent comes back as a new incarnation, registers, and learns from the MCA what it still
+  owns (reservations are rebuilt from the coordinator's view, never silently lost).
+
+Actors ask for no CPU (``num_cpus=0``): they are I/O-bound and must all fit on a 2-core
+machine. ``spread`` places the replicas on different nodes when the cluster has several (a
+STRICT_SPREAD placement group when enough nodes exist, else best effort).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from mca.agent_host import AgentHost
+from mca.config import AgentSpec, ClusterConfig
+from mca.loop import LoopThread
+from mca.replica import Replica, ReplicaConfig
+from protocol.model import Timing
+
+NAMESPACE = "mca"
+
+
+def replica_actor_name(replica_id: str) -> str:
+    return f"mca-replica-{replica_id}"
+
+
+def agent_actor_name(agent_id: str) -> str:
+    return f"agent-{agent_id}"
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class ReplicaActor:
+    def __init__(self, config: ReplicaConfig) -> None:
+        self._loop = LoopThread(f"replica-{config.me.replica_id}")
+        self._replica = Replica(config)
+        self._loop.run(self._replica.start())
+        self._started = time.time()
+
+    def status(self) -> dict[str, Any]:
+        replica = self._replica
+        log = replica.log
+        ledger = replica.ledger
+        return {
+            "id": replica.config.me.replica_id,
+            "task_address": replica.config.me.grpc,
+            "leader": replica.is_leader,
+            "term": log.term if log else 0,
+            "sessions": len(ledger.sessions),
+            "in_flight": sum(1 for r in ledger.active_sessions() if not r.terminal),
+            "pid": os.getpid(),
+        }
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class AgentActor:
+    def __init__(self, spec: AgentSpec, bind: str, mca: list[str], timing: Timing) -> None:
+        self._loop = LoopThread(f"agent-{spec.agent_id}")
+        self._host = AgentHost(spec.build(), f"{bind}:0", mca, timing)
+        self._loop.run(self._host.start())
+
+    def status(self) -> dict[str, Any]:
+        p = self._host.participant
+        return {
+            "id": self._host.agent.agent_id,
+            "address": self._host.listen,
+            "incarnation": p.incarnation if p else 0,
+            "recovering": p.recovering if p else True,
+            "reserved": p.reserved() if p else 0,
+            "pid": os.getpid(),
+        }
+
+
+@dataclass
+class Deployment:
+    replicas: dict[str, Any]
+    agents: dict[str, Any]
+
+    def statuses(self, timeout: float = 10.0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        replicas = ray.get([a.status.remote() for a in self.replicas.values()], timeout=timeout)
+        agents = ray.get([a.status.remote() for a in self.agents.values()], timeout=timeout)
+        return replicas, agents
+
+
+def deploy(config: ClusterConfig, detached: bool = False, spread: bool = False) -> Deployment:
+    """Start the replicas and agents of ``config`` as actors on the connected Ray cluster."""
+    lifetime = "detached" if detached else None
+    password = config.password()
+    strategy: dict[str, Any] = {}
+    if spread and len(ray.nodes()) >= len(config.replicas):  # type: ignore[no-untyped-call]
+        group = placement_group([{"CPU": 0.001}] * len(config.replicas), strategy="STRICT_SPREAD")
+        ray.get(group.ready(), timeout=60)
+    else:
+        group = None
+    replicas: dict[str, Any] = {}
+    for i, me in enumerate(config.replicas):
+        replica_config = ReplicaConfig(
+            me=me,
+            peers=tuple(r for r in config.replicas if r != me),
+            data_dir=str(config.data_dir),
+            password=password,
+            timing=config.timing,
+        )
+        if group is not None:
+            strategy = {
+                "scheduling_strategy": PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=i),
+                "num_cpus": 0.001,
+            }
+        replicas[me.replica_id] = ReplicaActor.options(  # type: ignore[attr-defined]
+            name=replica_actor_name(me.replica_id), namespace=NAMESPACE, lifetime=lifetime, **strategy
+        ).remote(replica_config)
+    agents = {
+        spec.agent_id: AgentActor.options(  # type: ignore[attr-defined]
+            name=agent_actor_name(spec.agent_id), namespace=NAMESPACE, lifetime=lifetime
+        ).remote(spec, config.bind, config.task_addresses, config.timing)
+        for spec in config.agents
+    }
+    deployment = Deployment(replicas, agents)
+    deployment.statuses(timeout=120)  # every constructor has run
+    _ = remove_placement_group  # kept with the group's lifetime: removing it would evict the replicas
+    return deployment
+
+
+def attach(config: ClusterConfig) -> Deployment:
+    """Handles of an already deployed cluster (``mca up --detach``)."""
+    replicas = {
+        r.replica_id: ray.get_actor(replica_actor_name(r.replica_id), namespace=NAMESPACE) for r in config.replicas
+    }
+    agents = {a.agent_id: ray.get_actor(agent_actor_name(a.agent_id), namespace=NAMESPACE) for a in config.agents}
+    return Deployment(replicas, agents)
+
+
+def teardown(deployment: Deployment) -> None:
+    for actor in (*deployment.agents.values(), *deployment.replicas.values()):
+        ray.kill(actor, no_restart=True)
