@@ -25,10 +25,19 @@ from protocol.model import Timing
 T = TypeVar("T")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` different ports free on 127.0.0.1 now. All are bound before any is released, so
+    the kernel cannot hand out the same port twice."""
+    sockets = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 class EmbeddedCluster:
@@ -43,8 +52,9 @@ class EmbeddedCluster:
         self.data_dir = data_dir
         self.timing = timing or Timing()
         self.password = secrets.token_hex(16)
+        ports = free_ports(2 * replicas)
         self.addresses = [
-            ReplicaAddress(f"mca-{i + 1}", f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}")
+            ReplicaAddress(f"mca-{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}")
             for i in range(replicas)
         ]
         self._catalog = dict(catalog or CATALOG)

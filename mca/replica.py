@@ -106,7 +106,7 @@ class Replica:
         self._tokens = itertools.count(1)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._changed = asyncio.Event()
+        self._watchers: dict[str, list[asyncio.Future[None]]] = {}
         self._heartbeats: dict[str, float] = {}
         self._ready_term = 0
         self._watcher: asyncio.Task[None] | None = None
@@ -116,7 +116,6 @@ class Replica:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._changed = asyncio.Event()
         c = self.config
         self.log = RaftDecisionLog(c.me.raft, [p.raft for p in c.peers], c.data_dir, c.password, c.raft)
         self.log.subscribe(self._applied_on_tick_thread)
@@ -175,6 +174,8 @@ class Replica:
                 if self._leader is not None and (not leading or self._leader.term != term):
                     self._drop_leadership()
                 if leading and self._leader is None:
+                    if self._ready_term == -term:  # the barrier failed (leader churn): append it again
+                        barrier_term = 0
                     if barrier_term != term:
                         barrier_term = term
                         self._ready_term = 0
@@ -189,8 +190,7 @@ class Replica:
             await asyncio.sleep(0.01)
 
     def _barrier_applied(self, term: int, ok: bool) -> None:
-        if ok:
-            self._ready_term = term
+        self._ready_term = term if ok else -term
 
     def _drop_leadership(self) -> None:
         self._leader = None
@@ -214,12 +214,16 @@ class Replica:
         leader = self._leader
         effects = leader.step(applied, time.monotonic()) if leader is not None else []
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._after_apply, effects)
+            session_id = getattr(applied.entry, "session_id", "")
+            self._loop.call_soon_threadsafe(self._after_apply, effects, session_id)
 
-    def _after_apply(self, effects: list[Effect]) -> None:
+    def _after_apply(self, effects: list[Effect], session_id: str) -> None:
         self._perform(effects)
-        self._changed.set()
-        self._changed = asyncio.Event()
+        # Wake only those waiting on this session: a wake-everyone event would cost
+        # O(requests in flight) per applied entry.
+        for waiter in self._watchers.pop(session_id, []):
+            if not waiter.done():
+                waiter.set_result(None)
 
     def step(self, event: object) -> bool:
         """Step the leader with ``event`` (on the loop thread). False when not leading."""
@@ -299,9 +303,11 @@ class Replica:
         finally:
             self._waiting.pop(token, None)
 
-    async def changed(self) -> None:
-        """Wait until the next entry is applied on this replica."""
-        await self._changed.wait()
+    async def changed(self, session_id: str) -> None:
+        """Wait until the next entry about ``session_id`` is applied on this replica."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._watchers.setdefault(session_id, []).append(waiter)
+        await waiter
 
     # --- views --------------------------------------------------------------------------------
 
@@ -412,7 +418,7 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
         record = self.replica.ledger.sessions[reply.session_id]
         if request.wait:
             while not record.terminal:
-                await self.replica.changed()
+                await self.replica.changed(record.session_id)
         return self.replica.session_view(record)
 
     async def Get(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -457,7 +463,7 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
                 sent = seq
             if record.settled and sent == len(record.events):
                 return
-            await self.replica.changed()
+            await self.replica.changed(record.session_id)
 
     async def ListAgents(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         channel = await self.leader_channel(context)

@@ -74,6 +74,7 @@ class Coordinator:
         self._cancel_requested = False
         self._cancel_appended = False
         self._settle_appended = False
+        self._backoff = timing.retry
 
     # --- entering a phase (a new plan, or recovery on a new leader) ---------------------------
 
@@ -223,9 +224,20 @@ class Coordinator:
             for a in record.assignments
             if a.subtask_id not in self._yes
         ]
-        effects.append(SetTimer(("retry", self.session_id), now + self._timing.retry))
+        effects.append(SetTimer(("retry", self.session_id), self._first_retry(now)))
         effects.append(SetTimer(("prepare-deadline", self.session_id), now + self._timing.prepare_timeout))
         return effects
+
+    def _first_retry(self, now: float) -> float:
+        """When to resend first after entering a phase (resets the backoff)."""
+        self._backoff = self._timing.retry
+        return now + self._backoff
+
+    def _next_retry(self, now: float) -> float:
+        """When to resend again: the interval doubles up to ``retry_max`` so that a slow
+        cluster is not buried under its own resends (they would make it slower still)."""
+        self._backoff = min(self._backoff * 2, self._timing.retry_max)
+        return now + self._backoff
 
     def _stop_preparing(self) -> list[Effect]:
         return [CancelTimer(("prepare-deadline", self.session_id)), CancelTimer(("retry", self.session_id))]
@@ -262,7 +274,7 @@ class Coordinator:
             effects.append(
                 SetTimer(("execution-deadline", self.session_id, a.subtask_id), now + self._timing.execution_timeout)
             )
-        effects.append(SetTimer(("retry", self.session_id), now + self._timing.retry))
+        effects.append(SetTimer(("retry", self.session_id), self._first_retry(now)))
         return effects
 
     def _settle(self, record: SessionRecord, now: float, ledger: Ledger) -> list[Effect]:
@@ -270,7 +282,7 @@ class Coordinator:
         effects: list[Effect] = []
         for a in record.assignments:
             effects += self._answer(record, a.subtask_id, ledger)
-        effects.append(SetTimer(("retry", self.session_id), now + self._timing.retry))
+        effects.append(SetTimer(("retry", self.session_id), self._first_retry(now)))
         return effects + self._maybe_settle(record)
 
     def _answer(self, record: SessionRecord, subtask_id: str, ledger: Ledger) -> list[Effect]:
@@ -285,7 +297,7 @@ class Coordinator:
                 for a in record.assignments
                 if a.subtask_id not in self._yes
             ]
-            return [*effects, SetTimer(("retry", self.session_id), now + self._timing.retry)]
+            return [*effects, SetTimer(("retry", self.session_id), self._next_retry(now))]
         if before is Phase.COMMITTED:
             pending = [
                 a for a in record.assignments if a.subtask_id not in self._acked and a.subtask_id not in record.results
@@ -299,7 +311,7 @@ class Coordinator:
         effects = []
         for a in pending:
             effects += self._answer(record, a.subtask_id, ledger)
-        return [*effects, SetTimer(("retry", self.session_id), now + self._timing.retry)]
+        return [*effects, SetTimer(("retry", self.session_id), self._next_retry(now))]
 
     def _cancel(self, before: Phase, record: SessionRecord) -> list[Effect]:
         if before is Phase.PREPARING:
@@ -338,7 +350,7 @@ class Coordinator:
             for a in mine:
                 self._acked.pop(a.subtask_id, None)
                 effects += self._answer(record, a.subtask_id, ledger)
-            return [*effects, SetTimer(("retry", self.session_id), now + self._timing.retry)]
+            return [*effects, SetTimer(("retry", self.session_id), self._next_retry(now))]
         return []
 
     def _ack(self, before: Phase, inp: Input, event: Ack, record: SessionRecord, ledger: Ledger) -> list[Effect]:

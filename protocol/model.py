@@ -128,6 +128,8 @@ class Timing:
     """
 
     retry: float = 0.05
+    #: Resends back off exponentially from ``retry`` up to this interval.
+    retry_max: float = 1.0
     prepare_timeout: float = 0.5
     lease: float = 1.0
     execution_timeout: float = 3.0

@@ -50,6 +50,7 @@ class Holding:
     offers: Params = ()
     outcome: Outcome | None = None
     accepted: bool = False  # the coordinator has the result; pull slowly
+    backoff: float = 0.0  # the current interval between resends of the result
 
 
 class Participant:
@@ -74,6 +75,7 @@ class Participant:
         #: inherited from a previous incarnation that had a larger capacity.
         self.limit = capacity
         self.holdings: dict[str, Holding] = {}
+        self._live: dict[str, int] = {}  # subtask -> demand, for the holdings that reserve
         self.term_seen = 0
         self._timing = timing
         self._offer = offer
@@ -82,7 +84,15 @@ class Participant:
     # --- queries ------------------------------------------------------------------------------
 
     def reserved(self) -> int:
-        return sum(h.assignment.demand for h in self.holdings.values() if h.held in RESERVING)
+        return sum(self._live.values())
+
+    def _track(self, sub: str) -> None:
+        """Keep the live-reservation index in step with ``holdings`` (O(1) per step)."""
+        h = self.holdings.get(sub)
+        if h is not None and h.held in RESERVING:
+            self._live[sub] = h.assignment.demand
+        else:
+            self._live.pop(sub, None)
 
     # --- the step function --------------------------------------------------------------------
 
@@ -142,8 +152,10 @@ class Participant:
         before, holding.held = holding.held, moves[cue]
         if holding.held is Held.ABSENT:
             del self.holdings[sub]  # a stale message about nothing we hold leaves no trace
+            self._track(sub)
             return []
         effects = self._act(before, cue, holding, event, now)
+        self._track(sub)
         reserved = self.reserved()
         if reserved > self.limit:
             raise InvariantViolation(f"{self.agent_id} reserved {reserved} of {self.limit}")
@@ -193,7 +205,8 @@ class Participant:
             if before is Held.RELEASED:
                 return []
             h.outcome = event.outcome
-            return [self._result(h), SetTimer(retry, now + self._timing.retry)]
+            h.backoff = self._timing.retry
+            return [self._result(h), SetTimer(retry, now + h.backoff)]
         if cue is Cue.RESULT_ACCEPTED:
             h.accepted = True
             return [SetTimer(retry, now + self._timing.lease)] if before is Held.EXECUTED else []
@@ -203,7 +216,8 @@ class Participant:
             if h.accepted or h.outcome is None:  # only the final word is missing: pull it
                 pull = QueryDecision(self.agent_id, self.incarnation, sid, sub)
                 return [Send(MCA, pull), SetTimer(retry, now + self._timing.lease)]
-            return [self._result(h), SetTimer(retry, now + self._timing.retry)]
+            h.backoff = min(h.backoff * 2, self._timing.retry_max)
+            return [self._result(h), SetTimer(retry, now + h.backoff)]
         raise InvariantViolation(f"participant has no action for {cue} from {before}")
 
     def _refusal(self, a: Assignment) -> str:
@@ -244,9 +258,11 @@ class Participant:
         for sid, a, parameters in reply.committed:  # owned before the crash: run it again
             h = Holding(sid, a, Held.COMMITTED, parameters=parameters)
             self.holdings[a.subtask_id] = h
+            self._track(a.subtask_id)
             effects.append(self._start(h))
         for sid, a in reply.finished:  # result already in the log: hold until the release
             self.holdings[a.subtask_id] = Holding(sid, a, Held.EXECUTED, accepted=True)
+            self._track(a.subtask_id)
             effects.append(SetTimer(("result", sid, a.subtask_id), now + self._timing.lease))
         # Commitments made by the previous incarnation are honoured even if this one was started
         # with less capacity; no new work is taken until the agent is back under its capacity.

@@ -213,8 +213,10 @@ class World:
 
     def _draw_timing(self) -> Timing:
         u = self.rng.uniform
+        retry = u(0.01, 0.2)
         return Timing(
-            retry=u(0.01, 0.2),
+            retry=retry,
+            retry_max=u(retry, 1.0),
             prepare_timeout=u(0.1, 2.0),
             lease=u(0.05, 1.5),
             execution_timeout=u(0.2, 3.0),

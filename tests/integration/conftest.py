@@ -2,17 +2,6 @@
 
 from __future__ import annotations
 
-import socket
+from mca.embedded import free_ports
 
-
-def free_ports(n: int) -> list[int]:
-    """Ports the kernel says are free now on 127.0.0.1 (bound and released at once)."""
-    sockets = []
-    for _ in range(n):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+__all__ = ["free_ports"]

@@ -115,9 +115,8 @@ def test_bad_input_is_rejected_and_changes_nothing(
     from protocol._pb import coordination_pb2_grpc as pb_grpc
 
     leader = cluster.leader()
-    assert leader is not None and leader.log is not None
-    log = leader.log
-    before = len(list(log.applied_entries()))
+    assert leader is not None
+    sessions_before = len(leader.ledger.sessions)
 
     async def body() -> grpc.aio.AioRpcError:
         async with grpc.aio.insecure_channel(cluster.task_addresses[0]) as channel:
@@ -129,7 +128,8 @@ def test_bad_input_is_rejected_and_changes_nothing(
     error = asyncio.run(body())
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (error.details() or "").startswith(field)
-    assert len(list(log.applied_entries())) == before
+    assert len(leader.ledger.sessions) == sessions_before  # nothing was accepted for it
+    assert key not in leader.ledger.by_key
 
 
 def test_no_capable_agent_is_a_failed_precondition(cluster: EmbeddedCluster) -> None:
