@@ -6,15 +6,17 @@ from __future__ import annotations
 import importlib
 import ipaddress
 import os
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mca.catalog import CATALOG, TaskType
 from mca.replica import ReplicaAddress
 from mca.sdk import Agent
-from protocol.model import Timing
+from protocol.model import SubtaskSpec, Timing, params
 
 
 class ConfigError(ValueError):
@@ -48,6 +50,7 @@ class ClusterConfig:
     replicas: tuple[ReplicaAddress, ...]
     timing: Timing
     agents: tuple[AgentSpec, ...]
+    catalog: dict[str, TaskType] = field(default_factory=lambda: dict(CATALOG))
 
     @property
     def task_addresses(self) -> list[str]:
@@ -126,9 +129,23 @@ def load(path: str | Path) -> ClusterConfig:
         )
     if len({a.agent_id for a in agents}) != len(agents):
         raise ConfigError("agents: every agent id must be different")
+    catalog = dict(CATALOG)
+    for name, capabilities in _get(raw, "task_types", dict, {}).items():
+        if not isinstance(capabilities, list) or not capabilities or not all(isinstance(c, str) for c in capabilities):
+            raise ConfigError(f"task_types.{name}: must be a list of capabilities, one per subtask")
+        catalog[name] = TaskType(name, f"subtasks: {', '.join(capabilities)}", _subtasks_of(tuple(capabilities)))
     return ClusterConfig(
-        path, data_dir, bind, _port(raw, "dashboard_port", "", 8265), tuple(replicas), timing, tuple(agents)
+        path, data_dir, bind, _port(raw, "dashboard_port", "", 8265), tuple(replicas), timing, tuple(agents), catalog
     )
+
+
+def _subtasks_of(capabilities: tuple[str, ...]) -> Callable[[Mapping[str, float]], tuple[SubtaskSpec, ...]]:
+    """A task type from cluster.yaml: one subtask per capability, each given the payload."""
+
+    def subtasks(inputs: Mapping[str, float]) -> tuple[SubtaskSpec, ...]:
+        return tuple(SubtaskSpec(c, 1, params(inputs)) for c in capabilities)
+
+    return subtasks
 
 
 def _get(raw: dict[str, Any], key: str, kind: type, default: Any, where: str | None = None) -> Any:

@@ -99,6 +99,8 @@ def deploy(config: ClusterConfig, detached: bool = False, spread: bool = False) 
     """Start the replicas and agents of ``config`` as actors on the connected Ray cluster."""
     lifetime = "detached" if detached else None
     password = config.password()
+    # Agents named in cluster.yaml may live next to it (e.g. examples.custom_agent).
+    env = {"env_vars": {"PYTHONPATH": str(config.path.resolve().parent)}}
     strategy: dict[str, Any] = {}
     if spread and len(ray.nodes()) >= len(config.replicas):  # type: ignore[no-untyped-call]
         group = placement_group([{"CPU": 0.001}] * len(config.replicas), strategy="STRICT_SPREAD")
@@ -113,6 +115,7 @@ def deploy(config: ClusterConfig, detached: bool = False, spread: bool = False) 
             data_dir=str(config.data_dir),
             password=password,
             timing=config.timing,
+            catalog=config.catalog,
         )
         if group is not None:
             strategy = {
@@ -120,11 +123,11 @@ def deploy(config: ClusterConfig, detached: bool = False, spread: bool = False) 
                 "num_cpus": 0.001,
             }
         replicas[me.replica_id] = ReplicaActor.options(  # type: ignore[attr-defined]
-            name=replica_actor_name(me.replica_id), namespace=NAMESPACE, lifetime=lifetime, **strategy
+            name=replica_actor_name(me.replica_id), namespace=NAMESPACE, lifetime=lifetime, runtime_env=env, **strategy
         ).remote(replica_config)
     agents = {
         spec.agent_id: AgentActor.options(  # type: ignore[attr-defined]
-            name=agent_actor_name(spec.agent_id), namespace=NAMESPACE, lifetime=lifetime
+            name=agent_actor_name(spec.agent_id), namespace=NAMESPACE, lifetime=lifetime, runtime_env=env
         ).remote(spec, config.bind, config.task_addresses, config.timing)
         for spec in config.agents
     }

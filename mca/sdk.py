@@ -33,7 +33,7 @@ from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
 from protocol.model import Assignment
 
-__all__ = ["Agent", "AgentInfo", "Client", "Event", "Job", "RequestRejected", "Session"]
+__all__ = ["Agent", "AgentInfo", "Assignment", "Client", "Event", "Job", "RequestRejected", "Session"]
 
 
 # --- writing an agent -------------------------------------------------------------------------

@@ -123,7 +123,9 @@ def run_many(
             if stop_at_first and summary.first is not None:
                 break
     else:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        # spawn, not fork: the caller may have threads (gRPC, Ray) that a forked child inherits
+        # in a locked state.
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
             for report in pool.imap(_job, jobs, chunksize=16):
                 summary.add(report)
                 if stop_at_first and summary.first is not None:

@@ -1,0 +1,187 @@
+"""The runtime deployed on a real local Ray cluster, as `mca up` does it: replicas and agents
+are named actors; a custom SDK agent from examples/ runs beside the built-in ones; a stock
+reflection client submits without our stubs; SIGKILLed agents and leaders are restarted by Ray
+and the cluster carries on."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import ray
+from google.protobuf import descriptor_pool, json_format, message_factory
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from mca.config import ClusterConfig, load
+from mca.deploy import Deployment, deploy, teardown
+from mca.embedded import free_ports
+from mca.sdk import Client, Session
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ClusterConfig, Deployment]]:
+    yaml_dir = tmp_path_factory.mktemp("ray")
+    p = free_ports(6)
+    (yaml_dir / "cluster.yaml").write_text(
+        f"""
+data_dir: {yaml_dir / "data"}
+bind: 127.0.0.1
+mca:
+  replicas:
+    - {{id: mca-1, raft_port: {p[0]}, task_port: {p[1]}}}
+    - {{id: mca-2, raft_port: {p[2]}, task_port: {p[3]}}}
+    - {{id: mca-3, raft_port: {p[4]}, task_port: {p[5]}}}
+  timing: {{prepare_timeout: 5.0, lease: 10.0, execution_timeout: 30.0}}
+agents:
+  - {{id: echo-1, class: "mca.agents:EchoAgent", capacity: 8}}
+  - {{id: echo-2, class: "mca.agents:EchoAgent", capacity: 8}}
+  - {{id: thermostat-1, class: "examples.custom_agent:Thermostat", capacity: 4}}
+task_types:
+  climate: [thermostat, echo]
+"""
+    )
+    # The agents import examples.custom_agent from the repository root, as a user's agents
+    # import from the folder of their cluster.yaml.
+    config = dataclasses.replace(load(yaml_dir / "cluster.yaml"), path=ROOT / "cluster.yaml")
+    ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", num_cpus=2, log_to_driver=False)
+    deployment = deploy(config)
+    try:
+        asyncio.run(_wait_agents(config, 3))
+        yield config, deployment
+    finally:
+        teardown(deployment)
+        ray.shutdown()
+
+
+async def _wait_agents(config: ClusterConfig, n: int) -> None:
+    async with Client(config.task_addresses, retry_seconds=60) as client:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if len([a for a in await client.agents() if a.status != "offline"]) >= n:
+                return
+            await asyncio.sleep(0.2)
+    raise AssertionError("agents did not register")
+
+
+def submit(config: ClusterConfig, task_type: str, payload: dict[str, float]) -> Session:
+    async def main() -> Session:
+        async with Client(config.task_addresses, retry_seconds=60) as client:
+            return await client.submit(task_type, payload, wait=True)
+
+    return asyncio.run(main())
+
+
+def test_actors_are_named_for_the_dashboard(cluster: tuple[ClusterConfig, Deployment]) -> None:
+    names = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
+    assert {
+        "mca-replica-mca-1",
+        "mca-replica-mca-2",
+        "mca-replica-mca-3",
+        "agent-echo-1",
+        "agent-thermostat-1",
+    } <= names
+
+
+def test_a_custom_sdk_agent_negotiates_with_a_builtin_one(cluster: tuple[ClusterConfig, Deployment]) -> None:
+    config, _ = cluster
+    session = submit(config, "climate", {"value": 2})
+    assert session.state == "completed", session
+    assert session.parameters == {"setpoint_c": 21.5}  # offered in the vote, recorded in the log
+    outputs = sorted(session.outputs.values(), key=len)
+    assert {"setpoint_c": 21.5} in outputs and {"value": 4.0} in outputs
+
+
+def test_a_stock_reflection_client_submits_without_our_stubs(cluster: tuple[ClusterConfig, Deployment]) -> None:
+    config, _ = cluster
+
+    async def main() -> dict[str, Any]:
+        async with grpc.aio.insecure_channel(config.task_addresses[0]) as channel:
+            # Discovery over server reflection only (sync client, as reflection tools use).
+            sync = grpc.insecure_channel(config.task_addresses[0])
+            database = ProtoReflectionDescriptorDatabase(sync)
+            pool = descriptor_pool.DescriptorPool(database)
+            assert "mca.v1.TaskService" in database.get_services()
+            method = pool.FindServiceByName("mca.v1.TaskService").FindMethodByName("Submit")
+            request_class = message_factory.GetMessageClass(method.input_type)
+            reply_class = message_factory.GetMessageClass(method.output_type)
+            request = json_format.ParseDict(
+                {
+                    "idempotencyKey": f"reflect-{time.time_ns()}",
+                    "taskType": "echo",
+                    "payload": json.dumps({"value": 5}),
+                    "wait": True,
+                },
+                request_class(),
+            )
+            call = channel.unary_unary(
+                "/mca.v1.TaskService/Submit",
+                request_serializer=request_class.SerializeToString,
+                response_deserializer=reply_class.FromString,
+            )
+            reply = await call(request, timeout=60)
+            sync.close()
+            result: dict[str, Any] = json_format.MessageToDict(reply)
+            return result
+
+    reply = asyncio.run(main())
+    assert reply["state"] == "completed"
+    assert reply["subtasks"][0]["output"] == [{"name": "value", "value": 10.0}]
+
+
+def test_a_killed_agent_is_restarted_and_work_goes_on(cluster: tuple[ClusterConfig, Deployment]) -> None:
+    config, deployment = cluster
+    _, agents = deployment.statuses()
+    victim = next(a for a in agents if a["id"] == "echo-1")
+    os.kill(victim["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            now = next(a for a in deployment.statuses()[1] if a["id"] == "echo-1")
+            if now["pid"] != victim["pid"] and not now["recovering"]:
+                break
+        except ray.exceptions.RayActorError:
+            pass
+        time.sleep(0.2)
+    else:
+        raise AssertionError("Ray did not restart the agent")
+    assert now["incarnation"] > victim["incarnation"]
+    for i in range(4):
+        assert submit(config, "echo_pair", {"value": i}).state == "completed"
+
+
+def test_a_killed_leader_is_replaced_and_restarted(cluster: tuple[ClusterConfig, Deployment]) -> None:
+    config, deployment = cluster
+    replicas, _ = deployment.statuses()
+    leader = next(r for r in replicas if r["leader"])
+    before = submit(config, "echo", {"value": 1})
+    os.kill(leader["pid"], signal.SIGKILL)
+    after = submit(config, "echo", {"value": 2})  # the SDK retries until a new leader answers
+    assert after.state == "completed"
+
+    async def check() -> Session:
+        async with Client(config.task_addresses, retry_seconds=60) as client:
+            return await client.get(before.session_id)
+
+    assert asyncio.run(check()).state == "completed"  # nothing applied was lost
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            restarted = next(r for r in deployment.statuses()[0] if r["id"] == leader["id"])
+            if restarted["pid"] != leader["pid"]:
+                break
+        except ray.exceptions.RayActorError:
+            pass
+        time.sleep(0.2)
+    else:
+        raise AssertionError("Ray did not restart the replica")

@@ -1,0 +1,71 @@
+"""cluster.yaml: the shipped file loads, and every mistake is reported with the field to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mca.config import ConfigError, load
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_shipped_cluster_yaml_loads_and_binds_loopback() -> None:
+    config = load(ROOT / "cluster.yaml")
+    assert len(config.replicas) == 3 and config.bind == "127.0.0.1"
+    assert all(r.grpc.startswith("127.0.0.1:") and r.raft.startswith("127.0.0.1:") for r in config.replicas)
+    assert {a.agent_id for a in config.agents} == {"echo-1", "echo-2"}
+    assert config.timing.prepare_timeout == 5.0
+    assert config.agents[0].build().capabilities == ("echo",)
+
+
+GOOD = """
+mca:
+  replicas:
+    - {id: a, raft_port: 7001, task_port: 7002}
+agents:
+  - {id: e, class: "mca.agents:EchoAgent", capacity: 2}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("- not a mapping", "must be a mapping"),
+        (GOOD.replace("7002", "7001"), "mca.replicas: every raft_port"),
+        (GOOD.replace("7002", "99999"), "mca.replicas[0].task_port"),
+        (GOOD.replace("id: a, ", ""), "mca.replicas[0].id"),
+        (GOOD + "bind: localhost\n", "bind"),
+        (GOOD.replace("capacity: 2", "capacity: 0"), "agents[0].capacity"),
+        (GOOD.replace("capacity: 2", "capacity: many"), "agents[0].capacity"),
+        (GOOD + '  - {id: e, class: "mca.agents:EchoAgent"}\n', "every agent id"),
+        (GOOD.replace("  replicas:", "  timing: {lease: -1}\n  replicas:"), "mca.timing.lease"),
+        (GOOD.replace("  replicas:", "  timing: {patience: 1}\n  replicas:"), "mca.timing.patience"),
+        (GOOD + "task_types:\n  t: oops\n", "task_types.t"),
+        (GOOD.replace("- {id: a, raft_port: 7001, task_port: 7002}", "[]"), "mca.replicas"),
+    ],
+)
+def test_mistakes_name_the_field(tmp_path: Path, text: str, field: str) -> None:
+    (tmp_path / "cluster.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        load(tmp_path / "cluster.yaml")
+
+
+def test_a_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--config"):
+        load(tmp_path / "nope.yaml")
+
+
+def test_an_agent_class_that_cannot_be_imported_names_the_agent(tmp_path: Path) -> None:
+    (tmp_path / "cluster.yaml").write_text(GOOD.replace("mca.agents:EchoAgent", "nowhere:Agent"))
+    with pytest.raises(ConfigError, match=r"agents\[e\].class"):
+        load(tmp_path / "cluster.yaml").agents[0].build()
+
+
+def test_task_types_from_the_file_join_the_builtin_ones(tmp_path: Path) -> None:
+    (tmp_path / "cluster.yaml").write_text(GOOD + "task_types:\n  climate: [thermostat, echo]\n")
+    catalog = load(tmp_path / "cluster.yaml").catalog
+    assert {"echo", "echo_pair", "climate"} <= set(catalog)
+    subtasks = catalog["climate"].subtasks({"value": 1.0})
+    assert [s.capability for s in subtasks] == ["thermostat", "echo"]
