@@ -9,14 +9,18 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml setup.py $(wildcard protocol/*.proto)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-# The main job. Until the runtime lands it is the simulator: 2,000 seeds under every fault.
+# The main job on the embedded default: local Ray, three MCA replicas and the agents of
+# cluster.yaml on 127.0.0.1; twenty two-agent tasks go through the whole protocol, then it stops.
 run: $(STAMP)
+	$(BIN)/mca demo --tasks 20
+
+# The simulator: the coordination core under every fault, 2,000 seeds.
+sim: $(STAMP)
 	$(BIN)/mca sim --seeds 2000 --faults all
 
 test: $(STAMP)
@@ -24,11 +28,12 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check protocol sim mca tests bench
+	$(BIN)/ruff format --check protocol sim mca tests bench examples
 	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/sim_throughput.py
+	$(BIN)/python bench/e2e.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
