@@ -25,6 +25,7 @@ from typing import Any
 
 import grpc
 
+from mca.io import Outbox
 from mca.sdk import Agent, Job
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
@@ -60,10 +61,9 @@ class AgentHost:
         self._timing = timing or Timing()
         self.participant: Participant | None = None
         self._server: grpc.aio.Server | None = None
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._outbox = Outbox()
         self._timers: dict[Hashable, asyncio.TimerHandle] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -95,8 +95,7 @@ class AgentHost:
             handle.cancel()
         if self._server is not None:
             await self._server.stop(grace=0.2)
-        for channel in self._channels.values():
-            await channel.close()
+        await self._outbox.close()
 
     def step(self, event: object) -> None:
         if self.participant is None:
@@ -153,20 +152,20 @@ class AgentHost:
         self._running[a.subtask_id] = asyncio.create_task(run())
 
     def _compensate(self, effect: StartCompensation) -> None:
-        self._spawn(self.agent.compensate(effect.subtask_id))
+        self._outbox.spawn(self.agent.compensate(effect.subtask_id))
 
     def _call_mca(self, method: str, request: Any) -> None:
         async def call() -> None:
             for _ in range(len(self._mca)):
                 address = self._mca[self._target % len(self._mca)]
-                stub = pb_grpc.CoordinationServiceStub(self._channel(address))
+                stub = pb_grpc.CoordinationServiceStub(self._outbox.channel(address))
                 try:
                     await getattr(stub, method)(request, timeout=2.0)
                     return
                 except grpc.aio.AioRpcError:
                     self._target += 1  # try the next replica; the protocol retries the rest
 
-        self._spawn(call())
+        self._outbox.spawn(call())
 
     async def _beat(self) -> None:
         while True:
@@ -175,24 +174,8 @@ class AgentHost:
                 beat = pb.Heartbeat(agent_id=p.agent_id, incarnation=p.incarnation, load=p.reserved())
                 address = self._mca[self._target % len(self._mca)]
                 with contextlib.suppress(grpc.aio.AioRpcError):
-                    await pb_grpc.CoordinationServiceStub(self._channel(address)).Heartbeat(beat, timeout=1.0)
+                    await pb_grpc.CoordinationServiceStub(self._outbox.channel(address)).Heartbeat(beat, timeout=1.0)
             await asyncio.sleep(HEARTBEAT_SECONDS)
-
-    def _channel(self, address: str) -> grpc.aio.Channel:
-        channel = self._channels.get(address)
-        if channel is None:
-            channel = grpc.aio.insecure_channel(address)
-            self._channels[address] = channel
-        return channel
-
-    def _spawn(self, work: Any) -> None:
-        async def run() -> None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
-
-        task = asyncio.ensure_future(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 class _AgentService(pb_grpc.AgentServiceServicer):  # type: ignore[misc]

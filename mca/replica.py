@@ -36,6 +36,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mca.catalog import CATALOG, TaskType, task_from_request
+from mca.io import Outbox
 from mca.raftlog import RaftDecisionLog, RaftTiming
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
@@ -104,8 +105,7 @@ class Replica:
         self._timers: dict[Hashable, asyncio.TimerHandle] = {}
         self._waiting: dict[str, asyncio.Future[Any]] = {}
         self._tokens = itertools.count(1)
-        self._channels: dict[str, grpc.aio.Channel] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._outbox = Outbox()
         self._watchers: dict[str, list[asyncio.Future[None]]] = {}
         self._heartbeats: dict[str, float] = {}
         self._ready_term = 0
@@ -144,8 +144,7 @@ class Replica:
         self._timers.clear()
         if self._server is not None:
             await self._server.stop(grace=0.2)
-        for channel in self._channels.values():
-            await channel.close()
+        await self._outbox.close()
         if self.log is not None:
             self.log.close()
 
@@ -269,24 +268,8 @@ class Replica:
         agent = self._log().ledger.agents.get(to)
         if method is None or agent is None or not agent.address:
             return  # a client that is gone, or an agent we cannot reach: senders retry
-        stub = pb_grpc.AgentServiceStub(self.channel(agent.address))
-        self._spawn(getattr(stub, method)(to_proto(message), timeout=2.0))
-
-    def channel(self, address: str) -> grpc.aio.Channel:
-        channel = self._channels.get(address)
-        if channel is None:
-            channel = grpc.aio.insecure_channel(address)
-            self._channels[address] = channel
-        return channel
-
-    def _spawn(self, call: Awaitable[Any]) -> None:
-        async def run() -> None:
-            with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
-                await call  # one-way: the protocol's retries cover a lost call
-
-        task = asyncio.ensure_future(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        stub = pb_grpc.AgentServiceStub(self._outbox.channel(agent.address))
+        self._outbox.spawn(getattr(stub, method)(to_proto(message), timeout=2.0))
 
     async def request(self, make: Callable[[str], object]) -> object:
         """Step the leader with a client request and wait for the answer the core sends back."""
@@ -388,7 +371,7 @@ class _Forwarding:
             await _abort(
                 context, grpc.StatusCode.UNAVAILABLE, "no leader is ready yet (an election is under way); retry"
             )
-        return self.replica.channel(address)
+        return self.replica._outbox.channel(address)
 
 
 class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[misc]
