@@ -3,10 +3,11 @@
 It wraps a user's ``mca.sdk.Agent`` around the pure ``Participant``: a gRPC ``AgentService``
 server receives the coordinator's messages, the participant decides, and this host turns the
 effects into I/O. ``Send`` becomes a one-way call to the MCA's ``CoordinationService`` (any
-replica: followers forward to the leader; on failure the next replica is tried, and the
-protocol's own retries cover anything lost). ``StartExecution`` runs ``agent.execute`` as an
-asyncio task and reports ``ExecutionDone`` when it returns or raises; ``StopExecution`` cancels
-that task; ``StartCompensation`` runs ``agent.compensate``. Everything runs on one event loop,
+replica: a follower answers UNAVAILABLE with the leader's address, which the agent then uses;
+on other failures the next replica is tried, and the protocol's own retries cover anything
+lost). ``StartExecution`` runs ``agent.execute`` as an asyncio task and reports
+``ExecutionDone`` when it returns or raises; ``StopExecution`` cancels that task;
+``StartCompensation`` runs ``agent.compensate``. Everything runs on one event loop,
 so the participant needs no lock.
 
 Each start is a new incarnation (nanoseconds since the epoch at start: it grows across restarts
@@ -26,6 +27,7 @@ from typing import Any
 import grpc
 
 from mca.io import Outbox
+from mca.replica import LEADER_HINT
 from mca.sdk import Agent, Job
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
@@ -162,8 +164,12 @@ class AgentHost:
                 try:
                     await getattr(stub, method)(request, timeout=2.0)
                     return
-                except grpc.aio.AioRpcError:
-                    self._target += 1  # try the next replica; the protocol retries the rest
+                except grpc.aio.AioRpcError as exc:
+                    hint = dict(exc.trailing_metadata() or ()).get(LEADER_HINT)
+                    if isinstance(hint, str) and hint in self._mca:
+                        self._target = self._mca.index(hint)  # a follower said where the leader is
+                    else:
+                        self._target += 1  # try the next replica; the protocol retries the rest
 
         self._outbox.spawn(call())
 

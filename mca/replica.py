@@ -15,9 +15,10 @@ client request, an agent message, a timer) takes the same guard on the event-loo
 the leader sees the ledger exactly as of the events it has processed, which is the model the
 simulator checks. Effects always run on the event loop, never on the tick thread.
 
-Followers forward client and agent calls to the leader (they know it from Raft), so any replica
-accepts any call. Reads (``Get``, ``Watch``) are forwarded too, so a client never reads a
-follower's older state after a write it made through the leader.
+Followers forward client calls to the leader (they know it from Raft), so any replica accepts
+any call; agents are told the leader's address instead and talk to it directly. Reads (``Get``,
+``Watch``) are forwarded too, so a client never reads a follower's older state after a write it
+made through the leader.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ from protocol.wire import from_proto, to_proto
 
 #: How long a client request waits for its entry to be applied before it is told to retry.
 APPLY_WAIT_SECONDS = 10.0
+#: Trailing metadata with which a follower tells an agent the leader's address.
+LEADER_HINT = "mca-leader"
 #: An agent with no heartbeat for this long is shown as offline.
 HEARTBEAT_STALE_SECONDS = 3.0
 
@@ -477,12 +480,14 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
         if self.replica.step(message):
             self.replica.heard_from(agent_id)
             return pb.Empty()
-        channel = await self.leader_channel(context)
-        if channel is None:  # became leader meanwhile
-            self.replica.step(message)
-            return pb.Empty()
-        stub = pb_grpc.CoordinationServiceStub(channel)
-        return await _relay(context, getattr(stub, method)(request, timeout=_remaining(context)))
+        # Agents are told where the leader is rather than forwarded: they talk to it directly
+        # from then on, which saves every protocol message a hop through a follower.
+        address = self.replica.leader_grpc_address()
+        if address and address != self.replica.config.me.grpc:
+            context.set_trailing_metadata(((LEADER_HINT, address),))
+        await _abort(
+            context, grpc.StatusCode.UNAVAILABLE, f"not the leader; the leader is {address or 'being elected'}"
+        )
 
     async def Register(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         return await self._deliver("Register", request, context)
