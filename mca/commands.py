@@ -187,6 +187,8 @@ def _print_status(config: ClusterConfig) -> None:
                 role = "leader" if r["leader"] else "follower"
                 line = f"  {r['id']:<8} {role:<9} term {r['term']:<3} sessions {r['sessions']:<5}"
                 print(f"{line} in flight {r['in_flight']}")
+                if r["leader"] and r["metrics"]:
+                    print("    " + ", ".join(f"{k}={v}" for k, v in sorted(r["metrics"].items())))
     except Exception as exc:  # status without Ray still shows the agents
         print(f"  (replica details need the Ray cluster: {exc})")
     print("agents:")

@@ -28,6 +28,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from mca.agent_host import AgentHost
 from mca.config import AgentSpec, ClusterConfig
 from mca.loop import LoopThread
+from mca.metrics import RayMetrics
 from mca.replica import Replica, ReplicaConfig
 from protocol.model import Timing
 
@@ -46,7 +47,7 @@ def agent_actor_name(agent_id: str) -> str:
 class ReplicaActor:
     def __init__(self, config: ReplicaConfig) -> None:
         self._loop = LoopThread(f"replica-{config.me.replica_id}")
-        self._replica = Replica(config)
+        self._replica = Replica(config, RayMetrics(config.me.replica_id))
         self._loop.run(self._replica.start())
         self._started = time.time()
 
@@ -62,6 +63,7 @@ class ReplicaActor:
             "sessions": len(ledger.sessions),
             "in_flight": sum(1 for r in ledger.active_sessions() if not r.terminal),
             "pid": os.getpid(),
+            "metrics": dict(replica.metrics.counts),
         }
 
 

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from grpc_reflection.v1alpha import reflection
 
 from mca.catalog import CATALOG, TaskType, task_from_request
 from mca.io import Outbox
+from mca.metrics import Metrics
 from mca.raftlog import RaftDecisionLog, RaftTiming
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
@@ -99,8 +101,9 @@ class NotLeader(Exception):
 
 
 class Replica:
-    def __init__(self, config: ReplicaConfig) -> None:
+    def __init__(self, config: ReplicaConfig, metrics: Metrics | None = None) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         self.log: RaftDecisionLog | None = None
         self._leader: Leader | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -185,6 +188,7 @@ class Replica:
                     elif self._ready_term == term:
                         # Everything the previous leaders committed is applied: take over.
                         self._leader = Leader(term, log.ledger, self.config.timing)
+                        self.metrics.count("leader_changes_total")
                         effects = self._leader.step(BecameLeader(), time.monotonic())
                 if not leading:
                     barrier_term = 0
@@ -215,6 +219,11 @@ class Replica:
         """Called by pysyncobj's tick thread with the guard held, once per applied entry."""
         leader = self._leader
         effects = leader.step(applied, time.monotonic()) if leader is not None else []
+        if leader is not None:
+            try:
+                self.metrics.applied(applied, leader.ledger, time.monotonic())
+            except Exception:  # figures must never break the state machine's apply
+                logging.getLogger(__name__).exception("metrics failed on entry %d", applied.index)
         if self._loop is not None:
             session_id = getattr(applied.entry, "session_id", "")
             self._loop.call_soon_threadsafe(self._after_apply, effects, session_id)
@@ -479,6 +488,8 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
         agent_id = getattr(message, "agent_id", "")
         if self.replica.step(message):
             self.replica.heard_from(agent_id)
+            if isinstance(message, m.Vote):
+                self.replica.metrics.count("votes_total", {"vote": "yes" if message.yes else "no"})
             return pb.Empty()
         # Agents are told where the leader is rather than forwarded: they talk to it directly
         # from then on, which saves every protocol message a hop through a follower.

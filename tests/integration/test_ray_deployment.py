@@ -139,6 +139,14 @@ def test_a_stock_reflection_client_submits_without_our_stubs(cluster: tuple[Clus
     assert reply["subtasks"][0]["output"] == [{"name": "value", "value": 10.0}]
 
 
+def test_the_leader_exports_its_metrics(cluster: tuple[ClusterConfig, Deployment]) -> None:
+    _, deployment = cluster
+    replicas, _ = deployment.statuses()
+    leader = next(r for r in replicas if r["leader"])
+    assert leader["metrics"]["tasks_submitted_total"] >= 2
+    assert leader["metrics"]["decisions_total{decision=commit}"] >= 2
+
+
 def test_a_killed_agent_is_restarted_and_work_goes_on(cluster: tuple[ClusterConfig, Deployment]) -> None:
     config, deployment = cluster
     _, agents = deployment.statuses()

@@ -212,6 +212,20 @@ def test_every_listener_binds_loopback(cluster: EmbeddedCluster) -> None:
         assert listening[port] in loopback, (port, listening[port])
 
 
+def test_the_leader_counts_what_it_coordinates(cluster: EmbeddedCluster) -> None:
+    leader = cluster.leader()
+    assert leader is not None
+    counts = leader.metrics.counts
+    assert counts["leader_changes_total"] == 1
+    assert counts["tasks_submitted_total"] >= 6
+    assert counts["tasks_completed_total"] >= 4 and counts["tasks_failed_total"] >= 1
+    assert counts["tasks_cancelled_total"] >= 1
+    assert counts["votes_total{vote=yes}"] >= 8 and counts["decisions_total{decision=commit}"] >= 4
+    assert leader.metrics.commit_latency and all(0 < s < 10 for s in leader.metrics.commit_latency)
+    followers = [r for r in cluster.replicas if r is not None and r is not leader]
+    assert all("tasks_submitted_total" not in r.metrics.counts for r in followers)  # counted once
+
+
 def test_the_leader_dies_and_the_cluster_goes_on(cluster: EmbeddedCluster) -> None:
     async def before(client: Client) -> Any:
         return await client.submit("echo", {"value": 7}, key="before-failover", wait=True)
