@@ -47,7 +47,8 @@ def task_from_request(
     kind = catalog.get(task_type)
     if kind is None:
         known = ", ".join(sorted(catalog))
-        raise InvalidTask("task_type", f"unknown task type {task_type!r}; this cluster accepts: {known}")
+        shown = task_type if len(task_type) <= 64 else task_type[:64] + "..."
+        raise InvalidTask("task_type", f"unknown task type {shown!r}; this cluster accepts: {known}")
     if len(payload.encode()) > PAYLOAD_BYTES_MAX:
         raise InvalidTask("payload", f"larger than {PAYLOAD_BYTES_MAX} bytes")
     try:

@@ -16,7 +16,7 @@ import yaml
 from mca.catalog import CATALOG, TaskType
 from mca.replica import ReplicaAddress
 from mca.sdk import Agent
-from protocol.model import SubtaskSpec, Timing, params
+from protocol.model import SUBTASKS_MAX, SubtaskSpec, Timing, params
 
 
 class ConfigError(ValueError):
@@ -107,15 +107,21 @@ def load(path: str | Path) -> ClusterConfig:
     ports = [a.raft for a in replicas] + [a.grpc for a in replicas]
     if len(set(ports)) != len(ports):
         raise ConfigError("mca.replicas: every raft_port and task_port must be different")
+    if len({r.replica_id for r in replicas}) != len(replicas) or not all(r.replica_id for r in replicas):
+        raise ConfigError("mca.replicas: every replica needs its own non-empty id")
     timing_raw = _get(mca, "timing", dict, {}, "mca.timing")
     known = {f.name for f in fields(Timing)}
     unknown = sorted(set(timing_raw) - known)
     if unknown:
         raise ConfigError(f"mca.timing.{unknown[0]}: unknown; known: {', '.join(sorted(known))}")
     for name, value in timing_raw.items():
-        if not isinstance(value, (int, float)) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError(f"mca.timing.{name}: must be a positive number of seconds")
     timing = Timing(**{k: float(v) for k, v in timing_raw.items()})
+    if timing.lease <= timing.prepare_timeout:
+        # Otherwise every yes voter asks for the decision before it can be reached (and so
+        # presumes an abort) whenever a vote is slow.
+        raise ConfigError("mca.timing.lease: must be longer than mca.timing.prepare_timeout")
     agents = []
     for i, a in enumerate(_get(raw, "agents", list, [])):
         where = f"agents[{i}]"
@@ -124,15 +130,20 @@ def load(path: str | Path) -> ClusterConfig:
         capacity = _get(a, "capacity", int, 1, f"{where}.capacity")
         if capacity < 1:
             raise ConfigError(f"{where}.capacity: must be at least 1")
-        agents.append(
-            AgentSpec(_get(a, "id", str, None, f"{where}.id"), _get(a, "class", str, None, f"{where}.class"), capacity)
-        )
+        agent_id = _get(a, "id", str, None, f"{where}.id")
+        if not agent_id or not agent_id.isprintable():
+            raise ConfigError(f"{where}.id: must be a non-empty name")
+        agents.append(AgentSpec(agent_id, _get(a, "class", str, None, f"{where}.class"), capacity))
     if len({a.agent_id for a in agents}) != len(agents):
         raise ConfigError("agents: every agent id must be different")
     catalog = dict(CATALOG)
     for name, capabilities in _get(raw, "task_types", dict, {}).items():
-        if not isinstance(capabilities, list) or not capabilities or not all(isinstance(c, str) for c in capabilities):
-            raise ConfigError(f"task_types.{name}: must be a list of capabilities, one per subtask")
+        if name in CATALOG:
+            raise ConfigError(f"task_types.{name}: is built in; choose another name")
+        if not isinstance(capabilities, list) or not 1 <= len(capabilities) <= SUBTASKS_MAX:
+            raise ConfigError(f"task_types.{name}: must be a list of 1 to {SUBTASKS_MAX} capabilities, one per subtask")
+        if not all(isinstance(c, str) and c and c.isprintable() for c in capabilities):
+            raise ConfigError(f"task_types.{name}: every capability must be a non-empty name")
         catalog[name] = TaskType(name, f"subtasks: {', '.join(capabilities)}", _subtasks_of(tuple(capabilities)))
     return ClusterConfig(
         path, data_dir, bind, _port(raw, "dashboard_port", "", 8265), tuple(replicas), timing, tuple(agents), catalog

@@ -21,6 +21,7 @@ own loop (``loop.call_soon_threadsafe``); a host that reads the ledger from anot
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -57,9 +58,20 @@ class _LedgerState(SyncObjConsumer):  # type: ignore[misc]
     @replicated  # type: ignore[untyped-decorator]
     def _apply(self, entry: Entry) -> ApplyResult:
         with self._guard:  # the host steps its leader under the same lock: no torn reads
-            result = self.ledger.apply(entry)
+            try:
+                result = self.ledger.apply(entry)
+            except Exception:
+                # A broken invariant is a bug, but raising here would make pysyncobj retry the
+                # same entry forever on every replica (and again after every restart): the log
+                # would be wedged. Every replica rejects it alike, so the state stays the same
+                # everywhere; the log says loudly that it happened.
+                logging.getLogger(__name__).critical("entry rejected by the ledger: %r", entry, exc_info=True)
+                result = ApplyResult(False)
             self.entries.append(entry)
-            self._notify(Applied(len(self.entries), entry, result))
+            try:
+                self._notify(Applied(len(self.entries), entry, result))
+            except Exception:
+                logging.getLogger(__name__).exception("a subscriber failed on entry %d", len(self.entries))
         return result
 
     @replicated  # type: ignore[untyped-decorator]
@@ -102,6 +114,9 @@ class RaftDecisionLog:
             bindAddress=self_address,  # never 0.0.0.0: Raft listens where it was told to
             connectionTimeout=max(timing.raft_max_timeout, 0.5),
             connectionRetryTime=0.2,
+            # A leader that cannot reach a majority steps down after this long (the default is
+            # 30 s, during which a cut-off leader would keep answering agents and reads).
+            leaderFallbackTimeout=timing.raft_min_timeout,
             commandsWaitLeader=False,
             dynamicMembershipChange=False,
         )

@@ -47,13 +47,15 @@ from protocol._pb import coordination_pb2_grpc as pb_grpc
 from protocol.effects import Append, CancelTimer, Effect, Send, SetTimer
 from protocol.errors import CoordinationError, InvalidTask
 from protocol.events import Applied, BecameLeader, TimerFired
-from protocol.leader import Leader
+from protocol.leader import Leader, check_register
 from protocol.ledger import Ledger, SessionRecord
 from protocol.model import NAME_LENGTH_MAX, Timing
 from protocol.wire import from_proto, to_proto
 
 #: How long a client request waits for its entry to be applied before it is told to retry.
 APPLY_WAIT_SECONDS = 10.0
+#: Metadata on a call a follower forwards to the leader (a call is forwarded at most once).
+FORWARDED = (("mca-forwarded", "1"),)
 #: Trailing metadata with which a follower tells an agent the leader's address.
 LEADER_HINT = "mca-leader"
 #: An agent with no heartbeat for this long is shown as offline.
@@ -226,9 +228,13 @@ class Replica:
                 logging.getLogger(__name__).exception("metrics failed on entry %d", applied.index)
         if self._loop is not None:
             session_id = getattr(applied.entry, "session_id", "")
-            self._loop.call_soon_threadsafe(self._after_apply, effects, session_id)
+            self._loop.call_soon_threadsafe(self._after_apply, effects, session_id, leader)
 
-    def _after_apply(self, effects: list[Effect], session_id: str) -> None:
+    def _after_apply(self, effects: list[Effect], session_id: str, leader: Leader | None) -> None:
+        if leader is not None and leader is not self._leader:
+            # Produced by a leader that has since been replaced: its messages are harmless
+            # (fenced by term), its timers and appends are not ours to keep.
+            effects = [e for e in effects if isinstance(e, Send)]
         self._perform(effects)
         # Wake only those waiting on this session: a wake-everyone event would cost
         # O(requests in flight) per applied entry.
@@ -271,7 +277,7 @@ class Replica:
         self.step(TimerFired(key))
 
     def _send(self, to: str, message: object) -> None:
-        waiting = self._waiting.pop(to, None)
+        waiting = self._waiting.pop(to, None) if isinstance(message, (m.SubmitReply, m.CancelReply)) else None
         if waiting is not None:  # the answer to a client request
             if not waiting.done():
                 waiting.set_result(message)
@@ -301,12 +307,23 @@ class Replica:
     async def changed(self, session_id: str) -> None:
         """Wait until the next entry about ``session_id`` is applied on this replica."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._watchers.setdefault(session_id, []).append(waiter)
-        await waiter
+        waiting = self._watchers.setdefault(session_id, [])
+        waiting.append(waiter)
+        try:
+            await waiter
+        finally:  # a client that went away leaves nothing behind
+            if waiter in waiting:
+                waiting.remove(waiter)
+            if not waiting and self._watchers.get(session_id) is waiting:
+                del self._watchers[session_id]
 
     # --- views --------------------------------------------------------------------------------
 
     def session_view(self, record: SessionRecord) -> Any:
+        with self._log().guard:  # the tick thread may be applying an entry to this record
+            return self._session_view(record)
+
+    def _session_view(self, record: SessionRecord) -> Any:
         subtasks = []
         for a in record.assignments:
             outcome = record.results.get(a.subtask_id)
@@ -334,6 +351,10 @@ class Replica:
         )
 
     def agent_views(self) -> list[Any]:
+        with self._log().guard:  # load() walks dicts the tick thread changes
+            return self._agent_views()
+
+    def _agent_views(self) -> list[Any]:
         ledger = self.ledger
         load = ledger.load()
         now = time.monotonic()
@@ -378,6 +399,9 @@ class _Forwarding:
         answers from its own copy, which may lag behind what the client already saw."""
         if self.replica.is_leader:
             return None
+        if any(key == FORWARDED[0][0] for key, _ in context.invocation_metadata() or ()):
+            # Forwarded once already: two replicas disagree on who leads; never bounce a call.
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, "leadership is changing; retry")
         address = self.replica.leader_grpc_address()
         if address is None or address == self.replica.config.me.grpc:
             await _abort(
@@ -404,7 +428,10 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         channel = await self.leader_channel(context)
         if channel is not None:
-            return await _relay(context, pb_grpc.TaskServiceStub(channel).Submit(request, timeout=_remaining(context)))
+            return await _relay(
+                context,
+                pb_grpc.TaskServiceStub(channel).Submit(request, timeout=_remaining(context), metadata=FORWARDED),
+            )
         reply = await self._ask(context, lambda token: m.Submit(token, key, task))
         if not isinstance(reply, m.SubmitReply):
             await _abort(context, grpc.StatusCode.INTERNAL, "unexpected answer from the coordinator")
@@ -419,16 +446,21 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
     async def Get(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         channel = await self.leader_channel(context)
         if channel is not None:
-            return await _relay(context, pb_grpc.TaskServiceStub(channel).Get(request, timeout=_remaining(context)))
+            return await _relay(
+                context, pb_grpc.TaskServiceStub(channel).Get(request, timeout=_remaining(context), metadata=FORWARDED)
+            )
         record = self.replica.ledger.session(request.session_id)
         if record is None:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, f"session {request.session_id!r} does not exist")
+            await _abort(context, grpc.StatusCode.NOT_FOUND, f"session {_short(request.session_id)} does not exist")
         return self.replica.session_view(record)
 
     async def Cancel(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         channel = await self.leader_channel(context)
         if channel is not None:
-            return await _relay(context, pb_grpc.TaskServiceStub(channel).Cancel(request, timeout=_remaining(context)))
+            return await _relay(
+                context,
+                pb_grpc.TaskServiceStub(channel).Cancel(request, timeout=_remaining(context), metadata=FORWARDED),
+            )
         reply = await self._ask(context, lambda token: m.Cancel(token, request.session_id))
         if not isinstance(reply, m.CancelReply):
             await _abort(context, grpc.StatusCode.INTERNAL, "unexpected answer from the coordinator")
@@ -440,23 +472,25 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
         channel = await self.leader_channel(context)
         if channel is not None:
             try:
-                async for event in pb_grpc.TaskServiceStub(channel).Watch(request):
+                async for event in pb_grpc.TaskServiceStub(channel).Watch(request, metadata=FORWARDED):
                     yield event
             except grpc.aio.AioRpcError as exc:
                 await _abort(context, exc.code(), exc.details() or "")
             return
         record = self.replica.ledger.session(request.session_id)
         if record is None:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, f"session {request.session_id!r} does not exist")
+            await _abort(context, grpc.StatusCode.NOT_FOUND, f"session {_short(request.session_id)} does not exist")
         sent = max(0, int(request.after_seq))
         while True:
-            for seq in range(sent + 1, len(record.events) + 1):
-                e = record.events[seq - 1]
+            with self.replica._log().guard:
+                events, settled = list(record.events), record.settled
+            for seq in range(sent + 1, len(events) + 1):
+                e = events[seq - 1]
                 yield pb.SessionEvent(
                     session_id=record.session_id, seq=seq, kind=e.kind, state=e.state, detail=e.detail
                 )
                 sent = seq
-            if record.settled and sent == len(record.events):
+            if settled and sent >= len(events):
                 return
             await self.replica.changed(record.session_id)
 
@@ -464,7 +498,8 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
         channel = await self.leader_channel(context)
         if channel is not None:
             return await _relay(
-                context, pb_grpc.TaskServiceStub(channel).ListAgents(request, timeout=_remaining(context))
+                context,
+                pb_grpc.TaskServiceStub(channel).ListAgents(request, timeout=_remaining(context), metadata=FORWARDED),
             )
         return pb.ListAgentsReply(agents=self.replica.agent_views())
 
@@ -475,7 +510,7 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
             await _abort(
                 context,
                 grpc.StatusCode.UNAVAILABLE,
-                f"the coordinator could not confirm the request ({exc or 'timed out'}); "
+                f"the coordinator could not confirm the request ({str(exc) or 'timed out'}); "
                 "retry with the same idempotency key: it is safe",
             )
         except CoordinationError as exc:  # pragma: no cover - the core answers, it does not raise
@@ -485,6 +520,11 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
 class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  # type: ignore[misc]
     async def _deliver(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> Any:
         message: object = from_proto(request)
+        if isinstance(message, m.Register):
+            try:
+                check_register(message)
+            except InvalidTask as exc:
+                await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         agent_id = getattr(message, "agent_id", "")
         if self.replica.step(message):
             self.replica.heard_from(agent_id)
@@ -524,7 +564,10 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
             self.replica.heard_from(request.agent_id)
             return pb.Empty()
         return await _relay(
-            context, pb_grpc.CoordinationServiceStub(channel).Heartbeat(request, timeout=_remaining(context))
+            context,
+            pb_grpc.CoordinationServiceStub(channel).Heartbeat(
+                request, timeout=_remaining(context), metadata=FORWARDED
+            ),
         )
 
 
@@ -545,3 +588,8 @@ async def _relay(context: grpc.aio.ServicerContext, call: Awaitable[Any]) -> Any
 def _remaining(context: grpc.aio.ServicerContext) -> float:
     left = context.time_remaining()
     return APPLY_WAIT_SECONDS if left is None else max(0.1, left)
+
+
+def _short(value: str, length: int = 64) -> str:
+    """A client's value quoted in an error, cut so that it cannot blow up the status message."""
+    return repr(value if len(value) <= length else value[:length] + "...")

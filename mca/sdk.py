@@ -156,7 +156,8 @@ class Client:
             success_criteria=list(success_criteria),
             wait=wait,
         )
-        return _session(await self._call("Submit", request))
+        # Waiting for a terminal state takes as long as the task does: no per-call deadline then.
+        return _session(await self._call("Submit", request, timeout=None if wait else 30.0))
 
     async def get(self, session_id: str) -> Session:
         return _session(await self._call("Get", pb.GetRequest(session_id=session_id)))
@@ -172,32 +173,35 @@ class Client:
         """Every event of the session after ``after_seq``, until it is settled. A broken stream
         is resumed from the last event received, so nothing is lost or repeated."""
         last = after_seq
-        deadline = asyncio.get_running_loop().time() + self._retry_seconds
+        loop = asyncio.get_running_loop()
+        failing_since: float | None = None  # the retry window starts at the first failure
         while True:
             stub = pb_grpc.TaskServiceStub(self._channels[self._next % len(self._channels)])
             try:
                 async for e in stub.Watch(pb.WatchRequest(session_id=session_id, after_seq=last)):
-                    last = e.seq
+                    last, failing_since = e.seq, None
                     yield Event(e.session_id, e.seq, e.kind, e.state, e.detail)
                 return
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                     raise RequestRejected(exc.code().name, exc.details() or "") from exc
-                if asyncio.get_running_loop().time() > deadline:
+                failing_since = loop.time() if failing_since is None else failing_since
+                if loop.time() - failing_since > self._retry_seconds:
                     raise RequestRejected(exc.code().name, exc.details() or "") from exc
                 self._next += 1
                 await asyncio.sleep(0.1)
 
-    async def _call(self, method: str, request: Any) -> Any:
+    async def _call(self, method: str, request: Any, timeout: float | None = 30.0) -> Any:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._retry_seconds
+        failing_since: float | None = None  # the retry window starts at the first failure
         while True:
             stub = pb_grpc.TaskServiceStub(self._channels[self._next % len(self._channels)])
             try:
-                return await getattr(stub, method)(request, timeout=30.0)
+                return await getattr(stub, method)(request, timeout=timeout)
             except grpc.aio.AioRpcError as exc:
                 retryable = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-                if not retryable or loop.time() > deadline:
+                failing_since = loop.time() if failing_since is None else failing_since
+                if not retryable or loop.time() - failing_since > self._retry_seconds:
                     raise RequestRejected(exc.code().name, exc.details() or "") from exc
                 self._next += 1
                 await asyncio.sleep(0.1)

@@ -106,6 +106,8 @@ class Coordinator:
         return self._act(before, inp, event, record, now, ledger)
 
     def _classify(self, event: object, record: SessionRecord, ledger: Ledger) -> Input | None:
+        if isinstance(event, (Vote, Ack, QueryDecision, Result)) and not _from_participant(event, record):
+            return None  # not a subtask of this session, or not from the agent it is assigned to
         if isinstance(event, Vote):
             if event.incarnation != ledger.incarnation(event.agent_id):
                 return None  # a vote from an earlier life of the agent is void
@@ -401,6 +403,12 @@ class Coordinator:
         if record is None:
             raise InvariantViolation(f"coordinator for unknown session {self.session_id}")
         return record
+
+
+def _from_participant(message: Vote | Ack | QueryDecision | Result, record: SessionRecord) -> bool:
+    """Whether ``message`` names a subtask of the plan and comes from the agent assigned to it.
+    Anything else is ignored: a stray or hostile message must not reach the log."""
+    return any(a.subtask_id == message.subtask_id and a.agent_id == message.agent_id for a in record.assignments)
 
 
 _TIMER_INPUT: dict[str, Input] = {

@@ -35,6 +35,10 @@ class InvalidTask(CoordinationError):
         self.problem = problem
 
 
+class InvalidMessage(InvalidTask):
+    """An agent's message is malformed (e.g. a registration without capabilities)."""
+
+
 class NoCapableAgent(CoordinationError):
     """No registered agent offers a capability the task needs."""
 
@@ -56,7 +60,7 @@ class UnknownSession(CoordinationError):
     status = "NOT_FOUND"
 
     def __init__(self, session_id: str) -> None:
-        super().__init__(f"session {session_id!r} does not exist")
+        super().__init__(f"session {_short(session_id)} does not exist")
         self.session_id = session_id
 
 
@@ -64,7 +68,7 @@ class SessionAlreadyTerminal(CoordinationError):
     """A request (such as cancel) arrived after the session reached a terminal state."""
 
     def __init__(self, session_id: str, state: str) -> None:
-        super().__init__(f"session {session_id!r} is already {state}; nothing to cancel")
+        super().__init__(f"session {_short(session_id)} is already {state}; nothing to cancel")
         self.session_id = session_id
         self.state = state
 
@@ -78,3 +82,8 @@ class IllegalTransition(InvariantViolation):
         self.machine = machine
         self.state = state
         self.event = event
+
+
+def _short(value: str, length: int = 64) -> str:
+    """A caller's value quoted in a message, cut so that it cannot blow up the message."""
+    return repr(value if len(value) <= length else value[:length] + "...")

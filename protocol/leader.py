@@ -17,7 +17,13 @@ from protocol.coordinator import AgentRestarted, CancelRequested, Coordinator
 from protocol.defects import NO_DEFECTS, NO_IDEMPOTENCY, Defects
 from protocol.effects import Append, Effect, Send
 from protocol.entries import Accepted, Decided, Finished, Planned, Registered, Settled
-from protocol.errors import CoordinationError, InvariantViolation, SessionAlreadyTerminal, UnknownSession
+from protocol.errors import (
+    CoordinationError,
+    InvalidMessage,
+    InvariantViolation,
+    SessionAlreadyTerminal,
+    UnknownSession,
+)
 from protocol.events import Applied, BecameLeader, TimerFired
 from protocol.ledger import ApplyResult, Ledger
 from protocol.messages import (
@@ -59,6 +65,10 @@ class Leader:
         if isinstance(event, Cancel):
             return self._cancel(event, now)
         if isinstance(event, Register):
+            try:
+                check_register(event)
+            except InvalidMessage:
+                return []  # never into the log; the gRPC edge answers INVALID_ARGUMENT
             entry = Registered(event.agent_id, event.capabilities, event.capacity, event.incarnation, event.address)
             return [Append(entry)]
         if isinstance(event, (Vote, Ack, QueryDecision, Result)):
@@ -96,6 +106,8 @@ class Leader:
         try:
             if record is None:
                 raise UnknownSession(request.session_id)
+            if record.state is SessionState.CANCELLED:  # a retried cancel: same answer again
+                return [Send(request.client, CancelReply(record.session_id, state=record.state.value))]
             if record.terminal:
                 raise SessionAlreadyTerminal(record.session_id, record.state.value)
         except CoordinationError as exc:
@@ -199,3 +211,28 @@ def _key_reused(key: str, session_id: str) -> CoordinationError:
         f"idempotency_key: {key!r} was already used for a different task (session {session_id}); "
         "use a new key for a new task"
     )
+
+
+#: Bounds on a registration: it is replicated to every replica and kept for the agent's life.
+CAPABILITIES_MAX = 64
+CAPACITY_MAX = 100_000
+ADDRESS_LENGTH_MAX = 256
+
+
+def check_register(message: Register) -> None:
+    """Reject a malformed registration with the field to fix (``InvalidMessage``)."""
+    _name("agent_id", message.agent_id)
+    if not message.capabilities or len(message.capabilities) > CAPABILITIES_MAX:
+        raise InvalidMessage("capabilities", f"declare 1 to {CAPABILITIES_MAX} capabilities")
+    for capability in message.capabilities:
+        _name("capabilities", capability)
+    if isinstance(message.capacity, bool) or not 1 <= message.capacity <= CAPACITY_MAX:
+        raise InvalidMessage("capacity", f"must be a whole number from 1 to {CAPACITY_MAX}")
+    address = message.address
+    if len(address) > ADDRESS_LENGTH_MAX or not address.isprintable() or (address and ":" not in address):
+        raise InvalidMessage("address", "must be host:port")
+
+
+def _name(field: str, value: str) -> None:
+    if not value or len(value) > 128 or not value.isprintable():
+        raise InvalidMessage(field, "must be 1 to 128 printable characters")

@@ -4,6 +4,7 @@ would: three replicas and two agents on 127.0.0.1, tasks submitted through the S
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -170,13 +171,15 @@ def test_cancel_a_running_task(cluster: EmbeddedCluster) -> None:
         while (await client.get(session.session_id)).state != "executing":
             await asyncio.sleep(0.02)
         cancelled = await client.cancel(session.session_id)
-        with pytest.raises(RequestRejected) as again:
-            await client.cancel(session.session_id)
-        return cancelled, again.value
+        again = await client.cancel(session.session_id)  # a retry, e.g. after a leader change
+        done = await client.submit("echo", {"value": 1}, wait=True)
+        with pytest.raises(RequestRejected) as late:
+            await client.cancel(done.session_id)
+        return cancelled, again, late.value
 
-    cancelled, again = client_run(cluster, body)
-    assert cancelled.state == "cancelled"
-    assert again.code == "FAILED_PRECONDITION" and "already cancelled" in again.message
+    cancelled, again, late = client_run(cluster, body)
+    assert cancelled.state == "cancelled" and again.state == "cancelled"
+    assert late.code == "FAILED_PRECONDITION" and "already completed" in late.message
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not COMPENSATED:
         time.sleep(0.05)
@@ -210,6 +213,49 @@ def test_every_listener_binds_loopback(cluster: EmbeddedCluster) -> None:
     loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
     for port in ports:
         assert listening[port] in loopback, (port, listening[port])
+
+
+def test_a_bogus_result_cannot_wedge_the_log(cluster: EmbeddedCluster) -> None:
+    from protocol._pb import coordination_pb2 as pb
+    from protocol._pb import coordination_pb2_grpc as pb_grpc
+
+    async def body(client: Client) -> Any:
+        session = await client.submit("echo", {"sleep": 0.5})
+        async with grpc.aio.insecure_channel(cluster.task_addresses[0]) as channel:
+            stub = pb_grpc.CoordinationServiceStub(channel)
+            bogus = pb.Result(
+                agent_id="intruder",
+                incarnation=1,
+                session_id=session.session_id,
+                subtask_id="not-a-subtask",
+                outcome=pb.Outcome(ok=True),
+            )
+            for address in cluster.task_addresses:  # whichever replica leads
+                async with grpc.aio.insecure_channel(address) as ch:
+                    with contextlib.suppress(grpc.aio.AioRpcError):
+                        await pb_grpc.CoordinationServiceStub(ch).ReportResult(bogus)
+            with pytest.raises(grpc.aio.AioRpcError) as bad:
+                await stub.Register(pb.Register(agent_id="", capabilities=[], capacity=-5, incarnation=1))
+        after = await client.submit("echo", {"value": 3}, wait=True)
+        return await client.get(session.session_id), after, bad.value
+
+    first, after, bad = client_run(cluster, body)
+    assert first.state in ("executing", "completed") and after.state == "completed"
+    assert bad.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE)
+
+
+def test_odd_reads_answer_and_end(cluster: EmbeddedCluster) -> None:
+    async def body(client: Client) -> Any:
+        session = await client.submit("echo", {"value": 1}, wait=True)
+        await asyncio.sleep(0.3)  # settled
+        past_end = [e async for e in client.watch(session.session_id, after_seq=100)]
+        with pytest.raises(RequestRejected) as missing:
+            await client.get("s" * 100_000)
+        return past_end, missing.value
+
+    past_end, missing = client_run(cluster, body)
+    assert past_end == []
+    assert missing.code == "NOT_FOUND" and len(missing.message) < 200
 
 
 def test_the_leader_counts_what_it_coordinates(cluster: EmbeddedCluster) -> None:

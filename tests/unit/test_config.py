@@ -44,6 +44,12 @@ agents:
         (GOOD.replace("  replicas:", "  timing: {patience: 1}\n  replicas:"), "mca.timing.patience"),
         (GOOD + "task_types:\n  t: oops\n", "task_types.t"),
         (GOOD.replace("- {id: a, raft_port: 7001, task_port: 7002}", "[]"), "mca.replicas"),
+        (GOOD.replace("  replicas:", "  timing: {lease: true}\n  replicas:"), "mca.timing.lease"),
+        (GOOD.replace("  replicas:", "  timing: {lease: 0.1, prepare_timeout: 1}\n  replicas:"), "mca.timing.lease"),
+        (GOOD.replace("id: e,", "id: '',"), "agents[0].id"),
+        (GOOD + "task_types:\n  echo: [echo]\n", "task_types.echo"),
+        (GOOD + "task_types:\n  t: ['']\n", "task_types.t"),
+        (GOOD + "task_types:\n  t: [" + ", ".join(["echo"] * 17) + "]\n", "task_types.t"),
     ],
 )
 def test_mistakes_name_the_field(tmp_path: Path, text: str, field: str) -> None:
