@@ -63,6 +63,7 @@ class ReplicaActor:
             "sessions": len(ledger.sessions),
             "in_flight": sum(1 for r in ledger.active_sessions() if not r.terminal),
             "pid": os.getpid(),
+            "node": ray.get_runtime_context().get_node_id(),
             "metrics": dict(replica.metrics.counts),
         }
 
