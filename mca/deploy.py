@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from mca.agent_host import AgentHost
@@ -136,7 +136,6 @@ def deploy(config: ClusterConfig, detached: bool = False, spread: bool = False) 
     }
     deployment = Deployment(replicas, agents)
     deployment.statuses(timeout=120)  # every constructor has run
-    _ = remove_placement_group  # kept with the group's lifetime: removing it would evict the replicas
     return deployment
 
 

@@ -1,12 +1,12 @@
 """Theory of operation: the decision log on pysyncobj (Raft).
 
 Each MCA replica owns one ``RaftDecisionLog``. Raft orders the entries; every replica applies
-each committed entry to its own ``Ledger`` through the replicated method ``_apply`` and tells its
+each entry a majority holds to its own ``Ledger`` through the replicated method ``_apply`` and tells its
 subscribers (``Applied``), so the leader's host hears every applied entry, whoever appended it.
 
 Appends are asynchronous: ``append`` hands the entry to pysyncobj with a callback and returns
 at once. A lone synchronous call would wait for the next batch (about two append periods), so
-nothing here ever waits; the periods are tuned short for fast commit and failover (DESIGN.md:
+nothing here ever waits; the periods are tuned short for fast application and failover (DESIGN.md:
 about 0.4 s failover with tuned timeouts, 2 s with the defaults).
 
 Raft traffic is authenticated and encrypted with pysyncobj's password option, also on the
@@ -76,7 +76,7 @@ class _LedgerState(SyncObjConsumer):  # type: ignore[misc]
 
     @replicated  # type: ignore[untyped-decorator]
     def _barrier(self, term: int) -> int:
-        """No state change: once applied, everything committed before it is applied too."""
+        """No state change: once applied, every entry a majority held before it is applied too."""
         return term
 
 
@@ -137,7 +137,7 @@ class RaftDecisionLog:
     def barrier(self, term: int, done: Callable[[bool], None]) -> None:
         """Append a no-op as leader of ``term``; ``done(True)`` once it is applied here.
 
-        A new Raft leader may not yet have applied entries its predecessor committed; after its
+        A new Raft leader may not yet have applied entries its predecessor got to a majority; after its
         own barrier applies it has, so it can serve reads and run recovery on complete state.
         ``done`` runs on the tick thread.
         """

@@ -188,7 +188,7 @@ class Replica:
                         self._ready_term = 0
                         log.barrier(term, functools.partial(self._barrier_applied, term))
                     elif self._ready_term == term:
-                        # Everything the previous leaders committed is applied: take over.
+                        # Every entry the previous leaders got to a majority is applied: take over.
                         self._leader = Leader(term, log.ledger, self.config.timing)
                         self.metrics.count("leader_changes_total")
                         effects = self._leader.step(BecameLeader(), time.monotonic())

@@ -12,12 +12,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import ray
 
-from mca.config import ClusterConfig, load
-from mca.deploy import Deployment, deploy, teardown
-from mca.embedded import free_ports
+from mca.config import ClusterConfig
+from mca.deploy import Deployment
 from mca.sdk import Client, RequestRejected, Session
+from tests.ray_cluster import ray_deployment, write_cluster_yaml
 
 TASKS = 500
 KILLS = {100: "leader", 250: "echo-1", 400: "leader"}
@@ -25,41 +24,13 @@ KILLS = {100: "leader", 250: "echo-1", 400: "leader"}
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ClusterConfig, Deployment]]:
-    folder = tmp_path_factory.mktemp("chaos")
-    p = free_ports(6)
-    (folder / "cluster.yaml").write_text(
-        f"""
-data_dir: {folder / "data"}
-mca:
-  replicas:
-    - {{id: mca-1, raft_port: {p[0]}, task_port: {p[1]}}}
-    - {{id: mca-2, raft_port: {p[2]}, task_port: {p[3]}}}
-    - {{id: mca-3, raft_port: {p[4]}, task_port: {p[5]}}}
-  timing: {{prepare_timeout: 5.0, lease: 10.0, execution_timeout: 30.0}}
-agents:
-  - {{id: echo-1, class: "mca.agents:EchoAgent", capacity: 16}}
-  - {{id: echo-2, class: "mca.agents:EchoAgent", capacity: 16}}
-"""
+    config = write_cluster_yaml(
+        tmp_path_factory.mktemp("chaos"),
+        """  - {id: echo-1, class: "mca.agents:EchoAgent", capacity: 16}
+  - {id: echo-2, class: "mca.agents:EchoAgent", capacity: 16}""",
     )
-    config = load(folder / "cluster.yaml")
-    ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", num_cpus=2, log_to_driver=False)
-    deployment = deploy(config)
-    try:
-        asyncio.run(_wait_agents(config))
+    with ray_deployment(config) as deployment:
         yield config, deployment
-    finally:
-        teardown(deployment)
-        ray.shutdown()
-
-
-async def _wait_agents(config: ClusterConfig) -> None:
-    async with Client(config.task_addresses, retry_seconds=60) as client:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if len([a for a in await client.agents() if a.status != "offline"]) == len(config.agents):
-                return
-            await asyncio.sleep(0.2)
-    raise AssertionError("agents did not register")
 
 
 def _kill(deployment: Deployment, who: str) -> None:

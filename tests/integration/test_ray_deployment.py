@@ -21,57 +21,28 @@ import ray
 from google.protobuf import descriptor_pool, json_format, message_factory
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from mca.config import ClusterConfig, load
-from mca.deploy import Deployment, deploy, teardown
-from mca.embedded import free_ports
+from mca.config import ClusterConfig
+from mca.deploy import Deployment
 from mca.sdk import Client, Session
+from tests.ray_cluster import ray_deployment, write_cluster_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ClusterConfig, Deployment]]:
-    yaml_dir = tmp_path_factory.mktemp("ray")
-    p = free_ports(6)
-    (yaml_dir / "cluster.yaml").write_text(
-        f"""
-data_dir: {yaml_dir / "data"}
-bind: 127.0.0.1
-mca:
-  replicas:
-    - {{id: mca-1, raft_port: {p[0]}, task_port: {p[1]}}}
-    - {{id: mca-2, raft_port: {p[2]}, task_port: {p[3]}}}
-    - {{id: mca-3, raft_port: {p[4]}, task_port: {p[5]}}}
-  timing: {{prepare_timeout: 5.0, lease: 10.0, execution_timeout: 30.0}}
-agents:
-  - {{id: echo-1, class: "mca.agents:EchoAgent", capacity: 8}}
-  - {{id: echo-2, class: "mca.agents:EchoAgent", capacity: 8}}
-  - {{id: thermostat-1, class: "examples.custom_agent:Thermostat", capacity: 4}}
-task_types:
-  climate: [thermostat, echo]
-"""
+    written = write_cluster_yaml(
+        tmp_path_factory.mktemp("ray"),
+        """  - {id: echo-1, class: "mca.agents:EchoAgent", capacity: 8}
+  - {id: echo-2, class: "mca.agents:EchoAgent", capacity: 8}
+  - {id: thermostat-1, class: "examples.custom_agent:Thermostat", capacity: 4}""",
+        "task_types:\n  climate: [thermostat, echo]",
     )
     # The agents import examples.custom_agent from the repository root, as a user's agents
     # import from the folder of their cluster.yaml.
-    config = dataclasses.replace(load(yaml_dir / "cluster.yaml"), path=ROOT / "cluster.yaml")
-    ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", num_cpus=2, log_to_driver=False)
-    deployment = deploy(config)
-    try:
-        asyncio.run(_wait_agents(config, 3))
+    config = dataclasses.replace(written, path=ROOT / "cluster.yaml")
+    with ray_deployment(config) as deployment:
         yield config, deployment
-    finally:
-        teardown(deployment)
-        ray.shutdown()
-
-
-async def _wait_agents(config: ClusterConfig, n: int) -> None:
-    async with Client(config.task_addresses, retry_seconds=60) as client:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if len([a for a in await client.agents() if a.status != "offline"]) >= n:
-                return
-            await asyncio.sleep(0.2)
-    raise AssertionError("agents did not register")
 
 
 def submit(config: ClusterConfig, task_type: str, payload: dict[str, float]) -> Session:

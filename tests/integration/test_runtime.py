@@ -241,7 +241,7 @@ def test_a_bogus_result_cannot_wedge_the_log(cluster: EmbeddedCluster) -> None:
 
     first, after, bad = client_run(cluster, body)
     assert first.state in ("executing", "completed") and after.state == "completed"
-    assert bad.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE)
+    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT and "agent_id" in (bad.details() or "")
 
 
 def test_odd_reads_answer_and_end(cluster: EmbeddedCluster) -> None:
