@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Hashable
 from typing import Any
@@ -136,7 +137,13 @@ class AgentHost:
     def _start(self, effect: StartExecution) -> None:
         a = effect.assignment
         job = Job(
-            effect.session_id, a.subtask_id, a.capability, dict(a.inputs), dict(effect.parameters), effect.attempt
+            effect.session_id,
+            a.subtask_id,
+            a.capability,
+            dict(a.inputs),
+            dict(effect.parameters),
+            effect.attempt,
+            functools.partial(self._progress, effect.session_id, a.subtask_id),
         )
 
         async def run() -> None:
@@ -153,6 +160,20 @@ class AgentHost:
 
         self._running[a.subtask_id] = asyncio.create_task(run())
 
+    def _progress(self, session_id: str, subtask_id: str, fraction: float, note: str) -> None:
+        p = self.participant
+        if p is None:
+            return
+        report = pb.Progress(
+            agent_id=p.agent_id,
+            incarnation=p.incarnation,
+            session_id=session_id,
+            subtask_id=subtask_id,
+            fraction=fraction,
+            note=note[:200],
+        )
+        self._call_mca("ReportProgress", report)
+
     def _compensate(self, effect: StartCompensation) -> None:
         self._outbox.spawn(self.agent.compensate(effect.subtask_id))
 
@@ -165,6 +186,8 @@ class AgentHost:
                     await getattr(stub, method)(request, timeout=2.0)
                     return
                 except grpc.aio.AioRpcError as exc:
+                    if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                        return  # the leader answered and refused (a stale progress report, say)
                     hint = dict(exc.trailing_metadata() or ()).get(LEADER_HINT)
                     if isinstance(hint, str) and hint in self._mca:
                         self._target = self._mca.index(hint)  # a follower said where the leader is

@@ -16,6 +16,7 @@ import yaml
 from mca.catalog import CATALOG, TaskType
 from mca.replica import ReplicaAddress
 from mca.sdk import Agent
+from mca.stores import documents_url, redis_url
 from protocol.model import SUBTASKS_MAX, SubtaskSpec, Timing, params
 
 
@@ -42,6 +43,18 @@ class AgentSpec:
 
 
 @dataclass(frozen=True)
+class StoresConfig:
+    """Where the read model and the live state live. ``embedded``: the runtime starts SecantusDB
+    and redis-server (with FalkorDB) itself, on ``bind`` and the two ports, data under data_dir."""
+
+    embedded: bool = True
+    documents_port: int = 7130
+    redis_port: int = 7131
+    documents: str = ""  # a MongoDB URL when not embedded; empty: no read model
+    redis: str = ""  # a Redis URL when not embedded; empty: no live state
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     path: Path
     data_dir: Path
@@ -51,6 +64,19 @@ class ClusterConfig:
     timing: Timing
     agents: tuple[AgentSpec, ...]
     catalog: dict[str, TaskType] = field(default_factory=lambda: dict(CATALOG))
+    stores: StoresConfig = field(default_factory=StoresConfig)
+
+    @property
+    def documents_url(self) -> str:
+        if self.stores.embedded:
+            return documents_url(self.bind, self.stores.documents_port)
+        return self.stores.documents
+
+    def redis_url(self) -> str:
+        """The live state's Redis URL; for the embedded server it carries the admin password."""
+        if self.stores.embedded:
+            return redis_url(self.bind, self.stores.redis_port, self.secret("redis.secret"))
+        return self.stores.redis
 
     @property
     def task_addresses(self) -> list[str]:
@@ -58,10 +84,11 @@ class ClusterConfig:
 
     def password(self) -> str:
         """The Raft password: $MCA_RAFT_PASSWORD, or one generated once into the data folder."""
-        from_env = os.environ.get("MCA_RAFT_PASSWORD")
-        if from_env:
-            return from_env
-        secret = self.data_dir / "raft.secret"
+        return os.environ.get("MCA_RAFT_PASSWORD") or self.secret("raft.secret")
+
+    def secret(self, name: str) -> str:
+        """A secret generated once into the data folder (mode 0600) and read from there after."""
+        secret = self.data_dir / name
         if not secret.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -145,9 +172,42 @@ def load(path: str | Path) -> ClusterConfig:
         if not all(isinstance(c, str) and c and c.isprintable() for c in capabilities):
             raise ConfigError(f"task_types.{name}: every capability must be a non-empty name")
         catalog[name] = TaskType(name, f"subtasks: {', '.join(capabilities)}", _subtasks_of(tuple(capabilities)))
+    stores = _stores(_get(raw, "stores", dict, {}))
     return ClusterConfig(
-        path, data_dir, bind, _port(raw, "dashboard_port", "", 8265), tuple(replicas), timing, tuple(agents), catalog
+        path,
+        data_dir,
+        bind,
+        _port(raw, "dashboard_port", "", 8265),
+        tuple(replicas),
+        timing,
+        tuple(agents),
+        catalog,
+        stores,
     )
+
+
+def _stores(raw: dict[str, Any]) -> StoresConfig:
+    known = {f.name for f in fields(StoresConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"stores.{unknown[0]}: unknown; known: {', '.join(sorted(known))}")
+    embedded = _get(raw, "embedded", bool, True, "stores.embedded")
+    stores = StoresConfig(
+        embedded,
+        _port(raw, "documents_port", "stores", 7130),
+        _port(raw, "redis_port", "stores", 7131),
+        _get(raw, "documents", str, "", "stores.documents"),
+        _get(raw, "redis", str, "", "stores.redis"),
+    )
+    if embedded and (stores.documents or stores.redis):
+        raise ConfigError("stores: give URLs (documents, redis) only with embedded: false")
+    if embedded and stores.documents_port == stores.redis_port:
+        raise ConfigError("stores: documents_port and redis_port must be different")
+    if stores.documents and not stores.documents.startswith(("mongodb://", "mongodb+srv://")):
+        raise ConfigError(f"stores.documents: {stores.documents!r} is not a mongodb:// URL")
+    if stores.redis and not stores.redis.startswith(("redis://", "rediss://")):
+        raise ConfigError(f"stores.redis: {stores.redis!r} is not a redis:// URL")
+    return stores
 
 
 def _subtasks_of(capabilities: tuple[str, ...]) -> Callable[[Mapping[str, float]], tuple[SubtaskSpec, ...]]:

@@ -48,8 +48,12 @@ class EmbeddedCluster:
         replicas: int = 3,
         timing: Timing | None = None,
         catalog: dict[str, TaskType] | None = None,
+        documents_url: str = "",
+        redis_url: str = "",
     ) -> None:
         self.data_dir = data_dir
+        self.documents_url = documents_url
+        self.redis_url = redis_url
         self.timing = timing or Timing()
         self.password = secrets.token_hex(16)
         ports = free_ports(2 * replicas)
@@ -100,6 +104,8 @@ class EmbeddedCluster:
             password=self.password,
             timing=self.timing,
             catalog=self._catalog,
+            documents_url=self.documents_url,
+            redis_url=self.redis_url,
         )
         replica = Replica(config)
         await replica.start()

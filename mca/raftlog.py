@@ -156,6 +156,11 @@ class RaftDecisionLog:
         for i in range(start, len(entries)):
             yield i + 1, entries[i]
 
+    @property
+    def applied_index(self) -> int:
+        """How many entries this replica has applied (read under ``guard`` for a stable value)."""
+        return len(self._state.entries)
+
     # --- Raft status --------------------------------------------------------------------------
 
     @property

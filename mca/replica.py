@@ -28,6 +28,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -39,12 +40,15 @@ from grpc_reflection.v1alpha import reflection
 
 from mca.catalog import CATALOG, TaskType, task_from_request
 from mca.io import Outbox
+from mca.livestate import NOTE_LENGTH_MAX, LiveState, Progress
 from mca.metrics import Metrics
 from mca.raftlog import RaftDecisionLog, RaftTiming
+from mca.readmodel import ReadModel
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
 from protocol.effects import Append, CancelTimer, Effect, Send, SetTimer
+from protocol.entries import Registered
 from protocol.errors import CoordinationError, InvalidTask
 from protocol.events import Applied, BecameLeader, TimerFired
 from protocol.leader import Leader, check_register
@@ -96,6 +100,10 @@ class ReplicaConfig:
     timing: Timing = field(default_factory=Timing)
     raft: RaftTiming = field(default_factory=RaftTiming)
     catalog: dict[str, TaskType] = field(default_factory=lambda: dict(CATALOG))
+    #: The durable read model's document store (a MongoDB URL); empty: none.
+    documents_url: str = ""
+    #: Live state (agent status, progress fan-out) in Redis; empty: in this process only.
+    redis_url: str = ""
 
 
 class NotLeader(Exception):
@@ -119,6 +127,9 @@ class Replica:
         self._ready_term = 0
         self._watcher: asyncio.Task[None] | None = None
         self._grpc_of_raft = {p.raft: p.grpc for p in (config.me, *config.peers)}
+        self.read_model: ReadModel | None = None
+        self.live = LiveState(config.redis_url)
+        self._background: list[asyncio.Task[None]] = []
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -126,7 +137,16 @@ class Replica:
         self._loop = asyncio.get_running_loop()
         c = self.config
         self.log = RaftDecisionLog(c.me.raft, [p.raft for p in c.peers], c.data_dir, c.password, c.raft)
-        self.log.subscribe(self._applied_on_tick_thread)
+        log = self.log
+        if c.documents_url:
+            self.read_model = ReadModel(c.documents_url, log.guard)
+            self._background.append(
+                asyncio.create_task(
+                    self.read_model.run(lambda: log.ledger, lambda: log.applied_index, lambda: self.is_leader)
+                )
+            )
+        log.subscribe(self._applied_on_tick_thread)
+        await self.live.start()
         server = grpc.aio.server()
         pb_grpc.add_TaskServiceServicer_to_server(_TaskService(self), server)
         pb_grpc.add_CoordinationServiceServicer_to_server(_CoordinationService(self), server)
@@ -143,10 +163,13 @@ class Replica:
         self._watcher = asyncio.create_task(self._watch_leadership())
 
     async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for task in (*self._background, *([self._watcher] if self._watcher else [])):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+                await task
+        if self.read_model is not None:
+            await self.read_model.close()
+        await self.live.close()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -220,6 +243,12 @@ class Replica:
     def _applied_on_tick_thread(self, applied: Applied) -> None:
         """Called by pysyncobj's tick thread with the guard held, once per applied entry."""
         leader = self._leader
+        if self.read_model is not None:
+            entry = applied.entry
+            self.read_model.touch(
+                applied.result.session_id or getattr(entry, "session_id", ""),
+                entry.agent_id if isinstance(entry, Registered) else "",
+            )
         effects = leader.step(applied, time.monotonic()) if leader is not None else []
         if leader is not None:
             try:
@@ -350,11 +379,16 @@ class Replica:
             last_seq=len(record.events),
         )
 
-    def agent_views(self) -> list[Any]:
+    async def agent_views(self) -> list[Any]:
+        # Agents this replica has not heard lately (it may have just become leader): what the
+        # live state says, if their status key has not expired.
+        now = time.monotonic()
+        unheard = [a for a in list(self.ledger.agents) if now - self._heartbeats.get(a, -1e9) > HEARTBEAT_STALE_SECONDS]
+        stored = await self.live.agent_statuses(unheard)
         with self._log().guard:  # load() walks dicts the tick thread changes
-            return self._agent_views()
+            return self._agent_views(stored)
 
-    def _agent_views(self) -> list[Any]:
+    def _agent_views(self, stored: dict[str, dict[str, Any]]) -> list[Any]:
         ledger = self.ledger
         load = ledger.load()
         now = time.monotonic()
@@ -362,7 +396,8 @@ class Replica:
         for agent in ledger.agents.values():
             seen = self._heartbeats.get(agent.agent_id)
             used = load.get(agent.agent_id, 0)
-            if seen is None or now - seen > HEARTBEAT_STALE_SECONDS:
+            fresh = seen is not None and now - seen <= HEARTBEAT_STALE_SECONDS
+            if not fresh and agent.agent_id not in stored:
                 status = "offline"
             elif used >= agent.capacity:
                 status = "busy"
@@ -382,6 +417,38 @@ class Replica:
 
     def heard_from(self, agent_id: str) -> None:
         self._heartbeats[agent_id] = time.monotonic()
+        if self._leader is None or not self.live.url:
+            return
+        with self._log().guard:
+            agent = self.ledger.agents.get(agent_id)
+            used = self.ledger.load().get(agent_id, 0) if agent is not None else 0
+        if agent is None:
+            return
+        status = {
+            "status": "busy" if used >= agent.capacity else "available",
+            "load": used,
+            "capacity": agent.capacity,
+            "incarnation": agent.incarnation,
+        }
+        self._outbox.spawn(self.live.agent_seen(agent_id, status, HEARTBEAT_STALE_SECONDS))
+
+    def check_progress(self, report: Progress, agent_id: str) -> str:
+        """Why a progress report cannot be taken (empty: it can): it must come from the agent a
+        subtask of an executing session is assigned to."""
+        if not math.isfinite(report.fraction) or not 0.0 <= report.fraction <= 1.0:
+            return f"fraction: {report.fraction} is not between 0 and 1"
+        with self._log().guard:
+            record = self.ledger.session(report.session_id)
+            if record is None:
+                return f"session_id: session {_short(report.session_id)} does not exist"
+            if record.state.value != "executing":
+                return f"session_id: session {record.session_id} is {record.state.value}, not executing"
+            owner = next((a.agent_id for a in record.assignments if a.subtask_id == report.subtask_id), None)
+        if owner is None:
+            return f"subtask_id: {_short(report.subtask_id)} is not a subtask of {report.session_id}"
+        if owner != agent_id:
+            return f"agent_id: subtask {report.subtask_id} is assigned to {owner}, not {_short(agent_id)}"
+        return ""
 
 
 # --- gRPC services ----------------------------------------------------------------------------
@@ -481,18 +548,37 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
         if record is None:
             await _abort(context, grpc.StatusCode.NOT_FOUND, f"session {_short(request.session_id)} does not exist")
         sent = max(0, int(request.after_seq))
-        while True:
-            with self.replica._log().guard:
-                events, settled = list(record.events), record.settled
-            for seq in range(sent + 1, len(events) + 1):
-                e = events[seq - 1]
-                yield pb.SessionEvent(
-                    session_id=record.session_id, seq=seq, kind=e.kind, state=e.state, detail=e.detail
-                )
-                sent = seq
-            if settled and sent >= len(events):
-                return
-            await self.replica.changed(record.session_id)
+        live = self.replica.live
+        async with live.listen(record.session_id) as reports:
+            caught_up = False
+            while True:
+                with self.replica._log().guard:
+                    events, settled, state = list(record.events), record.settled, record.state.value
+                for seq in range(sent + 1, len(events) + 1):
+                    e = events[seq - 1]
+                    yield pb.SessionEvent(
+                        session_id=record.session_id, seq=seq, kind=e.kind, state=e.state, detail=e.detail
+                    )
+                    sent = seq
+                if settled and sent >= len(events):
+                    return
+                if not caught_up:  # a (re)connecting watcher first gets the latest progress
+                    caught_up = True
+                    for p in await live.current(record.session_id):
+                        yield _progress_event(p, sent, state)
+                changed = asyncio.ensure_future(self.replica.changed(record.session_id))
+                report = asyncio.ensure_future(reports.get())
+                try:
+                    await asyncio.wait((changed, report), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for waiting in (changed, report):
+                        waiting.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await waiting
+                if report.done() and not report.cancelled():
+                    yield _progress_event(report.result(), sent, state)
+                while not reports.empty():
+                    yield _progress_event(reports.get_nowait(), sent, state)
 
     async def ListAgents(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         channel = await self.leader_channel(context)
@@ -501,7 +587,7 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
                 context,
                 pb_grpc.TaskServiceStub(channel).ListAgents(request, timeout=_remaining(context), metadata=FORWARDED),
             )
-        return pb.ListAgentsReply(agents=self.replica.agent_views())
+        return pb.ListAgentsReply(agents=await self.replica.agent_views())
 
     async def _ask(self, context: grpc.aio.ServicerContext, make: Callable[[str], object]) -> object:
         try:
@@ -531,6 +617,9 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
             if isinstance(message, m.Vote):
                 self.replica.metrics.count("votes_total", {"vote": "yes" if message.yes else "no"})
             return pb.Empty()
+        await self._not_leader(context)
+
+    async def _not_leader(self, context: grpc.aio.ServicerContext) -> NoReturn:
         # Agents are told where the leader is rather than forwarded: they talk to it directly
         # from then on, which saves every protocol message a hop through a follower.
         address = self.replica.leader_grpc_address()
@@ -555,6 +644,17 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
     async def ReportResult(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         return await self._deliver("ReportResult", request, context)
 
+    async def ReportProgress(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        replica = self.replica
+        if not replica.is_leader:
+            await self._not_leader(context)
+        report = Progress(request.session_id, request.subtask_id, request.fraction, request.note[:NOTE_LENGTH_MAX])
+        why = replica.check_progress(report, request.agent_id)
+        if why:
+            await _abort(context, grpc.StatusCode.FAILED_PRECONDITION, why)
+        await replica.live.report(report)
+        return pb.Empty()
+
     async def Heartbeat(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         if self.replica.is_leader:
             self.replica.heard_from(request.agent_id)
@@ -569,6 +669,18 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
                 request, timeout=_remaining(context), metadata=FORWARDED
             ),
         )
+
+
+def _progress_event(report: Progress, seq: int, state: str) -> Any:
+    return pb.SessionEvent(
+        session_id=report.session_id,
+        seq=seq,
+        kind="progress",
+        state=state,
+        detail=report.note,
+        subtask_id=report.subtask_id,
+        progress=report.fraction,
+    )
 
 
 async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,15 @@ class Job:
     inputs: dict[str, float]
     parameters: dict[str, float]
     attempt: int
+    _report: Callable[[float, str], None] | None = field(default=None, repr=False, compare=False)
+
+    def progress(self, fraction: float, note: str = "") -> None:
+        """Tell the session's watchers how far the job is (``fraction`` from 0 to 1). Best effort
+        and non-blocking: a report that gets lost is superseded by the next one."""
+        if not math.isfinite(fraction) or not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"progress fraction must be between 0 and 1, got {fraction}")
+        if self._report is not None:
+            self._report(fraction, note)
 
 
 class Agent:
@@ -101,11 +111,16 @@ class Session:
 
 @dataclass(frozen=True)
 class Event:
+    """One step of a session (``kind`` accepted, planned, ... settled), or with kind
+    ``progress`` a live report from a running subtask (``subtask_id``, ``progress`` 0..1)."""
+
     session_id: str
     seq: int
     kind: str
     state: str
     detail: str
+    subtask_id: str = ""
+    progress: float | None = None
 
 
 @dataclass(frozen=True)
@@ -180,7 +195,8 @@ class Client:
             try:
                 async for e in stub.Watch(pb.WatchRequest(session_id=session_id, after_seq=last)):
                     last, failing_since = e.seq, None
-                    yield Event(e.session_id, e.seq, e.kind, e.state, e.detail)
+                    progress = e.progress if e.kind == "progress" else None
+                    yield Event(e.session_id, e.seq, e.kind, e.state, e.detail, e.subtask_id, progress)
                 return
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):

@@ -1,0 +1,320 @@
+"""Theory of operation: the durable read model, a projection of the decision log.
+
+The Raft log is the source of truth; people and tools query history in a document store
+(SecantusDB in the embedded default, MongoDB in production) through PyMongo's async client:
+
+* ``coordination_sessions``: one document per session (task, plan, votes, decision, negotiated
+  parameters, results, state); unique on ``_id`` (the session id) and on ``idempotency_key``;
+* ``agent_capabilities``: one document per agent (capabilities, capacity, incarnation);
+* ``events``: one document per session event (``session_id``, ``seq``: the same sequence numbers
+  ``Watch`` streams) and per agent registration, each named as a domain event
+  (``CoordinationStarted``, ``TaskCompleted``, ``AgentRegistered``...); unique on
+  ``(session_id, seq)``;
+* ``meta``: the checkpoint, the number of log entries the projection has caught up with.
+
+The projection is pure (``session_document`` and friends: a ledger record in, documents out) and
+every write is idempotent, so writing a document twice, or projecting everything again, is
+always safe: that is how the read model is rebuilt from the log. Documents carry a version (a
+session's event count, an agent's incarnation) and a write only replaces an older version, so a
+deposed leader that flushes late cannot overwrite what its successor wrote.
+
+Only the leader writes. Applied entries mark sessions and agents dirty on pysyncobj's tick thread
+(under the log's guard); the writer, on the event loop, takes a consistent snapshot of the dirty
+records under the guard and writes it in one bulk request per collection, then advances the
+checkpoint. When a replica becomes leader it compares the stored checkpoint with its own log and
+re-projects everything if the read model is behind. A store that is down never slows the
+coordination: the writer keeps the records dirty and retries with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
+from pymongo.errors import BulkWriteError, PyMongoError
+
+from protocol.ledger import AgentRecord, Ledger, SessionRecord
+
+SESSIONS = "coordination_sessions"
+AGENTS = "agent_capabilities"
+EVENTS = "events"
+META = "meta"
+#: How often the writer flushes dirty records (seconds): a batch per flush, not a write per entry.
+FLUSH_SECONDS = 0.05
+#: Longest wait between retries while the store is unreachable.
+RETRY_SECONDS_MAX = 2.0
+#: Duplicate key: the filter lost to a newer version (or an identical event already exists).
+_DUPLICATE_KEY = 11000
+
+#: Domain events named after the session events that mark them.
+DOMAIN_EVENTS = {
+    "accepted": "TaskAccepted",
+    "planned": "CoordinationStarted",
+    "negotiated": "ParametersNegotiated",
+    "decided": "DecisionReached",
+    "finished": "SubtaskFinished",
+    "settled": "SessionSettled",
+}
+#: A session's event that ends it in this state is also the domain event named here.
+TERMINAL_EVENTS = {"completed": "TaskCompleted", "failed": "TaskFailed", "cancelled": "TaskCancelled"}
+
+log = logging.getLogger(__name__)
+
+
+# --- the projection (pure) --------------------------------------------------------------------
+
+
+def session_document(record: SessionRecord) -> dict[str, Any]:
+    """Everything the log knows about one session, as one document."""
+    decision = record.decision.value if record.decision else None
+    committed = decision == "commit"
+    return {
+        "_id": record.session_id,
+        "version": len(record.events),
+        "idempotency_key": record.idempotency_key,
+        "task_type": record.task.task_type,
+        "success_criteria": list(record.task.success_criteria),
+        "subtasks": [
+            {"capability": s.capability, "demand": s.demand, "inputs": dict(s.inputs)} for s in record.task.subtasks
+        ],
+        "state": record.state.value,
+        "reason": record.reason,
+        "assignments": [
+            {"subtask_id": a.subtask_id, "agent_id": a.agent_id, "capability": a.capability, "demand": a.demand}
+            for a in record.assignments
+        ],
+        # The log records the decision, not the votes: a commit relied on a yes from every
+        # participant; an abort's reason says which vote (or timeout) ended it.
+        "votes": [{"subtask_id": a.subtask_id, "agent_id": a.agent_id, "vote": "yes"} for a in record.assignments]
+        if committed
+        else [],
+        "decision": decision,
+        "parameters": dict(record.parameters),
+        "results": {
+            subtask_id: {"ok": o.ok, "output": dict(o.output), "error": o.error}
+            for subtask_id, o in record.results.items()
+        },
+        "settled": record.settled,
+    }
+
+
+def session_events(record: SessionRecord, after: int = 0) -> list[dict[str, Any]]:
+    """The session's events with a sequence number above ``after``."""
+    documents = []
+    for seq, event in enumerate(record.events[after:], start=after + 1):
+        name = DOMAIN_EVENTS.get(event.kind, event.kind)
+        if event.kind in ("finished", "decided") and event.state in TERMINAL_EVENTS:
+            name = TERMINAL_EVENTS[event.state]
+        documents.append(
+            {
+                "_id": f"{record.session_id}:{seq}",
+                "session_id": record.session_id,
+                "seq": seq,
+                "event": name,
+                "kind": event.kind,
+                "state": event.state,
+                "detail": event.detail,
+            }
+        )
+    return documents
+
+
+def agent_document(agent: AgentRecord) -> dict[str, Any]:
+    return {
+        "_id": agent.agent_id,
+        "version": agent.incarnation,
+        "capabilities": list(agent.capabilities),
+        "capacity": agent.capacity,
+        "incarnation": agent.incarnation,
+        "address": agent.address,
+    }
+
+
+def agent_event(agent: AgentRecord) -> dict[str, Any]:
+    # Agent events live beside session events; seq = the incarnation keeps (session_id, seq) unique.
+    return {
+        "_id": f"agent:{agent.agent_id}:{agent.incarnation}",
+        "session_id": f"agent:{agent.agent_id}",
+        "seq": agent.incarnation,
+        "event": "AgentRegistered",
+        "agent_id": agent.agent_id,
+        "capabilities": list(agent.capabilities),
+        "capacity": agent.capacity,
+    }
+
+
+@dataclass
+class Batch:
+    """Documents to write, taken from the ledger under its guard."""
+
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    agents: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    applied: int = 0
+    #: Per session, the highest event sequence number in this batch.
+    seqs: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.sessions) + len(self.agents) + len(self.events)
+
+
+# --- the writer -------------------------------------------------------------------------------
+
+
+class ReadModel:
+    """Projects one replica's ledger into the document store at ``url`` while it leads."""
+
+    def __init__(self, url: str, guard: threading.RLock) -> None:
+        self.url = url
+        self._guard = guard
+        # Short timeouts: a store that is away must not hold up a flush for long (we retry).
+        self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            url, serverSelectionTimeoutMS=2000, connectTimeoutMS=2000, retryWrites=False, tz_aware=True
+        )
+        self._db = self._client.get_default_database(default="mca")  # the URL's path names it
+        self._dirty_sessions: set[str] = set()
+        self._dirty_agents: set[str] = set()
+        self._written_seq: dict[str, int] = {}
+        self.checkpoint = 0  # entries the store has caught up with, as far as this writer knows
+        self.error = ""  # the last store error, for status displays
+
+    # Called on pysyncobj's tick thread, under the guard, once per applied entry.
+    def touch(self, session_id: str = "", agent_id: str = "") -> None:
+        if session_id:
+            self._dirty_sessions.add(session_id)
+        if agent_id:
+            self._dirty_agents.add(agent_id)
+
+    def forget(self) -> None:
+        """Not leading: drop what is dirty (the next leader projects from its own log)."""
+        with self._guard:
+            self._dirty_sessions.clear()
+            self._dirty_agents.clear()
+            self._written_seq.clear()
+
+    async def ensure_indexes(self) -> None:
+        await self._db[SESSIONS].create_index([("idempotency_key", ASCENDING)], unique=True)
+        await self._db[SESSIONS].create_index([("state", ASCENDING)])
+        await self._db[EVENTS].create_index([("session_id", ASCENDING), ("seq", ASCENDING)], unique=True)
+
+    async def catch_up(self, ledger: Ledger, applied: Callable[[], int]) -> None:
+        """As a new leader: re-project everything if the store is behind this replica's log."""
+        stored = await self._db[META].find_one({"_id": "checkpoint"})
+        self.checkpoint = int(stored["applied"]) if stored else 0
+        with self._guard:
+            if self.checkpoint >= applied():
+                return
+            self._dirty_sessions.update(ledger.sessions)
+            self._dirty_agents.update(ledger.agents)
+            self._written_seq.clear()  # events too: written again, idempotently
+        log.info("read model at entry %d, log at %d: re-projecting", self.checkpoint, applied())
+
+    def take(self, ledger: Ledger, applied: int) -> Batch:
+        """The documents for everything dirty (call under the guard)."""
+        batch = Batch(applied=applied)
+        for session_id in self._dirty_sessions:
+            record = ledger.sessions.get(session_id)
+            if record is None:
+                continue
+            batch.sessions.append(session_document(record))
+            events = session_events(record, self._written_seq.get(session_id, 0))
+            batch.events.extend(events)
+            batch.seqs[session_id] = len(record.events)
+        for agent_id in self._dirty_agents:
+            agent = ledger.agents.get(agent_id)
+            if agent is not None:
+                batch.agents.append(agent_document(agent))
+                batch.events.append(agent_event(agent))
+        self._dirty_sessions.clear()
+        self._dirty_agents.clear()
+        return batch
+
+    def put_back(self, batch: Batch) -> None:
+        """A batch that failed to write: mark its records dirty again."""
+        with self._guard:
+            self._dirty_sessions.update(d["_id"] for d in batch.sessions)
+            self._dirty_agents.update(d["_id"] for d in batch.agents)
+
+    async def write(self, batch: Batch) -> None:
+        await self._write_versioned(SESSIONS, batch.sessions)
+        await self._write_versioned(AGENTS, batch.agents)
+        if batch.events:
+            ops = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in batch.events]
+            await self._bulk(EVENTS, ops)
+        await self._db[META].update_one({"_id": "checkpoint"}, {"$max": {"applied": batch.applied}}, upsert=True)
+        with self._guard:
+            for session_id, seq in batch.seqs.items():
+                self._written_seq[session_id] = max(seq, self._written_seq.get(session_id, 0))
+        self.checkpoint = max(self.checkpoint, batch.applied)
+
+    async def _write_versioned(self, collection: str, documents: Iterable[dict[str, Any]]) -> None:
+        # Replace only an older (or equal) version; against a newer one the upsert collides on
+        # _id, which means "a newer projection is already there" and is not an error.
+        ops = [ReplaceOne({"_id": d["_id"], "version": {"$lte": d["version"]}}, d, upsert=True) for d in documents]
+        if ops:
+            await self._bulk(collection, ops)
+
+    async def _bulk(self, collection: str, ops: Sequence[ReplaceOne[Any]]) -> None:
+        try:
+            await self._db[collection].bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            real = [e for e in exc.details.get("writeErrors", []) if e.get("code") != _DUPLICATE_KEY]
+            if real:
+                raise
+
+    async def run(self, ledger: Callable[[], Ledger], applied: Callable[[], int], leading: Callable[[], bool]) -> None:
+        """The writer loop: flush every ``FLUSH_SECONDS`` while leading; back off on errors."""
+        delay = FLUSH_SECONDS
+        was_leading = False
+        while True:
+            await asyncio.sleep(delay)
+            if not leading():
+                # A follower keeps nothing dirty: on taking over, the checkpoint tells whether
+                # the store is behind this replica's log, and if so everything is re-projected.
+                self.forget()
+                was_leading = False
+                continue
+            try:
+                if not was_leading:
+                    await self.ensure_indexes()
+                    await self.catch_up(ledger(), applied)
+                    was_leading = True
+                with self._guard:
+                    batch = self.take(ledger(), applied())
+                if not batch and batch.applied <= self.checkpoint:
+                    continue
+                try:
+                    await self.write(batch)
+                except BaseException:
+                    self.put_back(batch)
+                    raise
+                delay, self.error = FLUSH_SECONDS, ""
+            except PyMongoError as exc:
+                self.error = f"{type(exc).__name__}: {exc}"[:200]
+                log.warning("read model: %s; retrying", self.error)
+                delay = min(max(delay * 2, 0.2), RETRY_SECONDS_MAX)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._client.close()
+
+    # --- reads (tools, tests, ``mca status``) ------------------------------------------------
+
+    async def stored_checkpoint(self) -> int:
+        stored = await self._db[META].find_one({"_id": "checkpoint"})
+        return int(stored["applied"]) if stored else 0
+
+    async def sessions(self) -> dict[str, dict[str, Any]]:
+        return {d["_id"]: d async for d in self._db[SESSIONS].find({})}
+
+    async def events_of(self, session_id: str) -> list[dict[str, Any]]:
+        return [d async for d in self._db[EVENTS].find({"session_id": session_id}).sort("seq", ASCENDING)]
+
+    async def agents(self) -> dict[str, dict[str, Any]]:
+        return {d["_id"]: d async for d in self._db[AGENTS].find({})}
