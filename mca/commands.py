@@ -189,11 +189,19 @@ def _print_status(config: ClusterConfig) -> None:
                 print(f"{line} in flight {r['in_flight']}")
                 if r["leader"] and r["metrics"]:
                     print("    " + ", ".join(f"{k}={v}" for k, v in sorted(r["metrics"].items())))
+                if r["leader"] and r.get("read_model") is not None:
+                    lag = r["applied"] - r["read_model"]
+                    error = f"; store error: {r['read_model_error']}" if r.get("read_model_error") else ""
+                    print(f"    read model at entry {r['read_model']} of {r['applied']} (behind by {lag}){error}")
     except Exception as exc:  # status without Ray still shows the agents
         print(f"  (replica details need the Ray cluster: {exc})")
     print("agents:")
     for a in agents:
         print(f"  {a.agent_id:<12} {a.status:<10} load {a.load}/{a.capacity}  {', '.join(a.capabilities)}")
+    stores = config.stores
+    if stores.embedded:
+        print(f"stores: documents (SecantusDB) {config.bind}:{stores.documents_port}, ", end="")
+        print(f"redis + FalkorDB {config.bind}:{stores.redis_port} (password in {config.data_dir / 'redis.secret'})")
     print(f"Ray dashboard: http://{config.bind}:{config.dashboard_port}  (token: {RAY_TOKEN})")
 
 

@@ -16,9 +16,10 @@ STRICT_SPREAD placement group when enough nodes exist, else best effort).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -29,7 +30,9 @@ from mca.agent_host import AgentHost
 from mca.config import AgentSpec, ClusterConfig
 from mca.loop import LoopThread
 from mca.metrics import RayMetrics
+from mca.readmodel import session_document
 from mca.replica import Replica, ReplicaConfig
+from mca.stores import start_documents, start_redis
 from protocol.model import Timing
 
 NAMESPACE = "mca"
@@ -41,6 +44,33 @@ def replica_actor_name(replica_id: str) -> str:
 
 def agent_actor_name(agent_id: str) -> str:
     return f"agent-{agent_id}"
+
+
+STORES = ("documents", "redis")
+
+
+def store_actor_name(kind: str) -> str:
+    return f"store-{kind}"
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class StoreActor:
+    """Owns one store process of the embedded default (``mca.stores``); restarted by Ray, it
+    stops the orphan its previous life left and starts the server again on the same data."""
+
+    def __init__(self, kind: str, config: ClusterConfig) -> None:
+        self._kind = kind
+        data, bind, stores = config.data_dir, config.bind, config.stores
+        if kind == "documents":
+            self._store: Any = start_documents(data, bind, stores.documents_port)
+        else:
+            self._store = start_redis(data, bind, stores.redis_port, config.secret("redis.secret"))
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": self._kind, "address": f"{self._store.host}:{self._store.port}", "pid": os.getpid()}
+
+    def stop(self) -> None:
+        self._store.stop()
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -65,7 +95,21 @@ class ReplicaActor:
             "pid": os.getpid(),
             "node": ray.get_runtime_context().get_node_id(),
             "metrics": dict(replica.metrics.counts),
+            "applied": log.applied_index if log else 0,
+            "read_model": replica.read_model.checkpoint if replica.read_model else None,
+            "read_model_error": replica.read_model.error if replica.read_model else "",
         }
+
+    def projection(self) -> dict[str, Any]:
+        """This replica's log as the read model should hold it: the applied entry count and
+        every session's document (for checks that the read model agrees with the log)."""
+        log = self._replica._log()
+        with log.guard:
+            return {
+                "applied": log.applied_index,
+                "sessions": {sid: session_document(r) for sid, r in log.ledger.sessions.items()},
+                "events": {sid: len(r.events) for sid, r in log.ledger.sessions.items()},
+            }
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -91,6 +135,7 @@ class AgentActor:
 class Deployment:
     replicas: dict[str, Any]
     agents: dict[str, Any]
+    stores: dict[str, Any] = field(default_factory=dict)
 
     def statuses(self, timeout: float = 10.0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         replicas = ray.get([a.status.remote() for a in self.replicas.values()], timeout=timeout)
@@ -110,6 +155,13 @@ def deploy(config: ClusterConfig, detached: bool = False, spread: bool = False) 
         ray.get(group.ready(), timeout=60)
     else:
         group = None
+    stores: dict[str, Any] = {}
+    if config.stores.embedded:  # the replicas write to them from their first entry on
+        for kind in STORES:
+            stores[kind] = StoreActor.options(  # type: ignore[attr-defined]
+                name=store_actor_name(kind), namespace=NAMESPACE, lifetime=lifetime
+            ).remote(kind, config)
+        ray.get([a.status.remote() for a in stores.values()], timeout=120)
     replicas: dict[str, Any] = {}
     for i, me in enumerate(config.replicas):
         replica_config = ReplicaConfig(
@@ -119,6 +171,8 @@ def deploy(config: ClusterConfig, detached: bool = False, spread: bool = False) 
             password=password,
             timing=config.timing,
             catalog=config.catalog,
+            documents_url=config.documents_url,
+            redis_url=config.redis_url(),
         )
         if group is not None:
             strategy = {
@@ -134,7 +188,7 @@ def deploy(config: ClusterConfig, detached: bool = False, spread: bool = False) 
         ).remote(spec, config.bind, config.task_addresses, config.timing)
         for spec in config.agents
     }
-    deployment = Deployment(replicas, agents)
+    deployment = Deployment(replicas, agents, stores)
     deployment.statuses(timeout=120)  # every constructor has run
     return deployment
 
@@ -145,9 +199,19 @@ def attach(config: ClusterConfig) -> Deployment:
         r.replica_id: ray.get_actor(replica_actor_name(r.replica_id), namespace=NAMESPACE) for r in config.replicas
     }
     agents = {a.agent_id: ray.get_actor(agent_actor_name(a.agent_id), namespace=NAMESPACE) for a in config.agents}
-    return Deployment(replicas, agents)
+    stores = (
+        {kind: ray.get_actor(store_actor_name(kind), namespace=NAMESPACE) for kind in STORES}
+        if config.stores.embedded
+        else {}
+    )
+    return Deployment(replicas, agents, stores)
 
 
 def teardown(deployment: Deployment) -> None:
     for actor in (*deployment.agents.values(), *deployment.replicas.values()):
+        ray.kill(actor, no_restart=True)
+    # Stores last, and asked to stop (a killed actor would leave its server process running).
+    with contextlib.suppress(Exception):
+        ray.get([a.stop.remote() for a in deployment.stores.values()], timeout=30)
+    for actor in deployment.stores.values():
         ray.kill(actor, no_restart=True)

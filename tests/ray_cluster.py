@@ -18,8 +18,9 @@ from mca.sdk import Client
 
 
 def write_cluster_yaml(folder: Path, agents: str, extra: str = "") -> ClusterConfig:
-    """Three replicas on free ports, the given ``agents:`` lines, and ``extra`` settings."""
-    p = free_ports(6)
+    """Three replicas and the embedded stores on free ports, the given ``agents:`` lines, and
+    ``extra`` settings."""
+    p = free_ports(8)
     (folder / "cluster.yaml").write_text(
         f"""
 data_dir: {folder / "data"}
@@ -30,6 +31,7 @@ mca:
     - {{id: mca-2, raft_port: {p[2]}, task_port: {p[3]}}}
     - {{id: mca-3, raft_port: {p[4]}, task_port: {p[5]}}}
   timing: {{prepare_timeout: 5.0, lease: 10.0, execution_timeout: 30.0}}
+stores: {{embedded: true, documents_port: {p[6]}, redis_port: {p[7]}}}
 agents:
 {agents}
 {extra}

@@ -1,7 +1,7 @@
 """Chaos on the Ray deployment: a stream of 500 two-agent tasks while the MCA leader, then an
 agent, then the new leader are SIGKILLed. Afterwards every acknowledged task is terminal, each
 key made exactly one session, every completed session has exactly one result per subtask, and
-every replica's log holds the same entries."""
+every replica's log holds the same entries, and the durable read model agrees with the log."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import ray
+from pymongo import MongoClient
 
 from mca.config import ClusterConfig
 from mca.deploy import Deployment
@@ -90,3 +93,37 @@ def test_nothing_acknowledged_is_lost_under_sigkill(cluster: tuple[ClusterConfig
     replicas, _ = deployment.statuses(timeout=60)
     assert sum(r["leader"] for r in replicas) == 1
     assert len({r["sessions"] for r in replicas}) == 1, replicas  # every replica holds the same log
+
+    # The durable read model agrees with the log: the leader's projection is in the store.
+    leader = next(deployment.replicas[r["id"]] for r in replicas if r["leader"])
+    expected, stored = read_model_after_catch_up(config, leader)
+    assert set(stored["sessions"]) == set(expected["sessions"])
+    differ = [sid for sid, doc in expected["sessions"].items() if stored["sessions"][sid] != doc]
+    assert not differ, f"{len(differ)} sessions differ from the log, e.g. {differ[:3]}"
+    assert stored["events"] == expected["events"]
+    assert stored["applied"] >= expected["applied"]
+
+
+def read_model_after_catch_up(config: ClusterConfig, leader: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The leader's projection of its log, and the store's content once it has caught up."""
+    client: MongoClient[dict[str, Any]] = MongoClient(config.documents_url, serverSelectionTimeoutMS=5000)
+    try:
+        db = client.get_default_database()
+        deadline = time.monotonic() + 60
+        while True:
+            expected = ray.get(leader.projection.remote(), timeout=60)
+            checkpoint = db["meta"].find_one({"_id": "checkpoint"}) or {"applied": 0}
+            if checkpoint["applied"] >= expected["applied"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        events: dict[str, int] = {}
+        for doc in db["events"].find({"session_id": {"$not": {"$regex": "^agent:"}}}, {"session_id": 1}):
+            events[doc["session_id"]] = events.get(doc["session_id"], 0) + 1
+        stored = {
+            "applied": checkpoint["applied"],
+            "sessions": {d["_id"]: d for d in db["coordination_sessions"].find({})},
+            "events": events,
+        }
+        return expected, stored
+    finally:
+        client.close()

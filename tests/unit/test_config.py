@@ -18,6 +18,16 @@ def test_the_shipped_cluster_yaml_loads_and_binds_loopback() -> None:
     assert {a.agent_id for a in config.agents} == {"echo-1", "echo-2"}
     assert config.timing.prepare_timeout == 5.0
     assert config.agents[0].build().capabilities == ("echo",)
+    assert config.stores.embedded and config.documents_url.startswith("mongodb://127.0.0.1:")
+    assert "retryWrites=false" in config.documents_url  # DESIGN.md: retryable writes slow SecantusDB
+
+
+def test_production_stores_are_urls(tmp_path: Path) -> None:
+    (tmp_path / "cluster.yaml").write_text(
+        GOOD + "stores: {embedded: false, documents: 'mongodb://db:27017/mca', redis: 'redis://cache:6379/0'}\n"
+    )
+    config = load(tmp_path / "cluster.yaml")
+    assert config.documents_url == "mongodb://db:27017/mca" and config.redis_url() == "redis://cache:6379/0"
 
 
 GOOD = """
@@ -50,6 +60,13 @@ agents:
         (GOOD + "task_types:\n  echo: [echo]\n", "task_types.echo"),
         (GOOD + "task_types:\n  t: ['']\n", "task_types.t"),
         (GOOD + "task_types:\n  t: [" + ", ".join(["echo"] * 17) + "]\n", "task_types.t"),
+        (GOOD + "stores: {embedded: yes-please}\n", "stores.embedded"),
+        (GOOD + "stores: {documents_port: 70000}\n", "stores.documents_port"),
+        (GOOD + "stores: {documents_port: 7200, redis_port: 7200}\n", "stores: documents_port and redis_port"),
+        (GOOD + "stores: {documents: 'mongodb://db:27017'}\n", "stores: give URLs"),
+        (GOOD + "stores: {embedded: false, documents: 'postgres://db'}\n", "stores.documents"),
+        (GOOD + "stores: {embedded: false, redis: 'http://cache'}\n", "stores.redis"),
+        (GOOD + "stores: {cache: 1}\n", "stores.cache"),
     ],
 )
 def test_mistakes_name_the_field(tmp_path: Path, text: str, field: str) -> None:
