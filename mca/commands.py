@@ -111,13 +111,13 @@ def _up(config: ClusterConfig, args: argparse.Namespace) -> int:
             stdout=subprocess.DEVNULL,
         )
         _ray_init(config, address="auto")
-        deploy(config, detached=True)
+        deploy(config, detached=True, spread=True)
         _wait_ready(config)
         _print_status(config)
         print("running in the background; stop it with: mca down")
         return 0
     _ray_init(config)
-    deployment = deploy(config)
+    deployment = deploy(config, spread=True)
     _wait_ready(config)
     _print_status(config)
     print("Ctrl-C stops the cluster")
@@ -262,7 +262,7 @@ def _demo(config: ClusterConfig, args: argparse.Namespace) -> int:
 
     print("starting Ray, 3 MCA replicas and the agents of", config.path)
     _ray_init(config)
-    deployment = deploy(config)
+    deployment = deploy(config, spread=True)
     try:
         _wait_ready(config)
         _print_status(config)

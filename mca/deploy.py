@@ -94,6 +94,7 @@ class ReplicaActor:
             "in_flight": sum(1 for r in ledger.active_sessions() if not r.terminal),
             "pid": os.getpid(),
             "node": ray.get_runtime_context().get_node_id(),
+            "placement_group": ray.get_runtime_context().get_placement_group_id(),
             "metrics": dict(replica.metrics.counts),
             "applied": log.applied_index if log else 0,
             "read_model": replica.read_model.checkpoint if replica.read_model else None,

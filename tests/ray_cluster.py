@@ -45,14 +45,14 @@ def ray_deployment(config: ClusterConfig) -> Iterator[Deployment]:
     ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", num_cpus=2, log_to_driver=False)
     deployment = deploy(config)
     try:
-        asyncio.run(_wait_agents(config))
+        asyncio.run(wait_agents(config))
         yield deployment
     finally:
         teardown(deployment)
         ray.shutdown()
 
 
-async def _wait_agents(config: ClusterConfig) -> None:
+async def wait_agents(config: ClusterConfig) -> None:
     async with Client(config.task_addresses, retry_seconds=60) as client:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
