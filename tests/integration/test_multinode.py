@@ -47,7 +47,7 @@ def spread_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[C
             teardown(deployment)
     finally:
         ray.shutdown()
-        nodes.shutdown()
+        nodes.shutdown()  # type: ignore[no-untyped-call]
         ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
