@@ -127,12 +127,15 @@ def main() -> None:
     levels = [int(x) for x in args.levels.split(",")]
 
     base = load(Path(__file__).resolve().parent.parent / "cluster.yaml")
-    ports = free_ports(7)
+    ports = free_ports(9)
     replicas = tuple(
         ReplicaAddress(f"mca-{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}") for i in range(3)
     )
     agents = (AgentSpec("echo-1", "mca.agents:EchoAgent", 512), AgentSpec("echo-2", "mca.agents:EchoAgent", 512))
-    config = dataclasses.replace(base, data_dir=Path(tempfile.mkdtemp()), replicas=replicas, agents=agents)
+    stores = dataclasses.replace(base.stores, documents_port=ports[7], redis_port=ports[8])
+    config = dataclasses.replace(
+        base, data_dir=Path(tempfile.mkdtemp()), replicas=replicas, agents=agents, stores=stores
+    )
 
     port = ports[6]
     spawn = multiprocessing.get_context("spawn")  # gRPC does not survive fork()
