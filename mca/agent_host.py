@@ -21,21 +21,22 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import json
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import grpc
 
 from mca.io import Outbox
 from mca.replica import LEADER_HINT
-from mca.sdk import Agent, Job
+from mca.sdk import Agent, Job, Output
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
 from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution, StopExecution
 from protocol.events import Booted, ExecutionDone, TimerFired
-from protocol.model import Assignment, Outcome, Params, Timing, params
+from protocol.model import RESULT_DOCUMENT_LENGTH_MAX, Assignment, Outcome, Params, Timing, params
 from protocol.participant import Participant
 from protocol.wire import from_proto, to_proto
 
@@ -143,13 +144,13 @@ class AgentHost:
             dict(a.inputs),
             dict(effect.parameters),
             effect.attempt,
+            json.loads(a.document) if a.document else None,
             functools.partial(self._progress, effect.session_id, a.subtask_id),
         )
 
         async def run() -> None:
             try:
-                output = await self.agent.execute(job)
-                outcome = Outcome(True, params(output))
+                outcome = _outcome(await self.agent.execute(job))
             except asyncio.CancelledError:
                 return  # compensated while running: nothing to report
             except Exception as exc:  # the agent's failure is the subtask's failure, reported
@@ -205,6 +206,18 @@ class AgentHost:
                 with contextlib.suppress(grpc.aio.AioRpcError):
                     await pb_grpc.CoordinationServiceStub(self._outbox.channel(address)).Heartbeat(beat, timeout=1.0)
             await asyncio.sleep(HEARTBEAT_SECONDS)
+
+
+def _outcome(output: Mapping[str, float] | Output) -> Outcome:
+    """What ``execute`` returned, as the result to report (a document too large fails it)."""
+    if not isinstance(output, Output):
+        return Outcome(True, params(output))
+    document = "" if output.document is None else json.dumps(output.document, allow_nan=False)
+    if len(document) > RESULT_DOCUMENT_LENGTH_MAX:
+        return Outcome(
+            False, error=f"result document of {len(document)} characters; at most {RESULT_DOCUMENT_LENGTH_MAX}"
+        )
+    return Outcome(True, params(output.values), document=document)
 
 
 class _AgentService(pb_grpc.AgentServiceServicer):  # type: ignore[misc]

@@ -1,5 +1,9 @@
 """The task types a cluster accepts, and the boundary check that turns a client's request into
-a ``TaskSpec`` (or an ``InvalidTask`` naming the field, before anything is appended)."""
+a ``TaskSpec`` (or an ``InvalidTask`` naming the field, before anything is appended).
+
+A task type turns the request's JSON payload into subtasks. Most take named numbers
+(``numbers(payload)``); a type with structured input (the wellness plan's profile) validates it
+itself and hands each subtask its part as a JSON document."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from protocol.errors import InvalidTask
 from protocol.model import SubtaskSpec, TaskSpec, params
@@ -19,16 +24,28 @@ PAYLOAD_BYTES_MAX = 64 * 1024
 class TaskType:
     name: str
     description: str
-    subtasks: Callable[[Mapping[str, float]], tuple[SubtaskSpec, ...]]
+    #: The payload (a parsed JSON object) to subtasks; raises ``InvalidTask`` naming the field.
+    subtasks: Callable[[Mapping[str, Any]], tuple[SubtaskSpec, ...]]
     default_criteria: tuple[str, ...] = ("all_subtasks_ok",)
 
 
-def _echo(inputs: Mapping[str, float]) -> tuple[SubtaskSpec, ...]:
-    return (SubtaskSpec("echo", 1, params(inputs)),)
+def numbers(payload: Mapping[str, Any]) -> dict[str, float]:
+    """A payload of named numbers, checked: every value a finite number."""
+    inputs: dict[str, float] = {}
+    for name, value in payload.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidTask(f"payload.{name}", "must be a finite number")
+        inputs[name] = float(value)
+    return inputs
 
 
-def _echo_pair(inputs: Mapping[str, float]) -> tuple[SubtaskSpec, ...]:
-    return (SubtaskSpec("echo", 1, params(inputs)), SubtaskSpec("echo", 1, params(inputs)))
+def _echo(payload: Mapping[str, Any]) -> tuple[SubtaskSpec, ...]:
+    return (SubtaskSpec("echo", 1, params(numbers(payload))),)
+
+
+def _echo_pair(payload: Mapping[str, Any]) -> tuple[SubtaskSpec, ...]:
+    inputs = params(numbers(payload))
+    return (SubtaskSpec("echo", 1, inputs), SubtaskSpec("echo", 1, inputs))
 
 
 CATALOG: dict[str, TaskType] = {
@@ -57,11 +74,6 @@ def task_from_request(
         raise InvalidTask("payload", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     if not isinstance(document, dict):
         raise InvalidTask("payload", "must be a JSON object")
-    inputs: dict[str, float] = {}
-    for name, value in document.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InvalidTask(f"payload.{name}", "must be a finite number")
-        inputs[name] = float(value)
-    task = TaskSpec(task_type, kind.subtasks(inputs), success_criteria or kind.default_criteria)
+    task = TaskSpec(task_type, kind.subtasks(document), success_criteria or kind.default_criteria)
     task.validate()
     return task

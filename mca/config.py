@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from mca.catalog import CATALOG, TaskType
+from mca.catalog import CATALOG, TaskType, numbers
 from mca.replica import ReplicaAddress
 from mca.sdk import Agent
 from mca.stores import documents_url, redis_url
@@ -210,11 +210,12 @@ def _stores(raw: dict[str, Any]) -> StoresConfig:
     return stores
 
 
-def _subtasks_of(capabilities: tuple[str, ...]) -> Callable[[Mapping[str, float]], tuple[SubtaskSpec, ...]]:
+def _subtasks_of(capabilities: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[SubtaskSpec, ...]]:
     """A task type from cluster.yaml: one subtask per capability, each given the payload."""
 
-    def subtasks(inputs: Mapping[str, float]) -> tuple[SubtaskSpec, ...]:
-        return tuple(SubtaskSpec(c, 1, params(inputs)) for c in capabilities)
+    def subtasks(payload: Mapping[str, Any]) -> tuple[SubtaskSpec, ...]:
+        inputs = params(numbers(payload))
+        return tuple(SubtaskSpec(c, 1, inputs) for c in capabilities)
 
     return subtasks
 

@@ -30,7 +30,7 @@ from mca.agent_host import AgentHost
 from mca.config import AgentSpec, ClusterConfig
 from mca.loop import LoopThread
 from mca.metrics import RayMetrics
-from mca.readmodel import session_document
+from mca.readmodel import session_document, session_events
 from mca.replica import Replica, ReplicaConfig
 from mca.stores import start_documents, start_redis
 from protocol.model import Timing
@@ -109,7 +109,7 @@ class ReplicaActor:
             return {
                 "applied": log.applied_index,
                 "sessions": {sid: session_document(r) for sid, r in log.ledger.sessions.items()},
-                "events": {sid: len(r.events) for sid, r in log.ledger.sessions.items()},
+                "events": {sid: len(session_events(r)) for sid, r in log.ledger.sessions.items()},
             }
 
 

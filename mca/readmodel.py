@@ -6,10 +6,13 @@ The Raft log is the source of truth; people and tools query history in a documen
 * ``coordination_sessions``: one document per session (task, plan, votes, decision, negotiated
   parameters, results, state); unique on ``_id`` (the session id) and on ``idempotency_key``;
 * ``agent_capabilities``: one document per agent (capabilities, capacity, incarnation);
-* ``events``: one document per session event (``session_id``, ``seq``: the same sequence numbers
-  ``Watch`` streams) and per agent registration, each named as a domain event
-  (``CoordinationStarted``, ``TaskCompleted``, ``AgentRegistered``...); unique on
-  ``(session_id, seq)``;
+* ``events``: the domain events (``CoordinationStarted``, ``TaskCompleted``,
+  ``MealPlanGenerated``, ``AgentRegistered``...), one or more per session event (``session_id``,
+  ``seq``: the same sequence numbers ``Watch`` streams) and one per agent registration; unique on
+  ``(session_id, seq, event)``;
+* ``meal_plans``, ``workout_plans`` (and ``results`` for other capabilities): the documents
+  results carry, one per subtask (``_id`` is the subtask id: the first result applied wins, so
+  there is exactly one);
 * ``meta``: the checkpoint, the number of log entries the projection has caught up with.
 
 The projection is pure (``session_document`` and friends: a ledger record in, documents out) and
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -63,6 +67,12 @@ DOMAIN_EVENTS = {
 }
 #: A session's event that ends it in this state is also the domain event named here.
 TERMINAL_EVENTS = {"completed": "TaskCompleted", "failed": "TaskFailed", "cancelled": "TaskCancelled"}
+#: Where the document of a result goes, by the subtask's capability, and its domain event.
+RESULT_COLLECTIONS = {
+    "meal_plan": ("meal_plans", "MealPlanGenerated"),
+    "workout_plan": ("workout_plans", "WorkoutPlanGenerated"),
+}
+OTHER_RESULTS = ("results", "ResultRecorded")
 
 log = logging.getLogger(__name__)
 
@@ -97,31 +107,68 @@ def session_document(record: SessionRecord) -> dict[str, Any]:
         "decision": decision,
         "parameters": dict(record.parameters),
         "results": {
-            subtask_id: {"ok": o.ok, "output": dict(o.output), "error": o.error}
+            subtask_id: {
+                "ok": o.ok,
+                "output": dict(o.output),
+                "error": o.error,
+                "document": _result_collection(record, subtask_id)[0] if o.document else None,
+            }
             for subtask_id, o in record.results.items()
         },
         "settled": record.settled,
     }
 
 
+def _result_collection(record: SessionRecord, subtask_id: str) -> tuple[str, str]:
+    capability = next((a.capability for a in record.assignments if a.subtask_id == subtask_id), "")
+    return RESULT_COLLECTIONS.get(capability, OTHER_RESULTS)
+
+
 def session_events(record: SessionRecord, after: int = 0) -> list[dict[str, Any]]:
-    """The session's events with a sequence number above ``after``."""
+    """The domain events of the session's events with a sequence number above ``after``."""
     documents = []
     for seq, event in enumerate(record.events[after:], start=after + 1):
-        name = DOMAIN_EVENTS.get(event.kind, event.kind)
+        names = [DOMAIN_EVENTS.get(event.kind, event.kind)]
+        if event.kind == "finished":
+            subtask_id = event.detail.split(" ", 1)[0]
+            outcome = record.results.get(subtask_id)
+            if outcome is not None and outcome.ok and outcome.document:
+                names.append(_result_collection(record, subtask_id)[1])
         if event.kind in ("finished", "decided") and event.state in TERMINAL_EVENTS:
-            name = TERMINAL_EVENTS[event.state]
-        documents.append(
-            {
-                "_id": f"{record.session_id}:{seq}",
-                "session_id": record.session_id,
-                "seq": seq,
-                "event": name,
-                "kind": event.kind,
-                "state": event.state,
-                "detail": event.detail,
-            }
-        )
+            names.append(TERMINAL_EVENTS[event.state])
+        for name in names:
+            documents.append(
+                {
+                    "_id": f"{record.session_id}:{seq}:{name}",
+                    "session_id": record.session_id,
+                    "seq": seq,
+                    "event": name,
+                    "kind": event.kind,
+                    "state": event.state,
+                    "detail": event.detail,
+                }
+            )
+    return documents
+
+
+def result_documents(record: SessionRecord) -> list[tuple[str, dict[str, Any]]]:
+    """(collection, document) for every result of the session that carries a document."""
+    documents = []
+    for a in record.assignments:
+        outcome = record.results.get(a.subtask_id)
+        if outcome is None or not outcome.document:
+            continue
+        collection, _ = _result_collection(record, a.subtask_id)
+        document = {
+            "_id": a.subtask_id,
+            "version": 1,  # the first result applied wins: a result document never changes
+            "session_id": record.session_id,
+            "agent_id": a.agent_id,
+            "capability": a.capability,
+            "ok": outcome.ok,
+            "document": json.loads(outcome.document),
+        }
+        documents.append((collection, document))
     return documents
 
 
@@ -156,12 +203,13 @@ class Batch:
     sessions: list[dict[str, Any]] = field(default_factory=list)
     agents: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    results: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     applied: int = 0
     #: Per session, the highest event sequence number in this batch.
     seqs: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.sessions) + len(self.agents) + len(self.events)
+        return len(self.sessions) + len(self.agents) + len(self.events) + len(self.results)
 
 
 # --- the writer -------------------------------------------------------------------------------
@@ -201,7 +249,11 @@ class ReadModel:
     async def ensure_indexes(self) -> None:
         await self._db[SESSIONS].create_index([("idempotency_key", ASCENDING)], unique=True)
         await self._db[SESSIONS].create_index([("state", ASCENDING)])
-        await self._db[EVENTS].create_index([("session_id", ASCENDING), ("seq", ASCENDING)], unique=True)
+        await self._db[EVENTS].create_index(
+            [("session_id", ASCENDING), ("seq", ASCENDING), ("event", ASCENDING)], unique=True
+        )
+        for collection, _ in (*RESULT_COLLECTIONS.values(), OTHER_RESULTS):
+            await self._db[collection].create_index([("session_id", ASCENDING)])
 
     async def catch_up(self, ledger: Ledger, applied: Callable[[], int]) -> None:
         """As a new leader: re-project everything if the store is behind this replica's log."""
@@ -223,8 +275,10 @@ class ReadModel:
             if record is None:
                 continue
             batch.sessions.append(session_document(record))
-            events = session_events(record, self._written_seq.get(session_id, 0))
-            batch.events.extend(events)
+            written = self._written_seq.get(session_id, 0)
+            batch.events.extend(session_events(record, written))
+            if any(e.kind == "finished" for e in record.events[written:]):
+                batch.results.extend(result_documents(record))
             batch.seqs[session_id] = len(record.events)
         for agent_id in self._dirty_agents:
             agent = ledger.agents.get(agent_id)
@@ -244,6 +298,8 @@ class ReadModel:
     async def write(self, batch: Batch) -> None:
         await self._write_versioned(SESSIONS, batch.sessions)
         await self._write_versioned(AGENTS, batch.agents)
+        for collection in sorted({c for c, _ in batch.results}):
+            await self._write_versioned(collection, [d for c, d in batch.results if c == collection])
         if batch.events:
             ops = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in batch.events]
             await self._bulk(EVENTS, ops)
@@ -318,3 +374,6 @@ class ReadModel:
 
     async def agents(self) -> dict[str, dict[str, Any]]:
         return {d["_id"]: d async for d in self._db[AGENTS].find({})}
+
+    async def results_of(self, session_id: str, collection: str) -> list[dict[str, Any]]:
+        return [d async for d in self._db[collection].find({"session_id": session_id}).sort("_id", ASCENDING)]

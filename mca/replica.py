@@ -53,7 +53,7 @@ from protocol.errors import CoordinationError, InvalidTask
 from protocol.events import Applied, BecameLeader, TimerFired
 from protocol.leader import Leader, check_register
 from protocol.ledger import Ledger, SessionRecord
-from protocol.model import NAME_LENGTH_MAX, Timing
+from protocol.model import NAME_LENGTH_MAX, RESULT_DOCUMENT_LENGTH_MAX, Timing
 from protocol.wire import from_proto, to_proto
 
 #: How long a client request waits for its entry to be applied before it is told to retry.
@@ -365,6 +365,7 @@ class Replica:
                     ok=bool(outcome and outcome.ok),
                     output=[pb.Param(name=n, value=v) for n, v in (outcome.output if outcome else ())],
                     error=outcome.error if outcome else "",
+                    document=outcome.document if outcome else "",
                 )
             )
         return pb.SessionView(
@@ -606,6 +607,12 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
 class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  # type: ignore[misc]
     async def _deliver(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> Any:
         message: object = from_proto(request)
+        if isinstance(message, m.Result) and len(message.outcome.document) > RESULT_DOCUMENT_LENGTH_MAX:
+            await _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"outcome.document: longer than {RESULT_DOCUMENT_LENGTH_MAX} characters",
+            )
         if isinstance(message, m.Register):
             try:
                 check_register(message)

@@ -34,7 +34,7 @@ from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
 from protocol.model import Assignment
 
-__all__ = ["Agent", "AgentInfo", "Assignment", "Client", "Event", "Job", "RequestRejected", "Session"]
+__all__ = ["Agent", "AgentInfo", "Assignment", "Client", "Event", "Job", "Output", "RequestRejected", "Session"]
 
 
 # --- writing an agent -------------------------------------------------------------------------
@@ -51,6 +51,8 @@ class Job:
     inputs: dict[str, float]
     parameters: dict[str, float]
     attempt: int
+    #: The subtask's structured input (parsed JSON), if its task type gives one.
+    document: Any = None
     _report: Callable[[float, str], None] | None = field(default=None, repr=False, compare=False)
 
     def progress(self, fraction: float, note: str = "") -> None:
@@ -60,6 +62,15 @@ class Job:
             raise ValueError(f"progress fraction must be between 0 and 1, got {fraction}")
         if self._report is not None:
             self._report(fraction, note)
+
+
+@dataclass(frozen=True)
+class Output:
+    """What ``execute`` returns when it has more than named numbers: the numbers (``values``)
+    and a JSON-serialisable ``document`` (a plan, say), kept with the result in the log."""
+
+    values: Mapping[str, float]
+    document: Any = None
 
 
 class Agent:
@@ -74,8 +85,9 @@ class Agent:
         Must be quick and pure: it runs inside the protocol step."""
         return {}
 
-    async def execute(self, job: Job) -> Mapping[str, float]:
-        """Do the work; return the result's named numbers. Raising fails the subtask."""
+    async def execute(self, job: Job) -> Mapping[str, float] | Output:
+        """Do the work; return the result's named numbers (or an ``Output`` with a document too).
+        Raising fails the subtask."""
         raise NotImplementedError(f"{type(self).__name__} must implement execute()")
 
     async def compensate(self, subtask_id: str) -> None:
@@ -103,6 +115,8 @@ class Session:
     parameters: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, dict[str, float]] = field(default_factory=dict)
     last_seq: int = 0
+    #: Per subtask, the result's document (parsed JSON) when it has one.
+    documents: dict[str, Any] = field(default_factory=dict)
 
     @property
     def terminal(self) -> bool:
@@ -232,4 +246,5 @@ def _session(view: Any) -> Session:
         parameters={p.name: p.value for p in view.parameters},
         outputs={s.subtask_id: {p.name: p.value for p in s.output} for s in view.subtasks if s.finished},
         last_seq=view.last_seq,
+        documents={s.subtask_id: json.loads(s.document) for s in view.subtasks if s.document},
     )

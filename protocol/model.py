@@ -18,6 +18,11 @@ from protocol.errors import InvalidTask
 SUBTASKS_MAX = 16
 #: Longest identifier (idempotency key, task type, capability) accepted at the boundary.
 NAME_LENGTH_MAX = 128
+#: Longest JSON document a subtask carries to its agent (its structured input), in characters.
+DOCUMENT_LENGTH_MAX = 64 * 1024
+#: Longest JSON document a result may carry (a meal plan, say), in characters. Results are
+#: entries of the decision log, replicated to every replica: documents stay modest.
+RESULT_DOCUMENT_LENGTH_MAX = 256 * 1024
 
 Params = tuple[tuple[str, float], ...]
 
@@ -41,6 +46,8 @@ class SubtaskSpec:
     capability: str
     demand: int = 1
     inputs: Params = ()
+    #: Structured input as JSON text (a profile, say), besides the named numbers in ``inputs``.
+    document: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,10 @@ class TaskSpec:
                 _check_name(f"subtasks[{i}].inputs", name)
                 if not isinstance(value, float) or not math.isfinite(value):
                     raise InvalidTask(f"subtasks[{i}].inputs[{name}]", "must be a finite number")
+            if not isinstance(sub.document, str) or len(sub.document) > DOCUMENT_LENGTH_MAX:
+                raise InvalidTask(
+                    f"subtasks[{i}].document", f"must be text of at most {DOCUMENT_LENGTH_MAX} characters"
+                )
         if not self.success_criteria:
             raise InvalidTask("success_criteria", "a session needs explicit success criteria, e.g. 'all_subtasks_ok'")
         for criterion in self.success_criteria:
@@ -92,6 +103,7 @@ class Assignment:
     capability: str
     demand: int
     inputs: Params = ()
+    document: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,8 @@ class Outcome:
     ok: bool
     output: Params = ()
     error: str = ""
+    #: A structured result as JSON text (a plan, say), besides the named numbers in ``output``.
+    document: str = ""
 
 
 def _all_subtasks_ok(outcomes: Sequence[Outcome]) -> str | None:
@@ -111,11 +125,30 @@ def _outputs_present(outcomes: Sequence[Outcome]) -> str | None:
     return None if all(o.output for o in outcomes) else "a subtask returned no output"
 
 
+def _documents_present(outcomes: Sequence[Outcome]) -> str | None:
+    return None if all(o.document for o in outcomes) else "a subtask returned no document"
+
+
+def _outputs_agree(outcomes: Sequence[Outcome]) -> str | None:
+    """Every named output that several subtasks report has the same value in each: how a
+    session checks that its subtasks used the parameters it negotiated (the meal plan was
+    built for the energy the workout plan spends)."""
+    seen: dict[str, float] = {}
+    for o in outcomes:
+        for name, value in o.output:
+            first = seen.setdefault(name, value)
+            if abs(first - value) > 1e-6 * max(1.0, abs(first)):
+                return f"subtasks disagree on {name}: {first:g} vs {value:g}"
+    return None
+
+
 #: Success criteria the ledger knows how to evaluate once every subtask has a result.
 #: Each maps the accepted outcomes (in assignment order) to ``None`` when met, or a reason.
 SUCCESS_CRITERIA: dict[str, Callable[[Sequence[Outcome]], str | None]] = {
     "all_subtasks_ok": _all_subtasks_ok,
     "outputs_present": _outputs_present,
+    "documents_present": _documents_present,
+    "outputs_agree": _outputs_agree,
 }
 
 

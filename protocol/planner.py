@@ -49,7 +49,7 @@ def plan(record: SessionRecord, ledger: Ledger, load: dict[str, int]) -> tuple[A
             return None
         trial[best.agent_id] = trial.get(best.agent_id, 0) + sub.demand
         assignments.append(
-            Assignment(f"{record.session_id}.{i}", best.agent_id, sub.capability, sub.demand, sub.inputs)
+            Assignment(f"{record.session_id}.{i}", best.agent_id, sub.capability, sub.demand, sub.inputs, sub.document)
         )
     load.update(trial)
     return tuple(assignments)

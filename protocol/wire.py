@@ -58,19 +58,20 @@ def _assignment_out(a: Assignment) -> Any:
         capability=a.capability,
         demand=a.demand,
         inputs=_params_out(a.inputs),
+        document=a.document,
     )
 
 
 def _assignment_in(p: Any) -> Assignment:
-    return Assignment(p.subtask_id, p.agent_id, p.capability, p.demand, _params_in(p.inputs))
+    return Assignment(p.subtask_id, p.agent_id, p.capability, p.demand, _params_in(p.inputs), p.document)
 
 
 def _outcome_out(o: Outcome) -> Any:
-    return pb.Outcome(ok=o.ok, output=_params_out(o.output), error=o.error)
+    return pb.Outcome(ok=o.ok, output=_params_out(o.output), error=o.error, document=o.document)
 
 
 def _outcome_in(p: Any) -> Outcome:
-    return Outcome(p.ok, _params_in(p.output), p.error)
+    return Outcome(p.ok, _params_in(p.output), p.error, p.document)
 
 
 def _owned_out(item: tuple[Any, ...]) -> Any:

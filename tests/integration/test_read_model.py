@@ -16,7 +16,7 @@ from pymongo.errors import DuplicateKeyError
 from mca.embedded import EmbeddedCluster
 from mca.readmodel import ReadModel, session_document, session_events
 from mca.replica import Replica
-from mca.sdk import Agent, Client, Job
+from mca.sdk import Agent, Client, Job, Output, Session
 from mca.stores import StoreProcess
 from tests.integration.conftest import database_url
 
@@ -28,10 +28,13 @@ class Echo(Agent):
     def __init__(self, agent_id: str) -> None:
         self.agent_id = agent_id
 
-    async def execute(self, job: Job) -> Mapping[str, float]:
+    async def execute(self, job: Job) -> Mapping[str, float] | Output:
         if job.inputs.get("fail"):
             raise RuntimeError("asked to fail")
-        return {"value": 2 * job.inputs.get("value", 0.0)}
+        value = 2 * job.inputs.get("value", 0.0)
+        if job.inputs.get("with_document"):
+            return Output({"value": value}, {"doubled": value, "by": self.agent_id, "subtask": job.subtask_id})
+        return {"value": value}
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +91,8 @@ def assert_agrees_with_log(cluster: EmbeddedCluster, leader: Replica) -> None:
     assert set(sessions) == set(ledger.sessions)
     for session_id, record in ledger.sessions.items():
         assert sessions[session_id] == session_document(record), session_id
-        assert events[session_id] == session_events(record), session_id
+        by_id = sorted(session_events(record), key=lambda e: str(e["_id"]))
+        assert sorted(events[session_id], key=lambda e: str(e["_id"])) == by_id, session_id
 
 
 def test_every_session_and_event_is_in_the_read_model(cluster: EmbeddedCluster) -> None:
@@ -107,6 +111,25 @@ def test_every_session_and_event_is_in_the_read_model(cluster: EmbeddedCluster) 
     failed = next(d for d in sessions.values() if d["idempotency_key"] == "rm-fail")
     assert failed["state"] == "failed" and "asked to fail" in failed["reason"]
     assert "TaskFailed" in [e["event"] for e in events[failed["_id"]]]
+
+
+def test_a_result_document_is_kept_once_per_subtask(cluster: EmbeddedCluster) -> None:
+    async def main() -> Session:
+        async with Client(cluster.task_addresses) as client:
+            return await client.submit("echo_pair", {"value": 4, "with_document": 1}, key="rm-doc", wait=True)
+
+    session = asyncio.run(main())
+    assert session.state == "completed", session
+    assert sorted(d["doubled"] for d in session.documents.values()) == [8.0, 8.0]
+    leader = caught_up(cluster)
+    model = leader.read_model
+    assert model is not None
+    stored = cluster.run(model.results_of(session.session_id, "results"))
+    assert [d["_id"] for d in stored] == sorted(session.documents)
+    assert all(d["document"] == session.documents[d["_id"]] for d in stored)
+    names = [e["event"] for e in cluster.run(model.events_of(session.session_id))]
+    assert names.count("ResultRecorded") == 2 and names.count("TaskCompleted") == 1
+    assert_agrees_with_log(cluster, leader)
 
 
 def test_agents_and_their_registrations_are_recorded(cluster: EmbeddedCluster) -> None:
