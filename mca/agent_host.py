@@ -30,14 +30,14 @@ import grpc
 
 from mca.io import Outbox
 from mca.replica import LEADER_HINT
-from mca.sdk import Agent, Job, Output
+from mca.sdk import Agent, Job, Output, Refuse
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
 from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution, StopExecution
 from protocol.events import Booted, ExecutionDone, TimerFired
 from protocol.model import RESULT_DOCUMENT_LENGTH_MAX, Assignment, Outcome, Params, Timing, params
-from protocol.participant import Participant
+from protocol.participant import Participant, Refusal
 from protocol.wire import from_proto, to_proto
 
 #: Which CoordinationService method carries each message an agent sends.
@@ -73,8 +73,13 @@ class AgentHost:
     async def start(self) -> None:
         agent = self.agent
 
-        def offer(a: Assignment) -> Params:
-            return params(agent.offers(a))
+        def offer(a: Assignment) -> Params | Refusal:
+            try:
+                return params(agent.offers(a))
+            except Refuse as exc:
+                return Refusal(str(exc) or f"agent {agent.agent_id} refused")
+            except Exception as exc:  # a bug in the agent's offers is its no vote, not our crash
+                return Refusal(f"offers() failed: {type(exc).__name__}: {exc}")
 
         self.participant = Participant(
             agent.agent_id, tuple(agent.capabilities), agent.capacity, time.time_ns(), self._timing, offer

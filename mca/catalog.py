@@ -48,11 +48,53 @@ def _echo_pair(payload: Mapping[str, Any]) -> tuple[SubtaskSpec, ...]:
     return (SubtaskSpec("echo", 1, inputs), SubtaskSpec("echo", 1, inputs))
 
 
+def _wellness(payload: Mapping[str, Any]) -> tuple[SubtaskSpec, ...]:
+    """``{"profile": {...}, "training": {...}}``: a workout plan (capability ``workout_plan``)
+    and a meal plan (``meal_plan``) built together. The workout agent offers its weekly energy
+    expenditure in its vote; the decision log records it as a negotiated parameter, and the meal
+    agent plans with it. Both report it, and ``outputs_agree`` fails a session whose plans used
+    different figures. The profile and the training request are validated here, at the
+    boundary, so a bad field is an INVALID_ARGUMENT naming it and nothing is appended."""
+    # The domain cores load only when this task type is used (a replica of an echo-only
+    # cluster never imports them).
+    from npa.errors import InvalidProfile
+    from npa.profile import parse_profile
+    from wpa.errors import InvalidRequest
+    from wpa.request import parse_request
+
+    unknown = sorted(set(payload) - {"profile", "training"})
+    if unknown:
+        raise InvalidTask(f"payload.{unknown[0]}", "unknown; a wellness plan takes 'profile' and 'training'")
+    for part in ("profile", "training"):
+        if not isinstance(payload.get(part), dict):
+            raise InvalidTask(f"payload.{part}", "required: a JSON object")
+    try:
+        profile = parse_profile(payload["profile"])
+    except InvalidProfile as exc:
+        raise InvalidTask(f"payload.profile.{exc.field}", exc.why) from exc
+    # The workout's energy depends on body mass: the profile's, unless the training says otherwise.
+    training = {"body_mass_kg": profile.weight_kg} | dict(payload["training"])
+    try:
+        request = parse_request(training)
+    except InvalidRequest as exc:
+        raise InvalidTask(f"payload.training.{exc.field}", exc.why) from exc
+    return (
+        SubtaskSpec("workout_plan", 1, document=json.dumps(request.to_dict())),
+        SubtaskSpec("meal_plan", 1, document=json.dumps(profile.to_dict())),
+    )
+
+
 CATALOG: dict[str, TaskType] = {
     t.name: t
     for t in (
         TaskType("echo", "one agent with capability 'echo' returns the payload's numbers", _echo),
         TaskType("echo_pair", "two 'echo' subtasks committed together (a two-agent task)", _echo_pair),
+        TaskType(
+            "wellness_plan",
+            "a workout plan and a meal plan for one person, the meal plan fed by the workouts' energy",
+            _wellness,
+            ("all_subtasks_ok", "documents_present", "outputs_agree"),
+        ),
     )
 }
 

@@ -34,7 +34,18 @@ from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
 from protocol.model import Assignment
 
-__all__ = ["Agent", "AgentInfo", "Assignment", "Client", "Event", "Job", "Output", "RequestRejected", "Session"]
+__all__ = [
+    "Agent",
+    "AgentInfo",
+    "Assignment",
+    "Client",
+    "Event",
+    "Job",
+    "Output",
+    "Refuse",
+    "RequestRejected",
+    "Session",
+]
 
 
 # --- writing an agent -------------------------------------------------------------------------
@@ -73,6 +84,11 @@ class Output:
     document: Any = None
 
 
+class Refuse(Exception):
+    """Raise from ``Agent.offers`` to vote no on a subtask (the message says why); the agent
+    reserves nothing for it and the session aborts."""
+
+
 class Agent:
     """Subclass, set ``agent_id``, ``capabilities`` and ``capacity``, implement ``execute``."""
 
@@ -81,8 +97,9 @@ class Agent:
     capacity: int = 1
 
     def offers(self, assignment: Assignment) -> Mapping[str, float]:
-        """Parameters this agent contributes to the session's negotiation when it votes yes.
-        Must be quick and pure: it runs inside the protocol step."""
+        """The agent's verdict when asked to prepare: the parameters it contributes to the
+        session's negotiation with its yes vote, or ``raise Refuse(why)`` to vote no. Called once
+        per subtask; must be quick (it runs inside the protocol step)."""
         return {}
 
     async def execute(self, job: Job) -> Mapping[str, float] | Output:

@@ -36,7 +36,17 @@ from protocol.participant_table import PARTICIPANT_TRANSITIONS, RESERVING, Cue, 
 MCA = "mca"
 
 #: Parameters an agent offers in its yes vote, computed from the assignment (pure).
-OfferFn = Callable[[Assignment], Params]
+@dataclass(frozen=True)
+class Refusal:
+    """The agent's own verdict on a subtask it could hold: it cannot do this one (a request it
+    finds infeasible, say). The participant votes no with ``reason`` and reserves nothing."""
+
+    reason: str
+
+
+#: The agent's verdict on an assignment, asked once per subtask before anything is reserved:
+#: the parameters it offers with its yes vote, or a refusal.
+OfferFn = Callable[[Assignment], Params | Refusal]
 
 
 @dataclass
@@ -48,6 +58,7 @@ class Holding:
     held: Held
     parameters: Params = ()
     offers: Params = ()
+    refusal: str = ""  # the agent's own reason to vote no
     outcome: Outcome | None = None
     accepted: bool = False  # the coordinator has the result; pull slowly
     backoff: float = 0.0  # the current interval between resends of the result
@@ -124,8 +135,15 @@ class Participant:
         if isinstance(msg, Prepare):
             sub = msg.assignment.subtask_id
             if sub not in self.holdings:
+                holding = Holding(msg.session_id, msg.assignment, Held.ABSENT)
                 ok = self._admits(msg.assignment)
-                self.holdings[sub] = Holding(msg.session_id, msg.assignment, Held.ABSENT)
+                if ok and self._offer is not None:
+                    verdict = self._offer(msg.assignment)
+                    if isinstance(verdict, Refusal):
+                        ok, holding.refusal = False, verdict.reason
+                    else:
+                        holding.offers = verdict
+                self.holdings[sub] = holding
                 return self._on(sub, Cue.PREPARE_OK if ok else Cue.PREPARE_REFUSED, msg, now)
             return self._on(sub, Cue.PREPARE, msg, now)
         if isinstance(msg, Release):
@@ -169,12 +187,11 @@ class Participant:
         lease, retry = ("lease", sid, sub), ("result", sid, sub)
         if cue in (Cue.PREPARE_OK, Cue.PREPARE_REFUSED, Cue.PREPARE):
             if cue is Cue.PREPARE_OK:
-                h.offers = self._offer(h.assignment) if self._offer else ()
                 return [self._vote(h, True), SetTimer(lease, now + self._timing.lease)]
             if cue is Cue.PREPARE_REFUSED:
-                return [self._vote(h, False, self._refusal(h.assignment))]
+                return [self._vote(h, False, h.refusal or self._refusal(h.assignment))]
             yes = before in RESERVING
-            return [self._vote(h, yes, "" if yes else f"subtask is already {before.value}")]
+            return [self._vote(h, yes, "" if yes else h.refusal or f"subtask is already {before.value}")]
         if cue is Cue.COMMIT:
             ack = self._ack(h, "commit")
             if before is not Held.PREPARED:

@@ -49,7 +49,7 @@ from protocol.leader import Leader
 from protocol.ledger import Ledger
 from protocol.messages import Cancel, CancelReply, Message, Submit, SubmitReply
 from protocol.model import Assignment, Outcome, Params, SubtaskSpec, TaskSpec, Timing
-from protocol.participant import Participant
+from protocol.participant import Participant, Refusal
 from sim.checkers import Checkers, Violation
 from sim.faults import FaultPlan
 
@@ -85,11 +85,15 @@ AGENTS = (
 )
 
 
-def offer(a: Assignment) -> Params:
-    """What a workout-planning agent proposes in its yes vote: the week's training energy."""
+def offer(a: Assignment) -> Params | Refusal:
+    """What a workout-planning agent proposes in its yes vote: the week's training energy. A
+    meal-planning agent refuses one subtask in eleven (a request it finds infeasible)."""
+    digest = zlib.crc32(a.subtask_id.encode())
+    if a.capability == "plan_meal" and digest % 11 == 0:
+        return Refusal("no meal plan satisfies this profile")
     if a.capability != "plan_workout":
         return ()
-    return (("weekly_kcal", float(1500 + zlib.crc32(a.subtask_id.encode()) % 1500)),)
+    return (("weekly_kcal", float(1500 + digest % 1500)),)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from protocol.messages import (
     Vote,
 )
 from protocol.model import Assignment
-from protocol.participant import Holding, Participant
+from protocol.participant import Holding, Participant, Refusal
 from protocol.participant_table import PARTICIPANT_TRANSITIONS, RESERVING, Cue, Held
 from tests.unit.helpers import OK, TIMING
 
@@ -219,3 +219,21 @@ def test_commitments_inherited_beyond_a_smaller_capacity_are_honoured_but_no_new
     assert isinstance(vote, Vote) and not vote.yes
     p.step(Release(1, 2, "s1", "s1.0", compensate=False), NOW)
     assert p.limit == 1  # back under its own capacity
+
+
+def test_the_agent_can_refuse_a_subtask_it_cannot_do() -> None:
+    """The agent's own verdict (an infeasible request, say) is a no vote with its reason, and
+    nothing is reserved; a resent Prepare gets the same answer."""
+    p = Participant(
+        "npa", ("plan_meal",), 1, 1, TIMING, lambda a: Refusal("vegan, nut-free and 250 g protein cannot meet")
+    )
+    p.step(Booted(), NOW)
+    p.step(RegisterReply(1, "npa", 1), NOW)
+    for _ in range(2):
+        votes = messages(p.step(Prepare(1, 1, "s1", MEAL), NOW), Vote)
+        assert len(votes) == 1 and isinstance(votes[0], Vote)
+        assert not votes[0].yes and votes[0].reason == "vegan, nut-free and 250 g protein cannot meet"
+        assert p.reserved() == 0
+    # The capacity is still there for a subtask it accepts.
+    accepting = ready()
+    assert [v.yes for v in messages(accepting.step(Prepare(1, 1, "s2", MEAL), NOW), Vote)] == [True]  # type: ignore[attr-defined]
