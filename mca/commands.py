@@ -41,6 +41,7 @@ def add_commands(sub: Any) -> None:
     submit.add_argument("payload", nargs="?", default="{}", help="a JSON object, or @file.json")
     submit.add_argument("--key", help="idempotency key (default: a new one); reuse it to retry safely")
     submit.add_argument("--wait", action="store_true", help="wait until the session is terminal")
+    submit.add_argument("--out", help="write the session and its result documents (plans) to this JSON file")
     watch = with_config(sub.add_parser("watch", help="follow a session's events until it settles"))
     watch.add_argument("session_id")
     watch.add_argument("--after", type=int, default=0, help="resume after this sequence number")
@@ -236,7 +237,39 @@ def _submit(config: ClusterConfig, args: argparse.Namespace) -> int:
 
     session = asyncio.run(main())
     _print_session(session)
+    for subtask_id in sorted(session.documents):
+        print(f"\n{subtask_id}:\n{render_document(session.documents[subtask_id])}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(_session_json(session), indent=2))
+        print(f"\nwritten to {args.out}")
     return 0 if session.state != "failed" else 1
+
+
+def render_document(document: Any) -> str:
+    """A result document for people: the plans as tables, anything else as JSON."""
+    kind = document.get("kind") if isinstance(document, dict) else None
+    if kind == "meal_plan":
+        from npa.model import MealPlan
+        from npa.model import render_text as render_meals
+
+        return render_meals(MealPlan.from_dict(document))
+    if kind == "workout_plan":
+        from wpa.model import WorkoutPlan
+        from wpa.model import render_text as render_workouts
+
+        return render_workouts(WorkoutPlan.from_dict(document))
+    return json.dumps(document, indent=2)
+
+
+def _session_json(s: Session) -> dict[str, Any]:
+    return {
+        "session_id": s.session_id,
+        "state": s.state,
+        "reason": s.reason,
+        "parameters": s.parameters,
+        "outputs": s.outputs,
+        "documents": s.documents,
+    }
 
 
 def _print_session(s: Session) -> None:
@@ -253,6 +286,44 @@ def _watch(config: ClusterConfig, args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+#: The demo's people: a strict vegan with a peanut allergy, someone with only body-weight
+#: equipment and a bad knee who wants to lose weight, and a halal strength trainee.
+DEMO_PROFILES = Path(__file__).resolve().parent.parent / "examples" / "profiles"
+
+
+def _demo_wellness(config: ClusterConfig) -> bool:
+    """Submit each example profile as a wellness_plan through gRPC; print the plans."""
+    files = sorted(DEMO_PROFILES.glob("*.json"))
+    print(f"\nwellness plans for {len(files)} people (examples/profiles), through gRPC:")
+
+    async def work() -> list[Session]:
+        async with Client(config.task_addresses) as client:
+            return list(
+                await asyncio.gather(
+                    *(
+                        client.submit(
+                            "wellness_plan", json.loads(f.read_text()), key=f"demo-{f.stem}-{time.time_ns()}", wait=True
+                        )
+                        for f in files
+                    )
+                )
+            )
+
+    started = time.monotonic()
+    sessions = asyncio.run(work())
+    print(f"{len(sessions)} wellness plans in {time.monotonic() - started:.1f}s")
+    for f, s in zip(files, sessions, strict=True):
+        kcal = s.parameters.get("weekly_expenditure_kcal")
+        negotiated = f", negotiated weekly training energy {kcal:.0f} kcal" if kcal is not None else ""
+        print(f"  {f.stem}: {s.session_id} {s.state}{negotiated}{'  (' + s.reason + ')' if s.reason else ''}")
+    first = next((s for s in sessions if s.state == "completed"), None)
+    if first is not None:
+        print(f"\nthe plans of {files[sessions.index(first)].stem} ({first.session_id}):")
+        for subtask_id in sorted(first.documents):
+            print(f"\n{render_document(first.documents[subtask_id])}")
+    return all(s.state == "completed" for s in sessions)
 
 
 def _demo(config: ClusterConfig, args: argparse.Namespace) -> int:
@@ -291,7 +362,11 @@ def _demo(config: ClusterConfig, args: argparse.Namespace) -> int:
             print(f"  ... and {len(sessions) - 5} more")
         states = {st: sum(1 for s in sessions if s.state == st) for st in {s.state for s in sessions}}
         print("states:", ", ".join(f"{k}={v}" for k, v in sorted(states.items())))
-        return 0 if states.get("completed") == len(sessions) else 1
+        ok = states.get("completed") == len(sessions)
+        capabilities = {c for a in config.agents for c in a.build().capabilities}
+        if {"meal_plan", "workout_plan"} <= capabilities:
+            ok = _demo_wellness(config) and ok
+        return 0 if ok else 1
     finally:
         teardown(deployment)
         ray.shutdown()

@@ -35,6 +35,7 @@ from protocol.participant_table import PARTICIPANT_TRANSITIONS, RESERVING, Cue, 
 
 MCA = "mca"
 
+
 #: Parameters an agent offers in its yes vote, computed from the assignment (pure).
 @dataclass(frozen=True)
 class Refusal:

@@ -15,7 +15,7 @@ def test_the_shipped_cluster_yaml_loads_and_binds_loopback() -> None:
     config = load(ROOT / "cluster.yaml")
     assert len(config.replicas) == 3 and config.bind == "127.0.0.1"
     assert all(r.grpc.startswith("127.0.0.1:") and r.raft.startswith("127.0.0.1:") for r in config.replicas)
-    assert {a.agent_id for a in config.agents} == {"echo-1", "echo-2"}
+    assert {a.agent_id for a in config.agents} == {"echo-1", "echo-2", "wpa-1", "npa-1"}
     assert config.timing.prepare_timeout == 5.0
     assert config.agents[0].build().capabilities == ("echo",)
     assert config.stores.embedded and config.documents_url.startswith("mongodb://127.0.0.1:")
