@@ -5,7 +5,7 @@ See ``docs/knowledge.md``. The public surface is the names below; modules are im
 rest (``knowledge.schema`` for the ontology tables, ``knowledge.validate`` for the limits).
 """
 
-from knowledge.agent import AgentKnowledge, open_embedded
+from knowledge.agent import AgentKnowledge, open_embedded, open_with
 from knowledge.embeddings import Embedder
 from knowledge.errors import (
     AccessDenied,
@@ -62,6 +62,7 @@ __all__ = [
     "merge_fact",
     "merge_plans",
     "open_embedded",
+    "open_with",
     "read_fact",
     "record_shared_fact",
     "start_server",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from knowledge.embeddings import Embedder
+from knowledge.errors import BadInput
 from knowledge.graph import FalkorGraph, GraphStore, ensure_schema_indexes
 from knowledge.ontology import exercise_points, food_points
 from knowledge.validate import check_agent_id
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from npa.foods import Food
     from wpa.exercises import Exercise
 
-__all__ = ["AgentKnowledge", "open_embedded"]
+__all__ = ["AgentKnowledge", "open_embedded", "open_with"]
 
 
 @dataclass(slots=True)
@@ -92,6 +93,24 @@ class AgentKnowledge:
         self.vectors.close()
         if self.owns_embedder:
             self.embedder.close()
+
+
+def open_with(agent_id: str, graph_url: str, graph_key: str, data_dir: Path | str) -> AgentKnowledge:
+    """An agent's knowledge from the credentials the runtime gave it: ``graph_url`` is
+    ``redis://user:password@host:port`` of its own ACL user, ``graph_key`` its graph; the vector
+    index and the embedding cache live in ``data_dir`` (a folder of its own)."""
+    from urllib.parse import unquote, urlsplit
+
+    url = urlsplit(graph_url)
+    if url.scheme != "redis" or not url.hostname or not url.port:
+        raise BadInput(f"graph_url must be redis://user:password@host:port, got scheme {url.scheme!r}")
+    username = unquote(url.username) if url.username else None
+    password = unquote(url.password) if url.password else None
+    graph = FalkorGraph.connect(url.hostname, url.port, graph_key, username, password)
+    ensure_schema_indexes(graph)
+    folder = Path(data_dir)
+    vectors = QdrantIndex.local(folder / "qdrant", agent_id)
+    return AgentKnowledge(agent_id, graph, vectors, Embedder(folder / "embeddings.sqlite"))
 
 
 def open_embedded(

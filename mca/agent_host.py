@@ -30,7 +30,7 @@ import grpc
 
 from mca.io import Outbox
 from mca.replica import LEADER_HINT
-from mca.sdk import Agent, Job, Output, Refuse
+from mca.sdk import Agent, Context, Job, Output, Refuse
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
@@ -55,7 +55,9 @@ class AgentHost:
     """``listen`` is host:port for the AgentService; port 0 picks a free one (the address is
     registered with each incarnation, so it may change across restarts)."""
 
-    def __init__(self, agent: Agent, listen: str, mca: list[str], timing: Timing | None = None) -> None:
+    def __init__(
+        self, agent: Agent, listen: str, mca: list[str], timing: Timing | None = None, context: Context | None = None
+    ) -> None:
         if not mca:
             raise ValueError("an agent needs the address of at least one MCA replica")
         self.agent = agent
@@ -69,9 +71,12 @@ class AgentHost:
         self._timers: dict[Hashable, asyncio.TimerHandle] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
+        self.context = context
 
     async def start(self) -> None:
         agent = self.agent
+        if self.context is not None:  # before registering: no work arrives while it loads
+            await asyncio.to_thread(agent.setup, self.context)
 
         def offer(a: Assignment) -> Params | Refusal:
             try:

@@ -45,6 +45,18 @@ def add_commands(sub: Any) -> None:
     watch = with_config(sub.add_parser("watch", help="follow a session's events until it settles"))
     watch.add_argument("session_id")
     watch.add_argument("--after", type=int, default=0, help="resume after this sequence number")
+    ask = with_config(sub.add_parser("ask", help="semantic search in an agent's own knowledge (needs mca up --detach)"))
+    ask.add_argument("agent_id", help="e.g. npa-1 (foods) or wpa-1 (exercises)")
+    ask.add_argument("question", help='e.g. "high-protein breakfast without dairy"')
+    ask.add_argument("-k", type=int, default=5, help="how many answers (default 5)")
+    for flag, what in (
+        ("exclude-allergen", "foods: leave out foods with this allergen (milk, peanut, ...)"),
+        ("diet", "foods: only foods compatible with this pattern (vegan, halal, ...)"),
+        ("equipment", "exercises: using this equipment"),
+        ("muscle", "exercises: working this muscle"),
+        ("level", "exercises: at this level"),
+    ):
+        ask.add_argument(f"--{flag}", action="append", default=[], help=what)
     demo = with_config(sub.add_parser("demo", help="start the cluster, run some tasks, print them, stop"))
     demo.add_argument("--tasks", type=int, default=20, help="how many two-agent tasks (default 20)")
 
@@ -62,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         "agents": _agents,
         "submit": _submit,
         "watch": _watch,
+        "ask": _ask,
         "demo": _demo,
     }
     try:
@@ -276,6 +289,35 @@ def _print_session(s: Session) -> None:
     print(f"{s.session_id}  {s.state}{'  (' + s.reason + ')' if s.reason else ''}")
     for sub, output in sorted(s.outputs.items()):
         print(f"  {sub}: {', '.join(f'{k}={v:g}' for k, v in output.items())}")
+
+
+def _ask(config: ClusterConfig, args: argparse.Namespace) -> int:
+    import ray
+
+    from mca.deploy import NAMESPACE, agent_actor_name
+
+    if args.agent_id not in {a.agent_id for a in config.agents}:
+        print(f"mca: agent_id: {args.agent_id!r} is not in {config.path}", file=sys.stderr)
+        return 2
+    filters = {
+        "exclude_allergens": args.exclude_allergen,
+        "diets": args.diet,
+        "equipment": args.equipment,
+        "muscles": args.muscle,
+        "levels": args.level,
+    }
+    try:
+        _ray_init(config, address="auto")
+        actor = ray.get_actor(agent_actor_name(args.agent_id), namespace=NAMESPACE)
+        hits: list[dict[str, Any]] = ray.get(
+            actor.ask.remote(args.question, args.k, {k: tuple(v) for k, v in filters.items() if v})
+        )
+    except (ConnectionError, ValueError, TypeError, ray.exceptions.RayError) as exc:
+        print(f"mca: {args.agent_id} cannot answer: {str(exc).splitlines()[-1]}", file=sys.stderr)
+        return 1
+    for hit in hits:
+        print(f"{hit['score']:.3f}  {hit.get('name', hit['key'])}")
+    return 0
 
 
 def _watch(config: ClusterConfig, args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from mca.loop import LoopThread
 from mca.metrics import RayMetrics
 from mca.readmodel import session_document, session_events
 from mca.replica import Replica, ReplicaConfig
+from mca.sdk import Context
 from mca.stores import start_documents, start_redis
 from protocol.model import Timing
 
@@ -68,6 +69,11 @@ class StoreActor:
 
     def status(self) -> dict[str, Any]:
         return {"kind": self._kind, "address": f"{self._store.host}:{self._store.port}", "pid": os.getpid()}
+
+    def agent_context(self, agent_id: str) -> tuple[str, str]:
+        """(graph_url, graph_key) of ``agent_id``'s own ACL user and graph (the redis store)."""
+        creds = self._store.create_agent_user(agent_id)
+        return creds.url, creds.graph_key
 
     def stop(self) -> None:
         self._store.stop()
@@ -115,10 +121,17 @@ class ReplicaActor:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class AgentActor:
-    def __init__(self, spec: AgentSpec, bind: str, mca: list[str], timing: Timing) -> None:
+    def __init__(self, spec: AgentSpec, bind: str, mca: list[str], timing: Timing, context: Context) -> None:
         self._loop = LoopThread(f"agent-{spec.agent_id}")
-        self._host = AgentHost(spec.build(), f"{bind}:0", mca, timing)
-        self._loop.run(self._host.start())
+        self._host = AgentHost(spec.build(), f"{bind}:0", mca, timing, context)
+        self._loop.run(self._host.start(), timeout=600)  # setup may load and embed an ontology
+
+    def ask(self, question: str, k: int = 5, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        """Semantic search in the agent's own knowledge (agents that have it: ``search``)."""
+        search = getattr(self._host.agent, "search", None)
+        if search is None:
+            raise ValueError(f"agent {self._host.agent.agent_id} has no knowledge to search")
+        return list(search(question, k, **(filters or {})))
 
     def status(self) -> dict[str, Any]:
         p = self._host.participant
@@ -186,12 +199,21 @@ def deploy(config: ClusterConfig, detached: bool = False, spread: bool = False) 
     agents = {
         spec.agent_id: AgentActor.options(  # type: ignore[attr-defined]
             name=agent_actor_name(spec.agent_id), namespace=NAMESPACE, lifetime=lifetime, runtime_env=env
-        ).remote(spec, config.bind, config.task_addresses, config.timing)
+        ).remote(spec, config.bind, config.task_addresses, config.timing, _context(config, spec, stores))
         for spec in config.agents
     }
     deployment = Deployment(replicas, agents, stores)
     deployment.statuses(timeout=120)  # every constructor has run
     return deployment
+
+
+def _context(config: ClusterConfig, spec: AgentSpec, stores: dict[str, Any]) -> Context:
+    """The agent's folder under data_dir and, with the embedded stores, its own graph user."""
+    folder = str(config.data_dir / "agents" / spec.agent_id)
+    if "redis" not in stores:
+        return Context(spec.agent_id, folder)
+    url, key = ray.get(stores["redis"].agent_context.remote(spec.agent_id), timeout=60)
+    return Context(spec.agent_id, folder, url, key)
 
 
 def attach(config: ClusterConfig) -> Deployment:

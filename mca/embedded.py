@@ -13,14 +13,18 @@ from __future__ import annotations
 import secrets
 import socket
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mca.agent_host import AgentHost
 from mca.catalog import CATALOG, TaskType
 from mca.loop import LoopThread
 from mca.replica import Replica, ReplicaAddress, ReplicaConfig
-from mca.sdk import Agent
+from mca.sdk import Agent, Context
 from protocol.model import Timing
+
+if TYPE_CHECKING:
+    from knowledge.server import FalkorServer
 
 T = TypeVar("T")
 
@@ -50,10 +54,12 @@ class EmbeddedCluster:
         catalog: dict[str, TaskType] | None = None,
         documents_url: str = "",
         redis_url: str = "",
+        graphs: FalkorServer | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.documents_url = documents_url
         self.redis_url = redis_url
+        self._graphs = graphs
         self.timing = timing or Timing()
         self.password = secrets.token_hex(16)
         ports = free_ports(2 * replicas)
@@ -82,8 +88,8 @@ class EmbeddedCluster:
         for address in self.addresses:
             self.run(self._start_replica(address))
         for agent in self._agents:
-            host = AgentHost(agent, "127.0.0.1:0", self.task_addresses, self.timing)
-            self.run(host.start())
+            host = AgentHost(agent, "127.0.0.1:0", self.task_addresses, self.timing, self._context(agent.agent_id))
+            self.run(host.start(), timeout=300)  # setup may load an ontology and embed it
             self.hosts.append(host)
         return self
 
@@ -95,6 +101,14 @@ class EmbeddedCluster:
                 self.run(replica.stop())
         if self._runner is not None:
             self._runner.stop()
+
+    def _context(self, agent_id: str) -> Context:
+        folder = Path(self.data_dir) / "agents" / agent_id
+        folder.mkdir(parents=True, exist_ok=True)
+        if self._graphs is None:
+            return Context(agent_id, str(folder))
+        creds = self._graphs.create_agent_user(agent_id)
+        return Context(agent_id, str(folder), creds.url, creds.graph_key)
 
     async def _start_replica(self, me: ReplicaAddress) -> None:
         config = ReplicaConfig(

@@ -39,6 +39,7 @@ __all__ = [
     "AgentInfo",
     "Assignment",
     "Client",
+    "Context",
     "Event",
     "Job",
     "Output",
@@ -84,6 +85,18 @@ class Output:
     document: Any = None
 
 
+@dataclass(frozen=True)
+class Context:
+    """What the runtime gives an agent before it registers (see ``Agent.setup``): a folder of
+    its own and, where the deployment runs a graph store, the credentials of the agent's own
+    graph (an ACL user that can reach that graph and nothing else)."""
+
+    agent_id: str
+    data_dir: str
+    graph_url: str = ""  # redis://user:password@host:port, or "" without a graph store
+    graph_key: str = ""
+
+
 class Refuse(Exception):
     """Raise from ``Agent.offers`` to vote no on a subtask (the message says why); the agent
     reserves nothing for it and the session aborts."""
@@ -95,6 +108,10 @@ class Agent:
     agent_id: str = "agent"
     capabilities: tuple[str, ...] = ()
     capacity: int = 1
+
+    def setup(self, context: Context) -> None:
+        """Load what the agent needs (its knowledge, say) before it registers and takes work.
+        Runs once per start, in a worker thread; raising stops the agent from starting."""
 
     def offers(self, assignment: Assignment) -> Mapping[str, float]:
         """The agent's verdict when asked to prepare: the parameters it contributes to the

@@ -7,6 +7,12 @@ session's negotiation. The coordinator records the offer in the decision log and
 meal-planning agent, which plans against it. ``execute`` returns the kept plan (or plans again,
 deterministically, after a restart), checked by ``wpa.checks`` first: a plan that breaks a rule
 fails the subtask instead of reaching the user.
+
+Knowledge. With a graph store the agent loads the fitness ontology into its own graph and
+indexes the exercises in its own vector index at start; ``search`` answers questions such as
+"knee-friendly leg exercise with dumbbells" with equipment, muscle and level filters applied in
+the index. Before a plan leaves the agent, its graph confirms that no planned exercise
+``REQUIRES`` equipment the person does not have (a second opinion beside ``wpa.checks``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import asyncio
 import json
 from collections.abc import Mapping
 
-from mca.sdk import Agent, Assignment, Job, Output, Refuse
+from knowledge.agent import AgentKnowledge, open_with
+from knowledge.ontology import load_fitness
+from mca.sdk import Agent, Assignment, Context, Job, Output, Refuse
 from wpa.checks import check_workout_plan
 from wpa.errors import Infeasible, InvalidRequest
 from wpa.exercises import load_exercises
@@ -35,6 +43,29 @@ class WorkoutPlanningAgent(Agent):
         self.agent_id = agent_id
         self.capacity = capacity
         self._plans: dict[str, tuple[WorkoutRequest, WorkoutPlan]] = {}
+        self.knowledge: AgentKnowledge | None = None
+
+    def setup(self, context: Context) -> None:
+        if not context.graph_url:
+            return
+        knowledge = open_with(self.agent_id, context.graph_url, context.graph_key, context.data_dir)
+        load_fitness(knowledge.graph)
+        knowledge.index_exercises(load_exercises())
+        self.knowledge = knowledge
+
+    def search(
+        self,
+        question: str,
+        k: int = 5,
+        equipment: tuple[str, ...] = (),
+        muscles: tuple[str, ...] = (),
+        levels: tuple[str, ...] = (),
+    ) -> list[dict[str, object]]:
+        """Exercises nearest in meaning to ``question``, filtered in the index."""
+        if self.knowledge is None:
+            raise RuntimeError(f"agent {self.agent_id} runs without a knowledge store")
+        hits = self.knowledge.search_exercises(question, k, equipment=equipment, muscles=muscles, levels=levels)
+        return [{"key": h.key, "score": round(h.score, 3), **h.payload} for h in hits]
 
     def offers(self, assignment: Assignment) -> Mapping[str, float]:
         _, plan = self._plan(assignment.subtask_id, assignment.document)
@@ -50,9 +81,24 @@ class WorkoutPlanningAgent(Agent):
         violations = check_workout_plan(request, plan, exercises)
         if violations:
             raise RuntimeError("the workout plan breaks rules: " + "; ".join(str(v) for v in violations[:5]))
+        missing = await asyncio.to_thread(self.needs_missing_equipment, request, plan)
+        if missing:
+            raise RuntimeError(f"the knowledge graph says {missing[:5]} need equipment the person lacks")
         sessions = sum(len(w.sessions) for w in plan.weeks)
         values = {EXPENDITURE: float(round(plan.weekly_expenditure_kcal)), "workout_sessions": float(sessions)}
         return Output(values, plan.to_dict())
+
+    def needs_missing_equipment(self, request: WorkoutRequest, plan: WorkoutPlan) -> list[str]:
+        """Planned exercises whose ``REQUIRES`` edge in this agent's graph names unavailable equipment."""
+        if self.knowledge is None:
+            return []
+        ids = sorted({e.id for w in plan.weeks for s in w.sessions for e in s.exercises})
+        rows = self.knowledge.graph.run(
+            "MATCH (e:Exercise)-[:REQUIRES]->(q:Equipment) WHERE e.id IN $ids AND NOT q.name IN $have "
+            "RETURN e.id AS id",
+            {"ids": ids, "have": sorted(request.equipment)},
+        )
+        return sorted(str(r["id"]) for r in rows)
 
     def _plan(self, subtask_id: str, document: str) -> tuple[WorkoutRequest, WorkoutPlan]:
         kept = self._plans.get(subtask_id)

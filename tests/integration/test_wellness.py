@@ -17,6 +17,9 @@ from typing import Any
 
 import pytest
 
+from knowledge.facts import read_fact
+from knowledge.graph import FalkorGraph
+from knowledge.server import FalkorServer
 from mca.embedded import EmbeddedCluster
 from mca.sdk import Client, RequestRejected, Session
 from mca.stores import StoreProcess
@@ -32,10 +35,15 @@ PROFILES = Path(__file__).resolve().parents[2] / "examples" / "profiles"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, documents: StoreProcess) -> Iterator[EmbeddedCluster]:
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, documents: StoreProcess, redis_server: FalkorServer
+) -> Iterator[EmbeddedCluster]:
     agents = [WorkoutPlanningAgent("wpa-1"), NutritionPlanningAgent("npa-1")]
     url = database_url(documents, "wellness_test")
-    with EmbeddedCluster(str(tmp_path_factory.mktemp("wellness")), agents, documents_url=url) as c:
+    data = str(tmp_path_factory.mktemp("wellness"))
+    # Each agent gets its own graph and ACL user on the real FalkorDB server, loads its ontology
+    # and embeds its items with the real model before it registers.
+    with EmbeddedCluster(data, agents, documents_url=url, graphs=redis_server) as c:
         deadline = time.monotonic() + 20
         while not ((leader := c.leader()) is not None and len(leader.ledger.agents) == 2):
             if time.monotonic() > deadline:
@@ -128,3 +136,37 @@ def test_an_infeasible_workout_fails_the_session_and_releases_both(cluster: Embe
         time.sleep(0.05)
     else:
         raise AssertionError(f"reservations left: MCA view {leader and leader.ledger.load()}, agents {reserved}")
+
+
+def agent(cluster: EmbeddedCluster, agent_id: str) -> Any:
+    return next(h.agent for h in cluster.hosts if h.agent.agent_id == agent_id)
+
+
+def test_the_negotiated_expenditure_is_a_shared_fact_in_the_npas_own_graph(
+    cluster: EmbeddedCluster, redis_server: FalkorServer
+) -> None:
+    payload = json.loads((PROFILES / "halal_strength.json").read_text())
+    session = submit(cluster, payload, "wellness-fact")
+    assert session.state == "completed", session
+    graph = FalkorGraph.connect(redis_server.host, redis_server.port, "kg:npa-1", password=redis_server.admin_password)
+    try:
+        stored = read_fact(graph, f"session:{session.session_id}", "weekly_training_expenditure")
+    finally:
+        graph.close()
+    assert stored is not None
+    assert stored.fact.value == session.parameters["weekly_expenditure_kcal"] and stored.fact.unit == "kcal"
+    assert stored.fact.session_id == session.session_id and "decision log" in (stored.fact.provenance or "")
+
+
+def test_people_and_planners_can_search_the_agents_knowledge(cluster: EmbeddedCluster) -> None:
+    npa = agent(cluster, "npa-1")
+    foods = npa.search("high-protein breakfast without dairy", k=5, exclude_allergens=("milk",))
+    assert len(foods) == 5 and all("milk" not in f["allergens"] for f in foods), foods
+    wpa = agent(cluster, "wpa-1")
+    moves = wpa.search("leg exercise with dumbbells", k=5, equipment=("dumbbell",))
+    assert len(moves) == 5 and all(m["equipment"] == ["dumbbell"] or "dumbbell" in m["equipment"] for m in moves)
+    # The graph's own answer agrees with the checker's derivation for a strict peanut allergy.
+    profile = parse_profile({"sex": "female", "age": 30, "height_cm": 165, "weight_kg": 60, "restrictions": ["peanut"]})
+    ruled_out = npa.ruled_out(profile)
+    peanut_butter = next(f.ndb_no for f in load_foods() if f.description.lower().startswith("peanut butter"))
+    assert peanut_butter in ruled_out
