@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -90,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
 def _ray_init(config: ClusterConfig, address: str | None = None) -> None:
     import ray
 
+    from mca.deploy import confine_ray_to_loopback
+
+    if ipaddress.ip_address(config.bind).is_loopback:
+        confine_ray_to_loopback()  # one machine: every Ray listener on 127.0.0.1 too
+
     if address:
         ray.init(address=address, namespace="mca", log_to_driver=False)
         return
@@ -110,6 +117,9 @@ def _up(config: ClusterConfig, args: argparse.Namespace) -> int:
 
     if args.detach:
         ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+        from mca.deploy import RAY_LOOPBACK_ENV
+
+        loopback = RAY_LOOPBACK_ENV if ipaddress.ip_address(config.bind).is_loopback else {}
         subprocess.run(
             [
                 ray_bin,
@@ -123,6 +133,7 @@ def _up(config: ClusterConfig, args: argparse.Namespace) -> int:
             ],
             check=True,
             stdout=subprocess.DEVNULL,
+            env=os.environ | loopback,
         )
         _ray_init(config, address="auto")
         deploy(config, detached=True, spread=True)

@@ -38,6 +38,21 @@ from protocol.model import Timing
 
 NAMESPACE = "mca"
 
+#: Ray treats "127.0.0.1" as "this machine, reachable from others": it advertises the machine's
+#: outward address and its GCS, raylet, workers and agents listen on every interface. With this
+#: variable off (its name speaks of Windows and macOS, but it is read everywhere), a single-machine
+#: Ray keeps every listener on loopback, checked in the socket table by a test.
+RAY_LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def confine_ray_to_loopback() -> None:
+    """Keep the Ray processes this process starts (and its own address resolution) on
+    127.0.0.1: for the embedded default, where everything runs on one machine."""
+    os.environ.update(RAY_LOOPBACK_ENV)
+    import ray._private.ray_constants as ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
 
 def replica_actor_name(replica_id: str) -> str:
     return f"mca-replica-{replica_id}"

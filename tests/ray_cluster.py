@@ -12,7 +12,7 @@ from pathlib import Path
 import ray
 
 from mca.config import ClusterConfig, load
-from mca.deploy import Deployment, deploy, teardown
+from mca.deploy import Deployment, confine_ray_to_loopback, deploy, teardown
 from mca.embedded import free_ports
 from mca.sdk import Client
 
@@ -42,6 +42,7 @@ agents:
 
 @contextmanager
 def ray_deployment(config: ClusterConfig) -> Iterator[Deployment]:
+    confine_ray_to_loopback()  # as mca up does for the embedded default
     ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", num_cpus=2, log_to_driver=False)
     deployment = deploy(config)
     try:

@@ -6,6 +6,7 @@ and the cluster carries on."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psutil
 import pytest
 import ray
 from google.protobuf import descriptor_pool, json_format, message_factory
@@ -164,3 +166,30 @@ def test_a_killed_leader_is_replaced_and_restarted(cluster: tuple[ClusterConfig,
         time.sleep(0.2)
     else:
         raise AssertionError("Ray did not restart the replica")
+
+
+def test_every_listener_of_the_deployment_binds_loopback(cluster: tuple[ClusterConfig, Deployment]) -> None:
+    """Ours (Raft, gRPC, agents, the stores) and Ray's own (GCS, raylet, workers, dashboard
+    agent): every process this test session started listens on 127.0.0.1 only. Read from
+    /proc (psutil's address decoding is broken in this process by a library's socket shim)."""
+    ours = {p.pid for p in psutil.Process().children(recursive=True)} | {os.getpid()}
+    inodes: dict[str, int] = {}
+    for pid in ours:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes[target[8:-1]] = pid
+    listening = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN, owned by one of ours
+                host, port = fields[1].split(":")
+                listening.append((inodes[fields[9]], host, int(port, 16)))
+    assert len(listening) >= 10, listening  # replicas, agents, stores and Ray's servers
+    # 127.0.0.1 as IPv4, ::1, or 127.0.0.1 mapped into IPv6
+    loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+    exposed = [(psutil.Process(pid).name(), host, port) for pid, host, port in listening if host not in loopback]
+    assert not exposed, exposed

@@ -1,0 +1,281 @@
+"""A workout request, its validation, and the rules that depend only on it.
+
+Theory of operation: ``parse_request`` turns a JSON-like mapping into a frozen ``WorkoutRequest``
+or raises ``InvalidRequest`` naming the first bad field. This module also holds the *data* of the
+domain rules that the planner applies (the checker in ``wpa.checks`` keeps its own copy on
+purpose): major muscle groups, the injury map and the prescription per goal.
+
+Injury map (``INJURIES``): an injury word excludes exercises whose primary muscle is in its
+muscle set, whose category is in its category set, or whose name contains one of its keywords.
+"knee" excludes quadriceps-primary work, plyometrics, and squats, lunges, leg presses, step-ups,
+leg extensions, jumps and running (the knee is loaded heavily in deep flexion and landing);
+hamstring, glute and calf work stays (bridges, hip thrusts, seated calf raises). Other entries:
+shoulder, lower_back (alias back), wrist, elbow, hip, ankle, neck. Any other word in ``avoid``
+is an exercise id or a word of exercise names to leave out.
+
+Prescription by goal (NSCA Essentials of Strength Training and Conditioning, 4th ed., ch. 17;
+ACSM position stand on progression models in resistance training, 2009):
+strength 1-6 reps at >= 85 % 1RM with 2-5 min rest; hypertrophy 6-12 reps at 67-85 % 1RM with
+30-90 s rest; muscular endurance 12-20+ reps at <= 67 % 1RM with <= 30-60 s rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from wpa.errors import InvalidRequest
+from wpa.exercises import LEVELS
+
+__all__ = [
+    "EQUIPMENT",
+    "GOALS",
+    "INJURIES",
+    "MAJOR_GROUPS",
+    "PRESCRIPTIONS",
+    "Prescription",
+    "WorkoutRequest",
+    "parse_request",
+]
+
+GOALS = ("strength", "hypertrophy", "endurance", "general_fitness", "fat_loss")
+EQUIPMENT = (
+    "body only",
+    "barbell",
+    "dumbbell",
+    "cable",
+    "machine",
+    "kettlebells",
+    "bands",
+    "medicine ball",
+    "exercise ball",
+    "foam roll",
+    "e-z curl bar",
+    "other",
+)
+
+# Major muscle groups -> primary muscle names of the data set (neck is not a major group).
+MAJOR_GROUPS: Mapping[str, frozenset[str]] = {
+    "chest": frozenset({"chest"}),
+    "back": frozenset({"lats", "middle back", "lower back", "traps"}),
+    "shoulders": frozenset({"shoulders"}),
+    "arms": frozenset({"biceps", "triceps", "forearms"}),
+    "legs": frozenset({"quadriceps", "hamstrings", "glutes", "calves", "adductors", "abductors"}),
+    "core": frozenset({"abdominals"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Injury:
+    muscles: frozenset[str]
+    categories: frozenset[str]
+    keywords: tuple[str, ...]
+
+
+INJURIES: Mapping[str, Injury] = {
+    "knee": Injury(
+        frozenset({"quadriceps"}),
+        frozenset({"plyometrics"}),
+        (
+            "squat",
+            "lunge",
+            "leg press",
+            "step-up",
+            "step up",
+            "leg extension",
+            "jump",
+            "pistol",
+            "running",
+            "jogging",
+            "sprint",
+            "hop",
+            "bound",
+            "skating",
+            "stair",
+            "step mill",
+        ),
+    ),
+    "shoulder": Injury(
+        frozenset({"shoulders"}),
+        frozenset({"olympic weightlifting"}),
+        (
+            "overhead",
+            "military press",
+            "shoulder press",
+            "upright row",
+            "behind the neck",
+            "dip",
+            "handstand",
+            "snatch",
+            "jerk",
+        ),
+    ),
+    "lower_back": Injury(
+        frozenset({"lower back"}),
+        frozenset({"olympic weightlifting", "strongman", "powerlifting"}),
+        (
+            "deadlift",
+            "good morning",
+            "hyperextension",
+            "bent over",
+            "bent-over",
+            "clean",
+            "snatch",
+            "back squat",
+            "superman",
+            "t-bar",
+        ),
+    ),
+    "wrist": Injury(
+        frozenset({"forearms"}), frozenset(), ("wrist", "push-up", "pushup", "front squat", "clean", "plank")
+    ),
+    "elbow": Injury(
+        frozenset(), frozenset(), ("skullcrusher", "skull crusher", "triceps extension", "dip", "close-grip")
+    ),
+    "hip": Injury(frozenset({"adductors", "abductors"}), frozenset({"plyometrics"}), ("lunge", "split squat", "sumo")),
+    "ankle": Injury(
+        frozenset({"calves"}),
+        frozenset({"plyometrics", "cardio"}),
+        ("jump", "hop", "bound", "sprint", "running", "jogging", "skipping", "calf raise"),
+    ),
+    "neck": Injury(frozenset({"neck", "traps"}), frozenset(), ("shrug", "behind the neck", "neck")),
+}
+_INJURY_ALIASES = {"back": "lower_back", "lower back": "lower_back", "knees": "knee", "shoulders": "shoulder"}
+
+
+@dataclass(frozen=True, slots=True)
+class Prescription:
+    """Sets, reps, rest and intensity of one goal (see the module docstring for sources)."""
+
+    sets: int
+    reps: str
+    rest_s: int
+    intensity: str
+    categories: frozenset[str]
+    reps_range: tuple[int, int]
+    rest_range_s: tuple[int, int]
+
+
+PRESCRIPTIONS: Mapping[str, Prescription] = {
+    "strength": Prescription(
+        4, "4-6", 180, "80-88% 1RM (RPE 8)", frozenset({"strength", "powerlifting"}), (1, 6), (120, 300)
+    ),
+    "hypertrophy": Prescription(3, "8-12", 75, "67-80% 1RM (RPE 7-8)", frozenset({"strength"}), (6, 12), (60, 90)),
+    "endurance": Prescription(
+        2, "15-20", 45, "50-65% 1RM (RPE 6-7)", frozenset({"strength", "cardio"}), (12, 25), (30, 60)
+    ),
+    "general_fitness": Prescription(
+        3, "10-12", 60, "65-75% 1RM (RPE 7)", frozenset({"strength", "cardio"}), (8, 15), (45, 90)
+    ),
+    "fat_loss": Prescription(
+        3,
+        "12-15",
+        40,
+        "60-70% 1RM, circuit (RPE 7)",
+        frozenset({"strength", "cardio", "plyometrics"}),
+        (10, 20),
+        (30, 60),
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkoutRequest:
+    """A validated request; ``to_dict`` gives the shape ``parse_request`` accepts."""
+
+    goal: str
+    level: str
+    days_per_week: int
+    session_minutes: int
+    equipment: frozenset[str]
+    injuries: tuple[str, ...]
+    avoid: tuple[str, ...]
+    weeks: int
+    body_mass_kg: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "goal": self.goal,
+            "level": self.level,
+            "days_per_week": self.days_per_week,
+            "session_minutes": self.session_minutes,
+            "equipment": sorted(self.equipment),
+            "avoid": list(self.injuries) + list(self.avoid),
+            "weeks": self.weeks,
+            "body_mass_kg": self.body_mass_kg,
+        }
+
+
+def _int(doc: Mapping[str, object], field: str, low: int, high: int, default: int | None) -> int:
+    value = doc.get(field, default)
+    if value is None:
+        raise InvalidRequest(field, "is required")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(field, f"must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise InvalidRequest(field, f"must be between {low} and {high}, got {value!r}")
+    return value
+
+
+def _choice(doc: Mapping[str, object], field: str, options: Sequence[str], default: str | None) -> str:
+    value = doc.get(field, default)
+    if value is None:
+        raise InvalidRequest(field, f"is required (one of {', '.join(options)})")
+    if not isinstance(value, str) or value.strip().lower() not in options:
+        raise InvalidRequest(field, f"must be one of {', '.join(options)}, got {value!r}")
+    return value.strip().lower()
+
+
+def _words(doc: Mapping[str, object], field: str) -> list[str]:
+    value = doc.get(field, [])
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise InvalidRequest(field, "must be a list of names")
+    out: list[str] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip() or len(item) > 80:
+            raise InvalidRequest(f"{field}[{i}]", f"must be a non-empty name of at most 80 characters, got {item!r}")
+        out.append(item.strip())
+    return out
+
+
+def parse_request(doc: Mapping[str, object]) -> WorkoutRequest:
+    """Validate a JSON-like request; raise ``InvalidRequest`` naming the field.
+
+    Fields: goal (one of ``GOALS``), level (beginner / intermediate / expert), days_per_week
+    (1-7), session_minutes (15-180), equipment (names of ``EQUIPMENT``; "body only" is always
+    available), avoid (injury words of ``INJURIES``, exercise ids, or words of exercise names),
+    weeks (1-12, default 4), body_mass_kg (30-300, required: session energy depends on it).
+    """
+    if not isinstance(doc, Mapping):
+        raise InvalidRequest("request", f"must be an object, got {type(doc).__name__}")
+    equipment = {"body only"}
+    for i, name in enumerate(_words(doc, "equipment")):
+        key = name.lower()
+        if key not in EQUIPMENT:
+            raise InvalidRequest(f"equipment[{i}]", f"unknown equipment {name!r}; known: {', '.join(EQUIPMENT)}")
+        equipment.add(key)
+    injuries: list[str] = []
+    avoid: list[str] = []
+    for name in _words(doc, "avoid") + _words(doc, "injuries"):
+        key = _INJURY_ALIASES.get(name.lower(), name.lower())
+        if key in INJURIES:
+            if key not in injuries:
+                injuries.append(key)
+        elif name not in avoid:
+            avoid.append(name)
+    mass = doc.get("body_mass_kg")
+    if mass is None:
+        raise InvalidRequest("body_mass_kg", "is required (session energy is MET x kg x hours)")
+    if isinstance(mass, bool) or not isinstance(mass, int | float) or not 30 <= float(mass) <= 300:
+        raise InvalidRequest("body_mass_kg", f"must be a number between 30 and 300, got {mass!r}")
+    return WorkoutRequest(
+        goal=_choice(doc, "goal", GOALS, None),
+        level=_choice(doc, "level", LEVELS, "beginner"),
+        days_per_week=_int(doc, "days_per_week", 1, 7, None),
+        session_minutes=_int(doc, "session_minutes", 15, 180, 60),
+        equipment=frozenset(equipment),
+        injuries=tuple(injuries),
+        avoid=tuple(avoid),
+        weeks=_int(doc, "weeks", 1, 12, 4),
+        body_mass_kg=float(mass),
+    )
