@@ -122,7 +122,9 @@ class AgentHost:
                 message = effect.message
                 if isinstance(message, m.Register):
                     message = dataclasses.replace(message, address=self.listen)
-                self._call_mca(MCA_METHOD[type(message)], to_proto(message))
+                if self._outbox.busy(message):
+                    continue  # the same message is still on its way; resending adds only load
+                self._call_mca(MCA_METHOD[type(message)], to_proto(message), message)
             elif isinstance(effect, SetTimer):
                 old = self._timers.pop(effect.key, None)
                 if old is not None:
@@ -188,7 +190,7 @@ class AgentHost:
     def _compensate(self, effect: StartCompensation) -> None:
         self._outbox.spawn(self.agent.compensate(effect.subtask_id))
 
-    def _call_mca(self, method: str, request: Any) -> None:
+    def _call_mca(self, method: str, request: Any, key: Hashable = None) -> None:
         async def call() -> None:
             for _ in range(len(self._mca)):
                 address = self._mca[self._target % len(self._mca)]
@@ -205,7 +207,7 @@ class AgentHost:
                     else:
                         self._target += 1  # try the next replica; the protocol retries the rest
 
-        self._outbox.spawn(call())
+        self._outbox.spawn(call(), key)
 
     async def _beat(self) -> None:
         while True:

@@ -315,8 +315,11 @@ class Replica:
         agent = self._log().ledger.agents.get(to)
         if method is None or agent is None or not agent.address:
             return  # a client that is gone, or an agent we cannot reach: senders retry
+        key = (agent.address, message)
+        if self._outbox.busy(key):
+            return  # the same message is still on its way: a resend now would only add load
         stub = pb_grpc.AgentServiceStub(self._outbox.channel(agent.address))
-        self._outbox.spawn(getattr(stub, method)(to_proto(message), timeout=2.0))
+        self._outbox.spawn(getattr(stub, method)(to_proto(message), timeout=2.0), key)
 
     async def request(self, make: Callable[[str], object]) -> object:
         """Step the leader with a client request and wait for the answer the core sends back."""
