@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from wpa.exercises import Exercise
 from wpa.model import WorkoutPlan
-from wpa.request import WorkoutRequest
+from wpa.request import MAJOR_GROUPS, WorkoutRequest
 
 __all__ = ["Violation", "check_workout_plan"]
 
@@ -40,14 +40,8 @@ class Violation:
     item: str | None = None
 
 
-_GROUPS: Mapping[str, frozenset[str]] = {
-    "chest": frozenset({"chest"}),
-    "back": frozenset({"lats", "middle back", "lower back", "traps"}),
-    "shoulders": frozenset({"shoulders"}),
-    "arms": frozenset({"biceps", "triceps", "forearms"}),
-    "legs": frozenset({"quadriceps", "hamstrings", "glutes", "calves", "adductors", "abductors"}),
-    "core": frozenset({"abdominals"}),
-}
+# The rule's own definition of the major groups (the request's vocabulary, not planner logic).
+_GROUPS: Mapping[str, frozenset[str]] = MAJOR_GROUPS
 _PUSH = frozenset({"chest", "shoulders", "triceps"})
 _PULL = frozenset({"lats", "middle back", "traps", "biceps"})
 # Injury -> (muscles, categories, name words). Kept separate from wpa.request.INJURIES on purpose.
