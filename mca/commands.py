@@ -40,7 +40,9 @@ def add_commands(sub: Any) -> None:
     with_config(sub.add_parser("agents", help="the registered agents and their status"))
     submit = with_config(sub.add_parser("submit", help="submit a task"))
     submit.add_argument("task_type")
-    submit.add_argument("payload", nargs="?", default="{}", help="a JSON object, or @file.json")
+    submit.add_argument(
+        "payload", nargs="?", default="{}", help="a JSON object, or a file holding one (file.json or @file)"
+    )
     submit.add_argument("--key", help="idempotency key (default: a new one); reuse it to retry safely")
     submit.add_argument("--wait", action="store_true", help="wait until the session is terminal")
     submit.add_argument("--out", help="write the session and its result documents (plans) to this JSON file")
@@ -248,7 +250,11 @@ def _agents(config: ClusterConfig, args: argparse.Namespace) -> int:
 
 
 def _submit(config: ClusterConfig, args: argparse.Namespace) -> int:
-    text = Path(args.payload[1:]).read_text() if args.payload.startswith("@") else args.payload
+    try:
+        text = read_payload(args.payload)
+    except OSError as exc:
+        print(f"mca: payload: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -267,6 +273,15 @@ def _submit(config: ClusterConfig, args: argparse.Namespace) -> int:
         Path(args.out).write_text(json.dumps(_session_json(session), indent=2))
         print(f"\nwritten to {args.out}")
     return 0 if session.state != "failed" else 1
+
+
+def read_payload(argument: str) -> str:
+    """The payload text: inline JSON, or the content of the file ``argument`` (or ``@argument``) names."""
+    if argument.startswith("@"):
+        return Path(argument[1:]).read_text()
+    if not argument.lstrip().startswith("{") and Path(argument).is_file():
+        return Path(argument).read_text()
+    return argument
 
 
 def render_document(document: Any) -> str:
