@@ -350,7 +350,10 @@ def _watch(config: ClusterConfig, args: argparse.Namespace) -> int:
     async def main() -> None:
         async with Client(config.task_addresses) as client:
             async for e in client.watch(args.session_id, after_seq=args.after):
-                print(f"{e.seq:>3}  {e.kind:<10} {e.state:<12} {e.detail}", flush=True)
+                if e.progress is not None:
+                    print(f"     progress   {e.subtask_id:<12} {e.progress:>4.0%}  {e.detail}", flush=True)
+                else:
+                    print(f"{e.seq:>3}  {e.kind:<10} {e.state:<12} {e.detail}", flush=True)
 
     asyncio.run(main())
     return 0

@@ -93,7 +93,9 @@ class NutritionPlanningAgent(Agent):
     async def execute(self, job: Job) -> Output:
         profile = parse_profile(job.document)
         training = job.parameters.get(EXPENDITURE, 0.0)
+        job.progress(0.1, f"planning {profile.days} days for {training:.0f} kcal of weekly training")
         plan = await asyncio.to_thread(_plan_and_check, profile, training)
+        job.progress(0.9, "plan checked; asking the knowledge graph")
         if self.knowledge is not None:
             await asyncio.to_thread(self._second_opinion, job, profile, plan, training)
         summary = plan.days[0].totals if plan.days else {}
