@@ -33,13 +33,22 @@ from protocol.entries import Entry
 from protocol.events import Applied
 from protocol.ledger import ApplyResult, Ledger
 
+#: pysyncobj drops a connection it has read nothing from for ``connectionTimeout`` seconds, and
+#: checks only when it is about to send. Followers never talk to each other until an election,
+#: so with any timeout shorter than the cluster's uptime a candidate's first vote request always
+#: found its link to the other follower "timed out", was dropped, and the first election round
+#: failed: failover took two election timeouts (measured: first candidate at 0.45 s, leader at
+#: 1.15 s). A dead peer is still noticed at once (its socket closes), and a silent one by Raft's
+#: own election and leader-fallback timers.
+CONNECTION_IDLE_SECONDS_MAX = 365 * 24 * 3600.0
+
 
 @dataclass(frozen=True)
 class RaftTiming:
     """pysyncobj periods in seconds. Elections start 0.25-0.75 s after the last message from a
-    leader: SIGKILL of a leader to the next accepted submit took 0.87-1.39 s (median 0.97 s) on
-    this machine, against 1.35-1.90 s with 0.5-1.0 s. Shorter risks spurious elections when two
-    busy cores starve the tick thread."""
+    leader: SIGKILL of a leader to the next accepted submit took 0.37-0.66 s on this machine
+    (with ``CONNECTION_IDLE_SECONDS_MAX``; 1.35-1.90 s before both changes). Shorter risks
+    spurious elections when two busy cores starve the tick thread."""
 
     append_entries_period: float = 0.005
     raft_min_timeout: float = 0.25
@@ -115,7 +124,7 @@ class RaftDecisionLog:
             raftMinTimeout=timing.raft_min_timeout,
             raftMaxTimeout=timing.raft_max_timeout,
             bindAddress=self_address,  # never 0.0.0.0: Raft listens where it was told to
-            connectionTimeout=max(timing.raft_max_timeout, 0.5),
+            connectionTimeout=CONNECTION_IDLE_SECONDS_MAX,
             connectionRetryTime=0.2,
             # A leader that cannot reach a majority steps down after this long (the default is
             # 30 s, during which a cut-off leader would keep answering agents and reads).
