@@ -28,7 +28,9 @@ from typing import Any
 
 import grpc
 
+from mca.catalog import check_document
 from mca.io import Outbox
+from mca.livestate import NOTE_LENGTH_MAX
 from mca.replica import LEADER_HINT
 from mca.sdk import Agent, Context, Job, Output, Refuse
 from protocol import messages as m
@@ -72,8 +74,10 @@ class AgentHost:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self.context = context
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         agent = self.agent
         if self.context is not None:  # before registering: no work arrives while it loads
             await asyncio.to_thread(agent.setup, self.context)
@@ -183,9 +187,12 @@ class AgentHost:
             session_id=session_id,
             subtask_id=subtask_id,
             fraction=fraction,
-            note=note[:200],
+            note=note[:NOTE_LENGTH_MAX],
         )
-        self._call_mca("ReportProgress", report)
+        # ``execute`` may call this from a worker thread (heavy work goes to asyncio.to_thread):
+        # hand the call to the host's loop rather than touching the loop from another thread.
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._call_mca, "ReportProgress", report)
 
     def _compensate(self, effect: StartCompensation) -> None:
         self._outbox.spawn(self.agent.compensate(effect.subtask_id))
@@ -221,14 +228,18 @@ class AgentHost:
 
 
 def _outcome(output: Mapping[str, float] | Output) -> Outcome:
-    """What ``execute`` returned, as the result to report (a document too large fails it)."""
+    """What ``execute`` returned, as the result to report. A document the MCA would refuse (too
+    large, too deep, an integer over 64 bits) fails the subtask here, with the reason, instead of
+    being resent and refused until the execution times out."""
     if not isinstance(output, Output):
         return Outcome(True, params(output))
     document = "" if output.document is None else json.dumps(output.document, allow_nan=False)
     if len(document) > RESULT_DOCUMENT_LENGTH_MAX:
-        return Outcome(
-            False, error=f"result document of {len(document)} characters; at most {RESULT_DOCUMENT_LENGTH_MAX}"
-        )
+        why = f"{len(document)} characters; at most {RESULT_DOCUMENT_LENGTH_MAX}"
+    else:
+        why = check_document(document) if document else ""
+    if why:
+        return Outcome(False, error=f"result document: {why}")
     return Outcome(True, params(output.values), document=document)
 
 

@@ -29,6 +29,37 @@ class TaskType:
     default_criteria: tuple[str, ...] = ("all_subtasks_ok",)
 
 
+#: How deep a result document may nest (the document store refuses past 100 levels).
+DOCUMENT_DEPTH_MAX = 64
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def check_document(text: str) -> str:
+    """Why ``text`` cannot be a result document (empty: it can): it must be strict JSON (no
+    NaN or Infinity), nest at most ``DOCUMENT_DEPTH_MAX`` levels and hold only integers that
+    fit in 64 bits, so that every replica, the read model and every client can store it."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    try:
+        value = json.loads(text, parse_constant=refuse)
+    except (ValueError, RecursionError) as exc:
+        return f"not valid JSON: {str(exc)[:120]}"
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > DOCUMENT_DEPTH_MAX:
+            return f"nested deeper than {DOCUMENT_DEPTH_MAX} levels"
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, int) and not isinstance(item, bool) and not _INT64[0] <= item <= _INT64[1]:
+            return f"integer {item} does not fit in 64 bits"
+    return ""
+
+
 def numbers(payload: Mapping[str, Any]) -> dict[str, float]:
     """A payload of named numbers, checked: every value a finite number."""
     inputs: dict[str, float] = {}

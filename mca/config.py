@@ -16,7 +16,7 @@ import yaml
 from mca.catalog import CATALOG, TaskType, numbers
 from mca.replica import ReplicaAddress
 from mca.sdk import Agent
-from mca.stores import documents_url, redis_url
+from mca.stores import documents_url, redis_url, write_secret
 from protocol.model import SUBTASKS_MAX, SubtaskSpec, Timing, params
 
 
@@ -91,9 +91,7 @@ class ClusterConfig:
         secret = self.data_dir / name
         if not secret.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(os.urandom(24).hex())
+            write_secret(secret, os.urandom(24).hex())
         return secret.read_text().strip()
 
 
@@ -172,7 +170,7 @@ def load(path: str | Path) -> ClusterConfig:
         if not all(isinstance(c, str) and c and c.isprintable() for c in capabilities):
             raise ConfigError(f"task_types.{name}: every capability must be a non-empty name")
         catalog[name] = TaskType(name, f"subtasks: {', '.join(capabilities)}", _subtasks_of(tuple(capabilities)))
-    stores = _stores(_get(raw, "stores", dict, {}))
+    stores = _stores(_get(raw, "stores", dict, {}), bind)
     return ClusterConfig(
         path,
         data_dir,
@@ -186,7 +184,7 @@ def load(path: str | Path) -> ClusterConfig:
     )
 
 
-def _stores(raw: dict[str, Any]) -> StoresConfig:
+def _stores(raw: dict[str, Any], bind: str) -> StoresConfig:
     known = {f.name for f in fields(StoresConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -201,6 +199,11 @@ def _stores(raw: dict[str, Any]) -> StoresConfig:
     )
     if embedded and (stores.documents or stores.redis):
         raise ConfigError("stores: give URLs (documents, redis) only with embedded: false")
+    if embedded and not ipaddress.ip_address(bind).is_loopback:
+        raise ConfigError(
+            f"stores.embedded: the embedded stores have no authentication of their own (documents) and "
+            f"listen on bind ({bind}); use a loopback bind, or embedded: false with your own servers"
+        )
     if embedded and stores.documents_port == stores.redis_port:
         raise ConfigError("stores: documents_port and redis_port must be different")
     if stores.documents and not stores.documents.startswith(("mongodb://", "mongodb+srv://")):

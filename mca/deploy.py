@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,7 @@ from mca.metrics import RayMetrics
 from mca.readmodel import session_document, session_events
 from mca.replica import Replica, ReplicaConfig
 from mca.sdk import Context
-from mca.stores import start_documents, start_redis
+from mca.stores import agent_graph_user, start_documents, start_redis
 from protocol.model import Timing
 
 NAMESPACE = "mca"
@@ -81,16 +82,28 @@ class StoreActor:
             self._store: Any = start_documents(data, bind, stores.documents_port)
         else:
             self._store = start_redis(data, bind, stores.redis_port, config.secret("redis.secret"))
+        self._stopping = False
+        threading.Thread(target=self._watch, name=f"watch-{kind}", daemon=True).start()
 
     def status(self) -> dict[str, Any]:
         return {"kind": self._kind, "address": f"{self._store.host}:{self._store.port}", "pid": os.getpid()}
 
     def agent_context(self, agent_id: str) -> tuple[str, str]:
         """(graph_url, graph_key) of ``agent_id``'s own ACL user and graph (the redis store)."""
-        creds = self._store.create_agent_user(agent_id)
+        creds = agent_graph_user(self._store, agent_id)
         return creds.url, creds.graph_key
 
+    def _watch(self) -> None:
+        """If the server process dies, end this actor's process: Ray restarts the actor, which
+        starts the server again on the same data (and gives the agents their users back)."""
+        while True:
+            time.sleep(1.0)
+            process = self._store.process
+            if not self._stopping and process is not None and process.poll() is not None:
+                os._exit(1)
+
     def stop(self) -> None:
+        self._stopping = True  # a stop asked for is not a death to recover from
         self._store.stop()
 
 

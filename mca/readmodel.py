@@ -43,6 +43,7 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
+from protocol.entries import Accepted, Entry, Registered
 from protocol.ledger import AgentRecord, Ledger, SessionRecord
 
 SESSIONS = "coordination_sessions"
@@ -53,6 +54,10 @@ META = "meta"
 FLUSH_SECONDS = 0.05
 #: Longest wait between retries while the store is unreachable.
 RETRY_SECONDS_MAX = 2.0
+#: Most sessions projected per hold of the log's guard: the tick thread waits while we hold it,
+#: and a long hold delays Raft heartbeats (a re-projection of thousands of sessions goes in
+#: chunks, with the guard released between them).
+SESSIONS_PER_TAKE = 200
 #: Duplicate key: the filter lost to a newer version (or an identical event already exists).
 _DUPLICATE_KEY = 11000
 
@@ -166,10 +171,19 @@ def result_documents(record: SessionRecord) -> list[tuple[str, dict[str, Any]]]:
             "agent_id": a.agent_id,
             "capability": a.capability,
             "ok": outcome.ok,
-            "document": json.loads(outcome.document),
+            "document": outcome.document,  # JSON text; parsed by the writer, outside the guard
         }
         documents.append((collection, document))
     return documents
+
+
+def _parsed(document: dict[str, Any]) -> dict[str, Any]:
+    """A result document with its JSON parsed; one that cannot be (the boundary checks results,
+    so this is defence in depth) is stored as the reason instead of stopping the writer."""
+    try:
+        return document | {"document": json.loads(document["document"])}
+    except (ValueError, TypeError) as exc:
+        return document | {"document": None, "error": f"not storable JSON: {exc}"[:200]}
 
 
 def agent_document(agent: AgentRecord) -> dict[str, Any]:
@@ -205,6 +219,8 @@ class Batch:
     events: list[dict[str, Any]] = field(default_factory=list)
     results: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     applied: int = 0
+    #: Nothing was left dirty: the store will hold everything up to ``applied``.
+    complete: bool = True
     #: Per session, the highest event sequence number in this batch.
     seqs: dict[str, int] = field(default_factory=dict)
 
@@ -255,22 +271,34 @@ class ReadModel:
         for collection, _ in (*RESULT_COLLECTIONS.values(), OTHER_RESULTS):
             await self._db[collection].create_index([("session_id", ASCENDING)])
 
-    async def catch_up(self, ledger: Ledger, applied: Callable[[], int]) -> None:
-        """As a new leader: re-project everything if the store is behind this replica's log."""
+    async def catch_up(
+        self, ledger: Ledger, applied: Callable[[], int], entries: Callable[[int], Iterable[tuple[int, Entry]]]
+    ) -> None:
+        """As a new leader: re-project what the entries after the stored checkpoint touched
+        (everything, when the store has no checkpoint)."""
         stored = await self._db[META].find_one({"_id": "checkpoint"})
         self.checkpoint = int(stored["applied"]) if stored else 0
         with self._guard:
             if self.checkpoint >= applied():
                 return
-            self._dirty_sessions.update(ledger.sessions)
-            self._dirty_agents.update(ledger.agents)
-            self._written_seq.clear()  # events too: written again, idempotently
+            for _, entry in entries(self.checkpoint):
+                if isinstance(entry, Registered):
+                    self._dirty_agents.add(entry.agent_id)
+                elif isinstance(entry, Accepted):
+                    session_id = ledger.by_key.get(entry.idempotency_key)
+                    if session_id is not None:
+                        self._dirty_sessions.add(session_id)
+                else:
+                    self._dirty_sessions.add(entry.session_id)
+            self._written_seq.clear()  # their events too: written again, idempotently
         log.info("read model at entry %d, log at %d: re-projecting", self.checkpoint, applied())
 
     def take(self, ledger: Ledger, applied: int) -> Batch:
-        """The documents for everything dirty (call under the guard)."""
+        """The documents for what is dirty, at most ``SESSIONS_PER_TAKE`` sessions (call under
+        the guard)."""
         batch = Batch(applied=applied)
-        for session_id in self._dirty_sessions:
+        chunk = [self._dirty_sessions.pop() for _ in range(min(SESSIONS_PER_TAKE, len(self._dirty_sessions)))]
+        for session_id in chunk:
             record = ledger.sessions.get(session_id)
             if record is None:
                 continue
@@ -285,8 +313,8 @@ class ReadModel:
             if agent is not None:
                 batch.agents.append(agent_document(agent))
                 batch.events.append(agent_event(agent))
-        self._dirty_sessions.clear()
         self._dirty_agents.clear()
+        batch.complete = not self._dirty_sessions
         return batch
 
     def put_back(self, batch: Batch) -> None:
@@ -299,15 +327,17 @@ class ReadModel:
         await self._write_versioned(SESSIONS, batch.sessions)
         await self._write_versioned(AGENTS, batch.agents)
         for collection in sorted({c for c, _ in batch.results}):
-            await self._write_versioned(collection, [d for c, d in batch.results if c == collection])
+            await self._write_versioned(collection, [_parsed(d) for c, d in batch.results if c == collection])
         if batch.events:
             ops = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in batch.events]
             await self._bulk(EVENTS, ops)
-        await self._db[META].update_one({"_id": "checkpoint"}, {"$max": {"applied": batch.applied}}, upsert=True)
+        if batch.complete:  # a partial batch (a chunk of a re-projection) proves nothing yet
+            await self._db[META].update_one({"_id": "checkpoint"}, {"$max": {"applied": batch.applied}}, upsert=True)
         with self._guard:
             for session_id, seq in batch.seqs.items():
                 self._written_seq[session_id] = max(seq, self._written_seq.get(session_id, 0))
-        self.checkpoint = max(self.checkpoint, batch.applied)
+        if batch.complete:
+            self.checkpoint = max(self.checkpoint, batch.applied)
 
     async def _write_versioned(self, collection: str, documents: Iterable[dict[str, Any]]) -> None:
         # Replace only an older (or equal) version; against a newer one the upsert collides on
@@ -324,8 +354,15 @@ class ReadModel:
             if real:
                 raise
 
-    async def run(self, ledger: Callable[[], Ledger], applied: Callable[[], int], leading: Callable[[], bool]) -> None:
-        """The writer loop: flush every ``FLUSH_SECONDS`` while leading; back off on errors."""
+    async def run(
+        self,
+        ledger: Callable[[], Ledger],
+        applied: Callable[[], int],
+        leading: Callable[[], bool],
+        entries: Callable[[int], Iterable[tuple[int, Entry]]],
+    ) -> None:
+        """The writer loop: flush every ``FLUSH_SECONDS`` while leading; back off on errors.
+        It never ends on an error: the coordination goes on, and so must its projection."""
         delay = FLUSH_SECONDS
         was_leading = False
         while True:
@@ -339,7 +376,7 @@ class ReadModel:
             try:
                 if not was_leading:
                     await self.ensure_indexes()
-                    await self.catch_up(ledger(), applied)
+                    await self.catch_up(ledger(), applied, entries)
                     was_leading = True
                 with self._guard:
                     batch = self.take(ledger(), applied())
@@ -350,11 +387,17 @@ class ReadModel:
                 except BaseException:
                     self.put_back(batch)
                     raise
-                delay, self.error = FLUSH_SECONDS, ""
+                # More of a re-projection to do: go on at once (the guard was released between).
+                delay = 0.0 if not batch.complete else FLUSH_SECONDS
+                self.error = ""
             except PyMongoError as exc:
                 self.error = f"{type(exc).__name__}: {exc}"[:200]
                 log.warning("read model: %s; retrying", self.error)
                 delay = min(max(delay * 2, 0.2), RETRY_SECONDS_MAX)
+            except Exception as exc:  # a bug here must not silently end the projection
+                self.error = f"{type(exc).__name__}: {exc}"[:200]
+                log.exception("read model: unexpected error; retrying")
+                delay = RETRY_SECONDS_MAX
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -38,7 +38,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from mca.catalog import CATALOG, TaskType, task_from_request
+from mca.catalog import CATALOG, TaskType, check_document, task_from_request
 from mca.io import Outbox
 from mca.livestate import NOTE_LENGTH_MAX, LiveState, Progress
 from mca.metrics import Metrics
@@ -101,9 +101,9 @@ class ReplicaConfig:
     raft: RaftTiming = field(default_factory=RaftTiming)
     catalog: dict[str, TaskType] = field(default_factory=lambda: dict(CATALOG))
     #: The durable read model's document store (a MongoDB URL); empty: none.
-    documents_url: str = ""
+    documents_url: str = field(default="", repr=False)  # may carry a password
     #: Live state (agent status, progress fan-out) in Redis; empty: in this process only.
-    redis_url: str = ""
+    redis_url: str = field(default="", repr=False)
 
 
 class NotLeader(Exception):
@@ -142,7 +142,9 @@ class Replica:
             self.read_model = ReadModel(c.documents_url, log.guard)
             self._background.append(
                 asyncio.create_task(
-                    self.read_model.run(lambda: log.ledger, lambda: log.applied_index, lambda: self.is_leader)
+                    self.read_model.run(
+                        lambda: log.ledger, lambda: log.applied_index, lambda: self.is_leader, log.applied_entries
+                    )
                 )
             )
         log.subscribe(self._applied_on_tick_thread)
@@ -165,7 +167,7 @@ class Replica:
     async def stop(self) -> None:
         for task in (*self._background, *([self._watcher] if self._watcher else [])):
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # stopping goes on regardless
                 await task
         if self.read_model is not None:
             await self.read_model.close()
@@ -338,16 +340,27 @@ class Replica:
 
     async def changed(self, session_id: str) -> None:
         """Wait until the next entry about ``session_id`` is applied on this replica."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiting = self._watchers.setdefault(session_id, [])
-        waiting.append(waiter)
+        waiter = self.waiter(session_id)
         try:
             await waiter
         finally:  # a client that went away leaves nothing behind
-            if waiter in waiting:
-                waiting.remove(waiter)
-            if not waiting and self._watchers.get(session_id) is waiting:
-                del self._watchers[session_id]
+            self.unwait(session_id, waiter)
+
+    def waiter(self, session_id: str) -> asyncio.Future[None]:
+        """A future done when the next entry about ``session_id`` is applied. Registered at
+        once: take it *before* reading the session, or a wakeup can fall in between."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._watchers.setdefault(session_id, []).append(waiter)
+        return waiter
+
+    def unwait(self, session_id: str, waiter: asyncio.Future[None]) -> None:
+        waiting = self._watchers.get(session_id)
+        if waiting is None:
+            return
+        if waiter in waiting:
+            waiting.remove(waiter)
+        if not waiting:
+            del self._watchers[session_id]
 
     # --- views --------------------------------------------------------------------------------
 
@@ -421,7 +434,13 @@ class Replica:
 
     def heard_from(self, agent_id: str) -> None:
         self._heartbeats[agent_id] = time.monotonic()
-        if self._leader is None or not self.live.url:
+
+    def heartbeat(self, agent_id: str) -> None:
+        """A heartbeat: the agent is alive; as leader, refresh its status key in the live state
+        (one write at a time per agent: a slow Redis delays a refresh, it does not pile them up)."""
+        self.heard_from(agent_id)
+        key = ("status", agent_id)
+        if self._leader is None or not self.live.url or self._outbox.busy(key):
             return
         with self._log().guard:
             agent = self.ledger.agents.get(agent_id)
@@ -434,7 +453,7 @@ class Replica:
             "capacity": agent.capacity,
             "incarnation": agent.incarnation,
         }
-        self._outbox.spawn(self.live.agent_seen(agent_id, status, HEARTBEAT_STALE_SECONDS))
+        self._outbox.spawn(self.live.agent_seen(agent_id, status, HEARTBEAT_STALE_SECONDS), key)
 
     def check_progress(self, report: Progress, agent_id: str) -> str:
         """Why a progress report cannot be taken (empty: it can): it must come from the agent a
@@ -556,33 +575,36 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
         async with live.listen(record.session_id) as reports:
             caught_up = False
             while True:
-                with self.replica._log().guard:
-                    events, settled, state = list(record.events), record.settled, record.state.value
-                for seq in range(sent + 1, len(events) + 1):
-                    e = events[seq - 1]
-                    yield pb.SessionEvent(
-                        session_id=record.session_id, seq=seq, kind=e.kind, state=e.state, detail=e.detail
-                    )
-                    sent = seq
-                if settled and sent >= len(events):
-                    return
-                if not caught_up:  # a (re)connecting watcher first gets the latest progress
-                    caught_up = True
-                    for p in await live.current(record.session_id):
-                        yield _progress_event(p, sent, state)
-                changed = asyncio.ensure_future(self.replica.changed(record.session_id))
-                report = asyncio.ensure_future(reports.get())
+                # Registered before the session is read: an entry applied from here on wakes us.
+                changed = self.replica.waiter(record.session_id)
                 try:
-                    await asyncio.wait((changed, report), return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for waiting in (changed, report):
-                        waiting.cancel()
+                    with self.replica._log().guard:
+                        events, settled, state = list(record.events), record.settled, record.state.value
+                    for seq in range(sent + 1, len(events) + 1):
+                        e = events[seq - 1]
+                        yield pb.SessionEvent(
+                            session_id=record.session_id, seq=seq, kind=e.kind, state=e.state, detail=e.detail
+                        )
+                        sent = seq
+                    if settled and sent >= len(events):
+                        return
+                    if not caught_up:  # a (re)connecting watcher first gets the latest progress
+                        caught_up = True
+                        for p in await live.current(record.session_id):
+                            yield _progress_event(p, sent, state)
+                    report = asyncio.ensure_future(reports.get())
+                    try:
+                        await asyncio.wait((changed, report), return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        report.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
-                            await waiting
-                if report.done() and not report.cancelled():
-                    yield _progress_event(report.result(), sent, state)
-                while not reports.empty():
-                    yield _progress_event(reports.get_nowait(), sent, state)
+                            await report
+                    if report.done() and not report.cancelled():
+                        yield _progress_event(report.result(), sent, state)
+                    while not reports.empty():
+                        yield _progress_event(reports.get_nowait(), sent, state)
+                finally:
+                    self.replica.unwait(record.session_id, changed)
 
     async def ListAgents(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         channel = await self.leader_channel(context)
@@ -610,12 +632,15 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
 class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  # type: ignore[misc]
     async def _deliver(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> Any:
         message: object = from_proto(request)
-        if isinstance(message, m.Result) and len(message.outcome.document) > RESULT_DOCUMENT_LENGTH_MAX:
-            await _abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"outcome.document: longer than {RESULT_DOCUMENT_LENGTH_MAX} characters",
+        if isinstance(message, m.Result) and message.outcome.document:
+            document = message.outcome.document
+            why = (
+                f"longer than {RESULT_DOCUMENT_LENGTH_MAX} characters"
+                if len(document) > RESULT_DOCUMENT_LENGTH_MAX
+                else check_document(document)
             )
+            if why:
+                await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"outcome.document: {why}")
         if isinstance(message, m.Register):
             try:
                 check_register(message)
@@ -667,7 +692,7 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
 
     async def Heartbeat(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         if self.replica.is_leader:
-            self.replica.heard_from(request.agent_id)
+            self.replica.heartbeat(request.agent_id)
             return pb.Empty()
         channel = await self.leader_channel(context)
         if channel is None:

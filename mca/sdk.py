@@ -93,7 +93,7 @@ class Context:
 
     agent_id: str
     data_dir: str
-    graph_url: str = ""  # redis://user:password@host:port, or "" without a graph store
+    graph_url: str = field(default="", repr=False)  # redis://user:password@host:port, or ""
     graph_key: str = ""
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from knowledge.server import FalkorServer
+    from knowledge.server import AgentCredentials, FalkorServer
 
 #: How long a store may take to answer on its port after it was started.
 START_SECONDS_MAX = 60.0
@@ -109,7 +110,30 @@ def start_redis(data_dir: Path, host: str, port: int, password: str) -> FalkorSe
     except Exception as exc:
         raise StoreError(f"redis-server: {exc}") from exc
     pidfile.write_text(f"{server.process.pid}\n")
+    # Redis keeps ACL users in memory: give back every agent its user, with the password it has.
+    for secret in sorted((folder / "agents").glob("*.secret")):
+        server.create_agent_user(secret.stem, secret.read_text().strip())
     return server
+
+
+def agent_graph_user(server: FalkorServer, agent_id: str) -> AgentCredentials:
+    """``agent_id``'s own ACL user on ``server`` (its graph and key prefix only), with a password
+    kept in the server's data folder so that a restarted server gives the same user back."""
+    folder = server.data_dir / "agents"
+    folder.mkdir(parents=True, exist_ok=True)
+    secret = folder / f"{agent_id}.secret"
+    if not secret.exists():
+        write_secret(secret, secrets.token_urlsafe(24))
+    return server.create_agent_user(agent_id, secret.read_text().strip())
+
+
+def write_secret(path: Path, value: str) -> None:
+    """Write a secret readable only by us, atomically: a reader sees all of it or no file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    os.replace(temporary, path)
 
 
 def redis_url(host: str, port: int, password: str) -> str:
@@ -128,6 +152,11 @@ def launch(store: StoreProcess, argv: list[str]) -> StoreProcess:
         if store.process.poll() is not None:
             raise StoreError(f"{store.name} exited with status {store.process.returncode}; see {store.logfile}")
         with contextlib.suppress(OSError), socket.create_connection((store.host, store.port), timeout=0.5):
+            # Something answers; make sure it is ours and not another server on the port (ours
+            # would then exit with "address in use").
+            time.sleep(0.3)
+            if store.process.poll() is not None:
+                raise StoreError(f"{store.host}:{store.port} is taken by another process; see {store.logfile}")
             return store
         time.sleep(0.1)
     store.stop()

@@ -36,7 +36,6 @@ from protocol.participant_table import PARTICIPANT_TRANSITIONS, RESERVING, Cue, 
 MCA = "mca"
 
 
-#: Parameters an agent offers in its yes vote, computed from the assignment (pure).
 @dataclass(frozen=True)
 class Refusal:
     """The agent's own verdict on a subtask it could hold: it cannot do this one (a request it

@@ -34,6 +34,9 @@ from wpa.request import WorkoutRequest, parse_request
 #: The negotiated parameter: the plan's weekly training energy, rounded to whole kcal so that
 #: both agents report exactly the same figure.
 EXPENDITURE = "weekly_expenditure_kcal"
+#: Plans made at prepare and kept for execute; the oldest go first (a plan dropped too early is
+#: made again, deterministically, by execute).
+PLANS_KEPT_MAX = 256
 
 
 class WorkoutPlanningAgent(Agent):
@@ -110,4 +113,6 @@ class WorkoutPlanningAgent(Agent):
         except (InvalidRequest, Infeasible, ValueError) as exc:
             raise Refuse(str(exc)) from exc
         self._plans[subtask_id] = (request, plan)
+        while len(self._plans) > PLANS_KEPT_MAX:  # plans of sessions that aborted are never executed
+            del self._plans[next(iter(self._plans))]
         return request, plan

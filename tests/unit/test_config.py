@@ -67,6 +67,7 @@ agents:
         (GOOD + "stores: {embedded: false, documents: 'postgres://db'}\n", "stores.documents"),
         (GOOD + "stores: {embedded: false, redis: 'http://cache'}\n", "stores.redis"),
         (GOOD + "stores: {cache: 1}\n", "stores.cache"),
+        (GOOD + "bind: 10.1.2.3\n", "stores.embedded: the embedded stores"),
     ],
 )
 def test_mistakes_name_the_field(tmp_path: Path, text: str, field: str) -> None:
