@@ -21,7 +21,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -150,17 +149,42 @@ def launch(store: StoreProcess, argv: list[str]) -> StoreProcess:
     deadline = time.monotonic() + START_SECONDS_MAX
     while time.monotonic() < deadline:
         if store.process.poll() is not None:
-            raise StoreError(f"{store.name} exited with status {store.process.returncode}; see {store.logfile}")
-        with contextlib.suppress(OSError), socket.create_connection((store.host, store.port), timeout=0.5):
-            # Something answers; make sure it is ours and not another server on the port (ours
-            # would then exit with "address in use").
-            time.sleep(0.3)
-            if store.process.poll() is not None:
-                raise StoreError(f"{store.host}:{store.port} is taken by another process; see {store.logfile}")
+            raise StoreError(
+                f"{store.name} exited with status {store.process.returncode} (is {store.host}:{store.port} "
+                f"taken by another process?); see {store.logfile}"
+            )
+        # Ready when *our* process listens on the port: a connect alone could reach another
+        # server that holds it (an orphan, another cluster), and ours would then just exit.
+        if store.port in listening_ports(store.process.pid):
             return store
         time.sleep(0.1)
     store.stop()
     raise StoreError(f"{store.name} did not answer on {store.host}:{store.port} in {START_SECONDS_MAX:.0f} s")
+
+
+def listening_sockets(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket process ``pid`` listens on, read from /proc (Linux);
+    the address as /proc writes it: ``0100007F`` is 127.0.0.1, ``00000000`` is every interface."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # LISTEN, and one of its sockets
+                    host, port = fields[1].rsplit(":", 1)
+                    found.add((host, int(port, 16)))
+    return found
+
+
+def listening_ports(pid: int) -> set[int]:
+    return {port for _, port in listening_sockets(pid)}
 
 
 def stop_orphan(pidfile: Path, program: str) -> None:

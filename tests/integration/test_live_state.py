@@ -37,6 +37,8 @@ class Stepper(Agent):
         job.progress(0.5, "half way")
         gate = GATES.setdefault(job.session_id, asyncio.Event())
         await asyncio.wait_for(gate.wait(), 20)
+        # Heavy work runs in worker threads; reporting from there must not fail the job.
+        await asyncio.to_thread(job.progress, 0.75, "from a worker thread")
         job.progress(1.0, "done")
         return {"steps": 4.0}
 

@@ -6,7 +6,6 @@ and the cluster carries on."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
@@ -26,6 +25,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from mca.config import ClusterConfig
 from mca.deploy import Deployment
 from mca.sdk import Client, Session
+from mca.stores import listening_sockets
 from tests.ray_cluster import ray_deployment, write_cluster_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,21 +173,7 @@ def test_every_listener_of_the_deployment_binds_loopback(cluster: tuple[ClusterC
     agent): every process this test session started listens on 127.0.0.1 only. Read from
     /proc (psutil's address decoding is broken in this process by a library's socket shim)."""
     ours = {p.pid for p in psutil.Process().children(recursive=True)} | {os.getpid()}
-    inodes: dict[str, int] = {}
-    for pid in ours:
-        with contextlib.suppress(OSError):
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                with contextlib.suppress(OSError):
-                    target = os.readlink(fd)
-                    if target.startswith("socket:["):
-                        inodes[target[8:-1]] = pid
-    listening = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN, owned by one of ours
-                host, port = fields[1].split(":")
-                listening.append((inodes[fields[9]], host, int(port, 16)))
+    listening = [(pid, host, port) for pid in ours for host, port in listening_sockets(pid)]
     assert len(listening) >= 10, listening  # replicas, agents, stores and Ray's servers
     # 127.0.0.1 as IPv4, ::1, or 127.0.0.1 mapped into IPv6
     loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
