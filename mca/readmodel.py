@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import threading
@@ -78,6 +79,7 @@ RESULT_COLLECTIONS = {
     "workout_plan": ("workout_plans", "WorkoutPlanGenerated"),
 }
 OTHER_RESULTS = ("results", "ResultRecorded")
+ALL_COLLECTIONS = (SESSIONS, AGENTS, EVENTS, META, *(c for c, _ in (*RESULT_COLLECTIONS.values(), OTHER_RESULTS)))
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +212,14 @@ def agent_event(agent: AgentRecord) -> dict[str, Any]:
     }
 
 
+def log_identity(entries: Callable[[int], Iterable[tuple[int, Entry]]]) -> str:
+    """A name for this decision log: a digest of its first entry (the same on every replica of
+    one cluster, different for a cluster started afresh: its first registration carries a new
+    incarnation)."""
+    first = next(iter(entries(0)), None)
+    return hashlib.sha256(repr(first[1]).encode()).hexdigest()[:16] if first else ""
+
+
 @dataclass
 class Batch:
     """Documents to write, taken from the ledger under its guard."""
@@ -246,6 +256,7 @@ class ReadModel:
         self._dirty_agents: set[str] = set()
         self._written_seq: dict[str, int] = {}
         self.checkpoint = 0  # entries the store has caught up with, as far as this writer knows
+        self.log_id = ""  # which decision log the store projects (see log_identity)
         self.error = ""  # the last store error, for status displays
 
     # Called on pysyncobj's tick thread, under the guard, once per applied entry.
@@ -275,8 +286,17 @@ class ReadModel:
         self, ledger: Ledger, applied: Callable[[], int], entries: Callable[[int], Iterable[tuple[int, Entry]]]
     ) -> None:
         """As a new leader: re-project what the entries after the stored checkpoint touched
-        (everything, when the store has no checkpoint)."""
+        (everything, when the store has no checkpoint, or one of another log)."""
+        with self._guard:
+            self.log_id = log_identity(entries)
         stored = await self._db[META].find_one({"_id": "checkpoint"})
+        if stored is not None and stored.get("log") not in (None, self.log_id):
+            # These documents project another decision log (a cluster started afresh on an old
+            # store): its session ids collide with ours. Start the projection over.
+            log.warning("read model holds another log's projection (%s); rebuilding", stored.get("log"))
+            for collection in ALL_COLLECTIONS:
+                await self._db[collection].delete_many({})
+            stored = None
         self.checkpoint = int(stored["applied"]) if stored else 0
         with self._guard:
             if self.checkpoint >= applied():
@@ -332,7 +352,9 @@ class ReadModel:
             ops = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in batch.events]
             await self._bulk(EVENTS, ops)
         if batch.complete:  # a partial batch (a chunk of a re-projection) proves nothing yet
-            await self._db[META].update_one({"_id": "checkpoint"}, {"$max": {"applied": batch.applied}}, upsert=True)
+            await self._db[META].update_one(
+                {"_id": "checkpoint"}, {"$max": {"applied": batch.applied}, "$set": {"log": self.log_id}}, upsert=True
+            )
         with self._guard:
             for session_id, seq in batch.seqs.items():
                 self._written_seq[session_id] = max(seq, self._written_seq.get(session_id, 0))
@@ -375,6 +397,8 @@ class ReadModel:
                 continue
             try:
                 if not was_leading:
+                    if applied() == 0:
+                        continue  # nothing to project, and no first entry to name the log by yet
                     await self.ensure_indexes()
                     await self.catch_up(ledger(), applied, entries)
                     was_leading = True

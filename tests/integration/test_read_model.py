@@ -198,3 +198,24 @@ def test_a_new_leader_rebuilds_a_read_model_that_fell_behind(cluster: EmbeddedCl
     assert_agrees_with_log(cluster, new_leader)
     sessions, _, _ = stored(cluster, new_leader)
     assert sessions[lost]["state"] == "completed"
+
+
+def test_a_cluster_started_afresh_on_an_old_store_rebuilds_it(
+    tmp_path_factory: pytest.TempPathFactory, documents: StoreProcess
+) -> None:
+    """Session ids restart at s1 in a new log: the old projection must not survive beside it."""
+    url = database_url(documents, "read_model_afresh")
+
+    def run_cluster(keys: list[str]) -> dict[str, Any]:
+        data = tmp_path_factory.mktemp("afresh")
+        with EmbeddedCluster(str(data), [Echo("echo-1"), Echo("echo-2")], documents_url=url) as c:
+            wait_for(lambda: (leader := c.leader()) is not None and len(leader.ledger.agents) == 2, "agents")
+            submit_all(c, [(k, "echo", {"value": 1.0}) for k in keys])
+            leader = caught_up(c)
+            sessions, _, _ = stored(c, leader)
+            assert {d["idempotency_key"] for d in sessions.values()} == set(keys)
+            return sessions
+
+    run_cluster(["old-1", "old-2", "old-3"])
+    fresh = run_cluster(["new-1"])  # the same store, a new decision log
+    assert list(fresh) == ["s1"] and fresh["s1"]["idempotency_key"] == "new-1"
