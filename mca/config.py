@@ -17,7 +17,7 @@ from mca.catalog import CATALOG, TaskType, numbers
 from mca.replica import ReplicaAddress
 from mca.sdk import Agent
 from mca.stores import documents_url, redis_url, write_secret
-from protocol.model import SUBTASKS_MAX, SubtaskSpec, Timing, params
+from protocol.model import SUBTASKS_MAX, Limits, SubtaskSpec, Timing, params
 
 
 class ConfigError(ValueError):
@@ -65,6 +65,7 @@ class ClusterConfig:
     agents: tuple[AgentSpec, ...]
     catalog: dict[str, TaskType] = field(default_factory=lambda: dict(CATALOG))
     stores: StoresConfig = field(default_factory=StoresConfig)
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def documents_url(self) -> str:
@@ -147,6 +148,19 @@ def load(path: str | Path) -> ClusterConfig:
         # Otherwise every yes voter asks for the decision before it can be reached (and so
         # presumes an abort) whenever a vote is slow.
         raise ConfigError("mca.timing.lease: must be longer than mca.timing.prepare_timeout")
+    limits_raw = _get(mca, "limits", dict, {}, "mca.limits")
+    unknown = sorted(set(limits_raw) - {f.name for f in fields(Limits)})
+    if unknown:
+        raise ConfigError(f"mca.limits.{unknown[0]}: unknown; known: sessions_in_flight_max, retry_after")
+    in_flight_max = _get(
+        limits_raw, "sessions_in_flight_max", int, Limits.sessions_in_flight_max, "mca.limits.sessions_in_flight_max"
+    )
+    if isinstance(in_flight_max, bool) or not 1 <= in_flight_max <= 1_000_000:
+        raise ConfigError("mca.limits.sessions_in_flight_max: must be a whole number from 1 to 1000000")
+    retry_after = limits_raw.get("retry_after", Limits.retry_after)
+    if isinstance(retry_after, bool) or not isinstance(retry_after, (int, float)) or not 0 < retry_after <= 60:
+        raise ConfigError("mca.limits.retry_after: must be a number of seconds above 0 and at most 60")
+    limits = Limits(in_flight_max, float(retry_after))
     agents = []
     for i, a in enumerate(_get(raw, "agents", list, [])):
         where = f"agents[{i}]"
@@ -181,6 +195,7 @@ def load(path: str | Path) -> ClusterConfig:
         tuple(agents),
         catalog,
         stores,
+        limits,
     )
 
 

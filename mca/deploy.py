@@ -212,6 +212,7 @@ def deploy(config: ClusterConfig, detached: bool = False, spread: bool = False) 
             data_dir=str(config.data_dir),
             password=password,
             timing=config.timing,
+            limits=config.limits,
             catalog=config.catalog,
             documents_url=config.documents_url,
             redis_url=config.redis_url(),

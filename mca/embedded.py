@@ -21,7 +21,7 @@ from mca.catalog import CATALOG, TaskType
 from mca.loop import LoopThread
 from mca.replica import Replica, ReplicaAddress, ReplicaConfig
 from mca.sdk import Agent, Context
-from protocol.model import Timing
+from protocol.model import Limits, Timing
 
 if TYPE_CHECKING:
     from knowledge.server import FalkorServer
@@ -51,6 +51,7 @@ class EmbeddedCluster:
         agents: list[Agent],
         replicas: int = 3,
         timing: Timing | None = None,
+        limits: Limits | None = None,
         catalog: dict[str, TaskType] | None = None,
         documents_url: str = "",
         redis_url: str = "",
@@ -61,6 +62,7 @@ class EmbeddedCluster:
         self.redis_url = redis_url
         self._graphs = graphs
         self.timing = timing or Timing()
+        self.limits = limits or Limits()
         self.password = secrets.token_hex(16)
         ports = free_ports(2 * replicas)
         self.addresses = [
@@ -117,6 +119,7 @@ class EmbeddedCluster:
             data_dir=self.data_dir,
             password=self.password,
             timing=self.timing,
+            limits=self.limits,
             catalog=self._catalog,
             documents_url=self.documents_url,
             redis_url=self.redis_url,

@@ -1,13 +1,33 @@
-"""I/O helpers shared by the hosts: a cache of gRPC channels and fire-and-forget tasks."""
+"""I/O helpers shared by the hosts: gRPC channels, fire-and-forget tasks, batched links to a
+peer and a timer wheel.
+
+Both hosts (replica and agent) talk to their peers in batches (DESIGN.md, "Message batches"):
+a ``PeerLink`` has at most one call to its peer under way, and every message that becomes ready
+meanwhile rides the next call. Under load a call carries many messages; alone, a message leaves
+at once. A message equal to one already queued or on its way is not sent again: under load,
+that is what turned the protocol's timed resends into storms of duplicate calls.
+
+The protocol sets and cancels timers per session and per subtask (retries, deadlines, leases):
+thousands a second under load. ``TimerWheel`` keeps them in slots of ``resolution`` seconds,
+with one loop callback per occupied slot instead of a heap entry per timer; setting and
+cancelling are O(1) (a cancelled or moved timer is skipped when its old slot comes due), and
+timers due together fire together, so the host steps its machine once for all of them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Hashable
-from typing import Any
+import logging
+import math
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Generic, TypeVar
 
 import grpc
+
+M = TypeVar("M", bound=Hashable)
+
+log = logging.getLogger(__name__)
 
 
 class Outbox:
@@ -32,9 +52,7 @@ class Outbox:
     def spawn(self, work: Awaitable[Any], key: Hashable = None) -> None:
         """Run ``work`` in the background; a failed or cancelled call is dropped (one-way).
 
-        With a ``key`` (say, the destination and the message), callers can ask ``busy(key)``
-        first and skip a resend of a message whose previous send has not even finished: under
-        load that is what turned the protocol's timed resends into a storm of duplicate calls.
+        With a ``key``, callers can ask ``busy(key)`` first and skip starting the same work twice.
         """
 
         async def run() -> None:
@@ -49,6 +67,97 @@ class Outbox:
             task.add_done_callback(lambda _: self._in_flight.discard(key))
 
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
+
+
+class PeerLink(Generic[M]):
+    """Messages for one peer, sent in batches by ``deliver`` with at most one call under way.
+
+    ``deliver(batch)`` performs the call (and handles its reply); if it raises, the batch is
+    dropped: the protocol's resends cover lost messages, and a peer that is down must not make
+    its messages pile up here.
+    """
+
+    def __init__(self, deliver: Callable[[list[M]], Awaitable[None]], outbox: Outbox) -> None:
+        self._deliver = deliver
+        self._outbox = outbox
+        self._queued: dict[M, None] = {}
+        self._on_the_way: set[M] = set()
+        self._running = False
+
+    def send(self, message: M) -> None:
+        if message in self._queued or message in self._on_the_way:
+            return  # the same message is already going: a resend now would only add load
+        self._queued[message] = None
+        if not self._running:
+            self._running = True
+            self._outbox.spawn(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while self._queued:
+                batch = list(self._queued)
+                self._queued.clear()
+                self._on_the_way = set(batch)
+                try:
+                    await self._deliver(batch)
+                except (grpc.aio.AioRpcError, OSError) as exc:
+                    log.debug("a batch of %d messages was lost: %s", len(batch), exc)
+                finally:
+                    self._on_the_way = set()
+        finally:
+            self._running = False
+
+
+class TimerWheel:
+    """Timers by key, fired in batches: ``fire(keys)`` gets every key due in one slot."""
+
+    def __init__(self, fire: Callable[[list[Hashable]], None], resolution: float = 0.01) -> None:
+        self._fire = fire
+        self._resolution = resolution
+        self._deadlines: dict[Hashable, float] = {}
+        self._slots: dict[int, dict[Hashable, None]] = {}
+        self._handles: dict[int, asyncio.TimerHandle] = {}
+
+    def __len__(self) -> int:
+        return len(self._deadlines)
+
+    def _slot(self, at: float) -> int:
+        return math.ceil(at / self._resolution)
+
+    def set(self, key: Hashable, at: float) -> None:
+        """Fire ``key`` at loop time ``at`` (at most ``resolution`` late); setting a key again
+        replaces its deadline."""
+        self._deadlines[key] = at
+        slot = self._slot(at)
+        keys = self._slots.get(slot)
+        if keys is None:
+            keys = self._slots[slot] = {}
+            loop = asyncio.get_running_loop()
+            self._handles[slot] = loop.call_at(slot * self._resolution, self._due, slot)
+        keys[key] = None
+
+    def cancel(self, key: Hashable) -> None:
+        self._deadlines.pop(key, None)  # its slot skips it when due
+
+    def clear(self) -> None:
+        for handle in self._handles.values():
+            handle.cancel()
+        self._handles.clear()
+        self._slots.clear()
+        self._deadlines.clear()
+
+    def _due(self, slot: int) -> None:
+        self._handles.pop(slot, None)
+        due: list[Hashable] = []
+        for key in self._slots.pop(slot, {}):
+            at = self._deadlines.get(key)
+            if at is not None and self._slot(at) == slot:  # not cancelled, not moved elsewhere
+                del self._deadlines[key]
+                due.append(key)
+        if due:
+            self._fire(due)

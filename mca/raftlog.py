@@ -2,12 +2,23 @@
 
 Each MCA replica owns one ``RaftDecisionLog``. Raft orders the entries; every replica applies
 each entry a majority holds to its own ``Ledger`` through the replicated method ``_apply`` and tells its
-subscribers (``Applied``), so the leader's host hears every applied entry, whoever appended it.
+subscribers, so the leader's host hears every applied record, whoever appended it.
 
-Appends are asynchronous: ``append`` hands the entry to pysyncobj with a callback and returns
-at once. A lone synchronous call would wait for the next batch (about two append periods), so
-nothing here ever waits; the periods are tuned short for fast application and failover (DESIGN.md:
-about 0.4 s failover with tuned timeouts, 2 s with the defaults).
+An entry is a ``Batch`` of records (group commit, ``protocol.batching``): applying it applies
+the records in order, telling the subscribers of each (``Applied``) right after it applies, so
+the leader steps with the ledger exactly as of that record, as if it had been appended alone;
+then ``on_batch`` subscribers hear that the batch is done, so the host wakes its loop once per
+batch instead of once per record.
+
+Appends are asynchronous: ``append`` hands the batch to pysyncobj with a callback and returns
+at once. The host batches (group commit), so pysyncobj's own batching is off: with
+``appendEntriesUseBatch`` a command waited for the next tick and the next append period (5 ms
+each, so a Raft round trip cost 10-20 ms and a session several of them), and both periods had to
+be short, which made every replica tick 200 times a second and send 400 encrypted heartbeats a
+second whether or not anything happened. Without it, pysyncobj wakes its tick thread through a
+pipe on every append and sends at once; a follower's answer wakes the leader's poll, which
+applies and tells the followers the new commit index at once. The periods are then only the
+heartbeat and the idle poll, and can be long.
 
 Raft traffic is authenticated and encrypted with pysyncobj's password option, also on the
 embedded default. The journal lives in the data folder and survives a process crash (it is not
@@ -29,7 +40,8 @@ from dataclasses import dataclass
 
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 
-from protocol.entries import Entry
+from protocol.batching import records
+from protocol.entries import Batch, Entry
 from protocol.events import Applied
 from protocol.ledger import ApplyResult, Ledger
 
@@ -50,41 +62,50 @@ class RaftTiming:
     (with ``CONNECTION_IDLE_SECONDS_MAX``; 1.35-1.90 s before both changes). Shorter risks
     spurious elections when two busy cores starve the tick thread."""
 
-    append_entries_period: float = 0.005
+    #: Heartbeat period (appends are sent at once, not on this period).
+    append_entries_period: float = 0.05
     raft_min_timeout: float = 0.25
     raft_max_timeout: float = 0.75
-    tick_period: float = 0.005
+    #: The tick thread's idle poll: a message or an append wakes it sooner.
+    tick_period: float = 0.05
 
 
 class _LedgerState(SyncObjConsumer):  # type: ignore[misc]
     """The replicated part: the ledger and the applied entries. Everything assigned before
     ``super().__init__()`` is local to the replica and never serialized into Raft snapshots."""
 
-    def __init__(self, notify: Callable[[Applied], None], guard: threading.RLock) -> None:
+    def __init__(
+        self, notify: Callable[[Applied], None], batch_done: Callable[[], None], guard: threading.RLock
+    ) -> None:
         self._notify = notify
+        self._batch_done = batch_done
         self._guard = guard
         super().__init__()
         self.ledger = Ledger()
         self.entries: list[Entry] = []
 
     @replicated  # type: ignore[untyped-decorator]
-    def _apply(self, entry: Entry) -> ApplyResult:
+    def _apply(self, batch: Batch | Entry) -> None:
         with self._guard:  # the host steps its leader under the same lock: no torn reads
+            for entry in records(batch):
+                try:
+                    result = self.ledger.apply(entry)
+                except Exception:
+                    # A broken invariant is a bug, but raising here would make pysyncobj retry
+                    # the same entry forever on every replica (and again after every restart):
+                    # the log would be wedged. Every replica rejects the record alike, so the
+                    # state stays the same everywhere; the log says loudly that it happened.
+                    logging.getLogger(__name__).critical("record rejected by the ledger: %r", entry, exc_info=True)
+                    result = ApplyResult(False)
+                self.entries.append(entry)
+                try:
+                    self._notify(Applied(len(self.entries), entry, result))
+                except Exception:
+                    logging.getLogger(__name__).exception("a subscriber failed on record %d", len(self.entries))
             try:
-                result = self.ledger.apply(entry)
+                self._batch_done()
             except Exception:
-                # A broken invariant is a bug, but raising here would make pysyncobj retry the
-                # same entry forever on every replica (and again after every restart): the log
-                # would be wedged. Every replica rejects it alike, so the state stays the same
-                # everywhere; the log says loudly that it happened.
-                logging.getLogger(__name__).critical("entry rejected by the ledger: %r", entry, exc_info=True)
-                result = ApplyResult(False)
-            self.entries.append(entry)
-            try:
-                self._notify(Applied(len(self.entries), entry, result))
-            except Exception:
-                logging.getLogger(__name__).exception("a subscriber failed on entry %d", len(self.entries))
-        return result
+                logging.getLogger(__name__).exception("a subscriber failed after record %d", len(self.entries))
 
     @replicated  # type: ignore[untyped-decorator]
     def _barrier(self, term: int) -> int:
@@ -108,9 +129,10 @@ class RaftDecisionLog:
             raise ValueError("the Raft password must not be empty: replica traffic is always authenticated")
         os.makedirs(data_dir, exist_ok=True)
         self._subscribers: list[Callable[[Applied], None]] = []
+        self._batch_subscribers: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self.guard = guard or threading.RLock()
-        self._state = _LedgerState(self._publish, self.guard)
+        self._state = _LedgerState(self._publish, self._publish_batch, self.guard)
         safe = self_address.replace(":", "_")
         conf = SyncObjConf(
             password=password,
@@ -118,8 +140,8 @@ class RaftDecisionLog:
             fullDumpFile=os.path.join(data_dir, f"raft-{safe}.dump"),
             appendEntriesPeriod=timing.append_entries_period,
             # Send each append at once (a pipe wakes the tick thread) instead of waiting for the
-            # next batch: coordination latency is a few log round trips per session.
-            appendEntriesUseBatch=True,
+            # next tick and append period: the host already batches (group commit).
+            appendEntriesUseBatch=False,
             autoTickPeriod=timing.tick_period,
             raftMinTimeout=timing.raft_min_timeout,
             raftMaxTimeout=timing.raft_max_timeout,
@@ -140,10 +162,10 @@ class RaftDecisionLog:
     def ledger(self) -> Ledger:
         return self._state.ledger
 
-    def append(self, entry: Entry, term: int) -> bool:
+    def append(self, batch: Batch, term: int) -> bool:
         if not self._sync._isLeader() or self._sync.raftCurrentTerm != term:
             return False
-        self._state._apply(entry, callback=_ignore)
+        self._state._apply(batch, callback=_ignore)
         return True
 
     def barrier(self, term: int, done: Callable[[bool], None]) -> None:
@@ -160,8 +182,14 @@ class RaftDecisionLog:
         self._state._barrier(term, callback=applied)
 
     def subscribe(self, callback: Callable[[Applied], None]) -> None:
+        """``callback`` gets each applied record, on the tick thread, under ``guard``."""
         with self._lock:
             self._subscribers.append(callback)
+
+    def on_batch(self, callback: Callable[[], None]) -> None:
+        """``callback`` runs after the last record of each applied batch (tick thread, guard held)."""
+        with self._lock:
+            self._batch_subscribers.append(callback)
 
     def applied_entries(self, start: int = 0) -> Iterator[tuple[int, Entry]]:
         entries = list(self._state.entries)
@@ -196,6 +224,12 @@ class RaftDecisionLog:
             subscribers = list(self._subscribers)
         for callback in subscribers:
             callback(applied)
+
+    def _publish_batch(self) -> None:
+        with self._lock:
+            subscribers = list(self._batch_subscribers)
+        for callback in subscribers:
+            callback()
 
 
 def _ignore(result: object, error: object) -> None:

@@ -5,15 +5,19 @@ clients), ``CoordinationService`` (for agents), health checking and server refle
 Raft makes it leader it also runs a ``protocol.leader.Leader`` for that term; the core decides,
 this host only turns effects into I/O:
 
-* ``Send`` to an agent is a one-way gRPC call to the address the agent registered; ``Send`` to
-  a client resolves the future of the request waiting for that answer;
-* ``Append`` goes to the decision log; ``SetTimer``/``CancelTimer`` become loop timers.
+* ``Send`` to an agent joins the ``PeerLink`` of the address the agent registered: one batched
+  ``Deliver`` call at a time per agent, whose reply brings the agent's votes and
+  acknowledgements back; ``Send`` to a client resolves the future of the request waiting for it;
+* ``Append`` joins the ``GroupCommit`` of this loop turn: one Raft entry carries every record the
+  turn produced, cut when the loop goes idle (``call_soon``), never on a timer;
+* ``SetTimer``/``CancelTimer`` go to a ``TimerWheel``; timers due together are stepped together.
 
 Ordering: pysyncobj applies entries on its tick thread, holding the log's ``guard``, and the
-leader is stepped with each applied entry right there, under the guard; every other step (a
-client request, an agent message, a timer) takes the same guard on the event-loop thread. So
-the leader sees the ledger exactly as of the events it has processed, which is the model the
-simulator checks. Effects always run on the event loop, never on the tick thread.
+leader is stepped with each applied record right there, under the guard; every other step (a
+client request, a batch of agent messages, due timers) takes the same guard on the event-loop
+thread. So the leader sees the ledger exactly as of the events it has processed, which is the
+model the simulator checks. Effects always run on the event loop, never on the tick thread:
+the effects of a whole applied batch are handed over in one ``call_soon_threadsafe``.
 
 Followers forward client calls to the leader (they know it from Raft), so any replica accepts
 any call; agents are told the leader's address instead and talk to it directly. Reads (``Get``,
@@ -30,7 +34,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -39,7 +43,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mca.catalog import CATALOG, TaskType, check_document, task_from_request
-from mca.io import Outbox
+from mca.io import Outbox, PeerLink, TimerWheel
 from mca.livestate import NOTE_LENGTH_MAX, LiveState, Progress
 from mca.metrics import Metrics
 from mca.raftlog import RaftDecisionLog, RaftTiming
@@ -47,21 +51,20 @@ from mca.readmodel import ReadModel
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
+from protocol.batching import GroupCommit
 from protocol.effects import Append, CancelTimer, Effect, Send, SetTimer
 from protocol.entries import Registered
 from protocol.errors import CoordinationError, InvalidTask
 from protocol.events import Applied, BecameLeader, TimerFired
 from protocol.leader import Leader, check_register
 from protocol.ledger import Ledger, SessionRecord
-from protocol.model import NAME_LENGTH_MAX, RESULT_DOCUMENT_LENGTH_MAX, Timing
-from protocol.wire import from_proto, to_proto
+from protocol.model import NAME_LENGTH_MAX, RESULT_DOCUMENT_LENGTH_MAX, Limits, Timing
+from protocol.wire import LEADER_HINT, RETRY_AFTER, TO_AGENT_FIELD, from_proto, pack, unpack
 
 #: How long a client request waits for its entry to be applied before it is told to retry.
 APPLY_WAIT_SECONDS = 10.0
 #: Metadata on a call a follower forwards to the leader (a call is forwarded at most once).
 FORWARDED = (("mca-forwarded", "1"),)
-#: Trailing metadata with which a follower tells an agent the leader's address.
-LEADER_HINT = "mca-leader"
 #: An agent with no heartbeat for this long is shown as offline.
 HEARTBEAT_STALE_SECONDS = 3.0
 
@@ -71,17 +74,12 @@ STATUS = {
     "FAILED_PRECONDITION": grpc.StatusCode.FAILED_PRECONDITION,
     "NOT_FOUND": grpc.StatusCode.NOT_FOUND,
     "UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    "RESOURCE_EXHAUSTED": grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
-#: Which AgentService method carries each message the core sends to an agent.
-AGENT_METHOD = {
-    m.Prepare: "Prepare",
-    m.Commit: "Commit",
-    m.Abort: "Abort",
-    m.ResultAccepted: "AcceptResult",
-    m.Release: "Release",
-    m.RegisterReply: "Registered",
-}
+#: How long one batched call to an agent may take before its messages count as lost (the
+#: protocol resends what still matters).
+DELIVER_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +96,7 @@ class ReplicaConfig:
     data_dir: str
     password: str
     timing: Timing = field(default_factory=Timing)
+    limits: Limits = field(default_factory=Limits)
     raft: RaftTiming = field(default_factory=RaftTiming)
     catalog: dict[str, TaskType] = field(default_factory=lambda: dict(CATALOG))
     #: The durable read model's document store (a MongoDB URL); empty: none.
@@ -118,7 +117,11 @@ class Replica:
         self._leader: Leader | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: grpc.aio.Server | None = None
-        self._timers: dict[Hashable, asyncio.TimerHandle] = {}
+        self._timers = TimerWheel(self._timers_fired)
+        self._group = GroupCommit()
+        self._links: dict[str, PeerLink[Any]] = {}  # by agent address
+        # Effects of applied records, gathered on the tick thread until their batch is done.
+        self._applied_effects: list[tuple[list[Effect], str, Leader | None]] = []
         self._waiting: dict[str, asyncio.Future[Any]] = {}
         self._tokens = itertools.count(1)
         self._outbox = Outbox()
@@ -148,6 +151,7 @@ class Replica:
                 )
             )
         log.subscribe(self._applied_on_tick_thread)
+        log.on_batch(self._batch_done_on_tick_thread)
         await self.live.start()
         server = grpc.aio.server()
         pb_grpc.add_TaskServiceServicer_to_server(_TaskService(self), server)
@@ -172,12 +176,11 @@ class Replica:
         if self.read_model is not None:
             await self.read_model.close()
         await self.live.close()
-        for handle in self._timers.values():
-            handle.cancel()
         self._timers.clear()
         if self._server is not None:
             await self._server.stop(grace=0.2)
         await self._outbox.close()
+        self.metrics.close()  # the last figures go out
         if self.log is not None:
             self.log.close()
 
@@ -214,7 +217,7 @@ class Replica:
                         log.barrier(term, functools.partial(self._barrier_applied, term))
                     elif self._ready_term == term:
                         # Every entry the previous leaders got to a majority is applied: take over.
-                        self._leader = Leader(term, log.ledger, self.config.timing)
+                        self._leader = Leader(term, log.ledger, self.config.timing, limits=self.config.limits)
                         self.metrics.count("leader_changes_total")
                         effects = self._leader.step(BecameLeader(), time.monotonic())
                 if not leading:
@@ -227,9 +230,8 @@ class Replica:
 
     def _drop_leadership(self) -> None:
         self._leader = None
-        for handle in self._timers.values():
-            handle.cancel()
         self._timers.clear()
+        self._group.drop()
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(NotLeader("leadership changed before the request was decided"))
@@ -257,30 +259,47 @@ class Replica:
                 self.metrics.applied(applied, leader.ledger, time.monotonic())
             except Exception:  # figures must never break the state machine's apply
                 logging.getLogger(__name__).exception("metrics failed on entry %d", applied.index)
-        if self._loop is not None:
-            session_id = getattr(applied.entry, "session_id", "")
-            self._loop.call_soon_threadsafe(self._after_apply, effects, session_id, leader)
+        session_id = applied.result.session_id or getattr(applied.entry, "session_id", "")
+        self._applied_effects.append((effects, session_id, leader))
 
-    def _after_apply(self, effects: list[Effect], session_id: str, leader: Leader | None) -> None:
-        if leader is not None and leader is not self._leader:
-            # Produced by a leader that has since been replaced: its messages are harmless
-            # (fenced by term), its timers and appends are not ours to keep.
-            effects = [e for e in effects if isinstance(e, Send)]
-        self._perform(effects)
-        # Wake only those waiting on this session: a wake-everyone event would cost
-        # O(requests in flight) per applied entry.
-        for waiter in self._watchers.pop(session_id, []):
-            if not waiter.done():
-                waiter.set_result(None)
+    def _batch_done_on_tick_thread(self) -> None:
+        """The last record of a batch is applied: hand its effects to the loop, once."""
+        done, self._applied_effects = self._applied_effects, []
+        if done and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._after_batch, done)
+
+    def _after_batch(self, done: list[tuple[list[Effect], str, Leader | None]]) -> None:
+        woken: set[str] = set()
+        for effects, session_id, leader in done:
+            if leader is not None and leader is not self._leader:
+                # Produced by a leader that has since been replaced: its messages are harmless
+                # (fenced by term), its timers and appends are not ours to keep.
+                effects = [e for e in effects if isinstance(e, Send)]
+            self._perform(effects)
+            woken.add(session_id)
+        # Wake only those waiting on these sessions: a wake-everyone event would cost
+        # O(requests in flight) per applied batch.
+        for session_id in woken:
+            for waiter in self._watchers.pop(session_id, []):
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def step(self, event: object) -> bool:
         """Step the leader with ``event`` (on the loop thread). False when not leading."""
+        return self.step_many((event,))
+
+    def step_many(self, events: Iterable[object]) -> bool:
+        """Step the leader with each event in turn, under one hold of the guard, and perform
+        the effects after. False when not leading."""
         log = self._log()
+        effects: list[Effect] = []
         with log.guard:
             leader = self._leader
             if leader is None:
                 return False
-            effects = leader.step(event, time.monotonic())
+            now = time.monotonic()
+            for event in events:
+                effects += leader.step(event, now)
         self._perform(effects)
         return True
 
@@ -290,22 +309,22 @@ class Replica:
                 self._send(effect.to, effect.message)
             elif isinstance(effect, Append):
                 leader = self._leader
-                if leader is not None:
-                    self._log().append(effect.entry, leader.term)
+                if leader is not None and self._group.add(effect.entry, leader.term):
+                    asyncio.get_running_loop().call_soon(self._cut)
             elif isinstance(effect, SetTimer):
-                old = self._timers.pop(effect.key, None)
-                if old is not None:
-                    old.cancel()
-                loop = asyncio.get_running_loop()
-                self._timers[effect.key] = loop.call_at(effect.at, self._timer_fired, effect.key)
+                self._timers.set(effect.key, effect.at)
             elif isinstance(effect, CancelTimer):
-                handle = self._timers.pop(effect.key, None)
-                if handle is not None:
-                    handle.cancel()
+                self._timers.cancel(effect.key)
 
-    def _timer_fired(self, key: Hashable) -> None:
-        self._timers.pop(key, None)
-        self.step(TimerFired(key))
+    def _cut(self) -> None:
+        """The loop went idle after the first record of a batch: append what the turn made."""
+        batch, term = self._group.cut()
+        leader = self._leader
+        if batch is not None and leader is not None and leader.term == term:
+            self._log().append(batch, term)
+
+    def _timers_fired(self, keys: list[Hashable]) -> None:
+        self.step_many([TimerFired(key) for key in keys])
 
     def _send(self, to: str, message: object) -> None:
         waiting = self._waiting.pop(to, None) if isinstance(message, (m.SubmitReply, m.CancelReply)) else None
@@ -313,15 +332,24 @@ class Replica:
             if not waiting.done():
                 waiting.set_result(message)
             return
-        method = AGENT_METHOD.get(type(message))
         agent = self._log().ledger.agents.get(to)
-        if method is None or agent is None or not agent.address:
+        if type(message) not in TO_AGENT_FIELD or agent is None or not agent.address:
             return  # a client that is gone, or an agent we cannot reach: senders retry
-        key = (agent.address, message)
-        if self._outbox.busy(key):
-            return  # the same message is still on its way: a resend now would only add load
-        stub = pb_grpc.AgentServiceStub(self._outbox.channel(agent.address))
-        self._outbox.spawn(getattr(stub, method)(to_proto(message), timeout=2.0), key)
+        link = self._links.get(agent.address)
+        if link is None:
+            link = self._links[agent.address] = PeerLink(
+                functools.partial(self._deliver_to_agent, agent.address), self._outbox
+            )
+        link.send(message)
+
+    async def _deliver_to_agent(self, address: str, batch: list[Any]) -> None:
+        """One batched call to an agent; its reply carries the agent's answers (votes,
+        acknowledgements), stepped at once as if they had come in a call of their own."""
+        stub = pb_grpc.AgentServiceStub(self._outbox.channel(address))
+        reply = await stub.Deliver(pack(batch, to_agent=True), timeout=DELIVER_TIMEOUT_SECONDS)
+        answers = unpack(reply)
+        if answers and self.step_many(answers):
+            self.took(answers)
 
     async def request(self, make: Callable[[str], object]) -> object:
         """Step the leader with a client request and wait for the answer the core sends back."""
@@ -432,6 +460,16 @@ class Replica:
             )
         return views
 
+    def took(self, messages: Iterable[object]) -> None:
+        """Bookkeeping for agent messages the leader stepped: who was heard, votes counted."""
+        now = time.monotonic()
+        for message in messages:
+            agent_id = getattr(message, "agent_id", "")
+            if agent_id in self.ledger.agents:  # never a key from a stranger's message
+                self._heartbeats[agent_id] = now
+            if isinstance(message, m.Vote):
+                self.metrics.count("votes_total", {"vote": "yes" if message.yes else "no"})
+
     def heard_from(self, agent_id: str) -> None:
         self._heartbeats[agent_id] = time.monotonic()
 
@@ -497,6 +535,7 @@ class _Forwarding:
             await _abort(
                 context, grpc.StatusCode.UNAVAILABLE, "no leader is ready yet (an election is under way); retry"
             )
+        context.set_trailing_metadata(((LEADER_HINT, address),))  # next time, ask the leader
         return self.replica._outbox.channel(address)
 
 
@@ -525,6 +564,9 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
         reply = await self._ask(context, lambda token: m.Submit(token, key, task))
         if not isinstance(reply, m.SubmitReply):
             await _abort(context, grpc.StatusCode.INTERNAL, "unexpected answer from the coordinator")
+        if reply.status == "RESOURCE_EXHAUSTED":
+            retry_after = self.replica.config.limits.retry_after
+            context.set_trailing_metadata(((RETRY_AFTER, f"{retry_after * 1000:.0f}"),))
         if reply.status != "OK":
             await _abort(context, STATUS.get(reply.status, grpc.StatusCode.UNKNOWN), reply.error)
         record = self.replica.ledger.sessions[reply.session_id]
@@ -629,30 +671,31 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
             await _abort(context, STATUS.get(exc.status, grpc.StatusCode.UNKNOWN), str(exc))
 
 
+def _refusal(message: object) -> str:
+    """Why an agent's protocol message is refused at the boundary ('' when it is taken)."""
+    if isinstance(message, m.Result) and message.outcome.document:
+        document = message.outcome.document
+        if len(document) > RESULT_DOCUMENT_LENGTH_MAX:
+            return f"outcome.document: longer than {RESULT_DOCUMENT_LENGTH_MAX} characters"
+        why = check_document(document)
+        return f"outcome.document: {why}" if why else ""
+    return ""
+
+
 class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  # type: ignore[misc]
-    async def _deliver(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        message: object = from_proto(request)
-        if isinstance(message, m.Result) and message.outcome.document:
-            document = message.outcome.document
-            why = (
-                f"longer than {RESULT_DOCUMENT_LENGTH_MAX} characters"
-                if len(document) > RESULT_DOCUMENT_LENGTH_MAX
-                else check_document(document)
-            )
-            if why:
-                await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"outcome.document: {why}")
-        if isinstance(message, m.Register):
-            try:
-                check_register(message)
-            except InvalidTask as exc:
-                await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        agent_id = getattr(message, "agent_id", "")
-        if self.replica.step(message):
-            self.replica.heard_from(agent_id)
-            if isinstance(message, m.Vote):
-                self.replica.metrics.count("votes_total", {"vote": "yes" if message.yes else "no"})
-            return pb.Empty()
-        await self._not_leader(context)
+    async def Deliver(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        messages = unpack(request)
+        refused = [(i, why) for i, message in enumerate(messages) if (why := _refusal(message))]
+        taken = [message for message in messages if not _refusal(message)] if refused else messages
+        if taken:
+            if not self.replica.step_many(taken):
+                await self._not_leader(context)
+            self.replica.took(taken)
+        if refused:
+            first, why = refused[0]
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"messages[{first}].{why}{more}")
+        return pb.Empty()
 
     async def _not_leader(self, context: grpc.aio.ServicerContext) -> NoReturn:
         # Agents are told where the leader is rather than forwarded: they talk to it directly
@@ -665,19 +708,15 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
         )
 
     async def Register(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._deliver("Register", request, context)
-
-    async def Vote(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._deliver("Vote", request, context)
-
-    async def Acknowledge(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._deliver("Acknowledge", request, context)
-
-    async def QueryDecision(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._deliver("QueryDecision", request, context)
-
-    async def ReportResult(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._deliver("ReportResult", request, context)
+        message = from_proto(request, m.Register)
+        try:
+            check_register(message)
+        except InvalidTask as exc:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if not self.replica.step(message):
+            await self._not_leader(context)
+        self.replica.heard_from(message.agent_id)
+        return pb.Empty()
 
     async def ReportProgress(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         replica = self.replica

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ import grpc
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
 from protocol.model import Assignment
+from protocol.wire import LEADER_HINT, RETRY_AFTER
 
 __all__ = [
     "Agent",
@@ -258,17 +260,53 @@ class Client:
     async def _call(self, method: str, request: Any, timeout: float | None = 30.0) -> Any:
         loop = asyncio.get_running_loop()
         failing_since: float | None = None  # the retry window starts at the first failure
+        overloaded = 0
         while True:
             stub = pb_grpc.TaskServiceStub(self._channels[self._next % len(self._channels)])
+            call = getattr(stub, method)(request, timeout=timeout)
             try:
-                return await getattr(stub, method)(request, timeout=timeout)
+                reply = await call
             except grpc.aio.AioRpcError as exc:
-                retryable = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+                code = exc.code()
+                retryable = code in (
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                )
                 failing_since = loop.time() if failing_since is None else failing_since
                 if not retryable or loop.time() - failing_since > self._retry_seconds:
-                    raise RequestRejected(exc.code().name, exc.details() or "") from exc
-                self._next += 1
+                    raise RequestRejected(code.name, exc.details() or "") from exc
+                if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    # The cluster is at its bound of sessions in flight and accepted nothing:
+                    # retry the same request (same key) after the hint, backing off with jitter
+                    # so that refused clients do not come back all at once.
+                    overloaded += 1
+                    hint = _retry_after(exc.trailing_metadata())
+                    await asyncio.sleep(min(hint * 2 ** min(overloaded - 1, 5), 2.0) * (0.5 + random.random()))
+                    continue
+                if not self._follow(exc.trailing_metadata()):
+                    self._next += 1
                 await asyncio.sleep(0.1)
+                continue
+            self._follow(await call.trailing_metadata())
+            return reply
+
+    def _follow(self, metadata: Any) -> bool:
+        """Talk to the leader a follower named (it forwarded our call, or could not serve it)."""
+        hint = dict(metadata or ()).get(LEADER_HINT)
+        if isinstance(hint, str) and hint in self._addresses:
+            self._next = self._addresses.index(hint)
+            return True
+        return False
+
+
+def _retry_after(metadata: Any) -> float:
+    """The server's retry hint in seconds (``RETRY_AFTER`` metadata), or 0.05 without one."""
+    value = dict(metadata or ()).get(RETRY_AFTER)
+    try:
+        return min(max(float(value) / 1000, 0.001), 5.0) if isinstance(value, str) else 0.05
+    except ValueError:
+        return 0.05
 
 
 def _session(view: Any) -> Session:

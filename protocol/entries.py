@@ -12,6 +12,10 @@ Two entry kinds go beyond the five the design lists, for reasons the simulator m
   relied on such a vote into an abort, on every replica alike.
 * ``Settled`` records that every participant acknowledged the session's final message, so a new
   leader knows which terminal sessions still owe a release or a compensation.
+
+Records travel in a ``Batch``: one Raft entry per turn of the leader's loop, whatever the number
+of sessions that turn moved (DESIGN.md, "Group commit"). Raft words stay with the batch (it is
+the entry that is appended and applied); the records inside are the coordination decisions.
 """
 
 from __future__ import annotations
@@ -74,3 +78,14 @@ class Settled:
 
 
 Entry = Accepted | Registered | Planned | Negotiated | Decided | Finished | Settled
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The records one turn of the leader's loop produced, appended as one Raft entry (group
+    commit). Raft makes a batch atomic: a majority holds all of its records or none. Applying
+    it applies the records in order, each exactly as if it had been appended alone, so a
+    record's idempotency and the replicas' agreement do not depend on how records were batched.
+    """
+
+    records: tuple[Entry, ...]

@@ -54,6 +54,19 @@ class NoCapableAgent(CoordinationError):
         self.capability = capability
 
 
+class Overloaded(CoordinationError):
+    """Too many sessions are in flight: retry the same request (same key) after a while."""
+
+    status = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, in_flight: int, retry_after: float) -> None:
+        super().__init__(
+            f"{in_flight} sessions are in flight, the cluster's bound; nothing was accepted: retry "
+            f"with the same idempotency key after about {retry_after * 1000:.0f} ms, backing off"
+        )
+        self.retry_after = retry_after
+
+
 class UnknownSession(CoordinationError):
     """The session id names no session in the decision log."""
 

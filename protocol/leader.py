@@ -21,6 +21,7 @@ from protocol.errors import (
     CoordinationError,
     InvalidMessage,
     InvariantViolation,
+    Overloaded,
     SessionAlreadyTerminal,
     UnknownSession,
 )
@@ -38,15 +39,21 @@ from protocol.messages import (
     SubmitReply,
     Vote,
 )
-from protocol.model import Decision, TaskSpec, Timing
+from protocol.model import Decision, Limits, TaskSpec, Timing
 from protocol.planner import AdmissionQueue, check_capable
 from protocol.recovery import recover
 from protocol.session_table import SessionState
 
+#: The default bounds (``Limits``), shared: the dataclass is frozen.
+LIMITS = Limits()
+
 
 class Leader:
-    def __init__(self, term: int, ledger: Ledger, timing: Timing, defects: Defects = NO_DEFECTS) -> None:
+    def __init__(
+        self, term: int, ledger: Ledger, timing: Timing, defects: Defects = NO_DEFECTS, limits: Limits = LIMITS
+    ) -> None:
         self.term = term
+        self._limits = limits
         self.ledger = ledger
         self.coordinators: dict[str, Coordinator] = {}
         self._timing = timing
@@ -96,6 +103,10 @@ class Leader:
                     raise _key_reused(key, existing)
                 return [Send(request.client, SubmitReply(key, existing))]
             check_capable(request.task, self.ledger)
+            in_flight = self.ledger.in_flight + len(self._waiting_submits)
+            # A retry of a key already on its way to the log adds no session: never refused.
+            if key not in self._waiting_submits and in_flight >= self._limits.sessions_in_flight_max:
+                raise Overloaded(in_flight, self._limits.retry_after)
         except CoordinationError as exc:
             return [Send(request.client, SubmitReply(key, error=str(exc), status=exc.status))]
         self._waiting_submits.setdefault(key, []).append((request.client, request.task))

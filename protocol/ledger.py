@@ -124,12 +124,20 @@ class Ledger:
         self.agents: dict[str, AgentRecord] = {}
         # Sessions not yet settled, in order of acceptance: what recovery and planning scan.
         self._active: dict[str, SessionRecord] = {}
+        # Capacity owed per agent by unsettled sessions, kept as records apply (a plan adds,
+        # a settle subtracts) so admission reads it in O(agents), not O(sessions in flight).
+        self._load: dict[str, int] = {}
         self._defects = defects
 
     # --- queries ------------------------------------------------------------------------------
 
     def session(self, session_id: str) -> SessionRecord | None:
         return self.sessions.get(session_id)
+
+    @property
+    def in_flight(self) -> int:
+        """How many sessions are not settled yet."""
+        return len(self._active)
 
     def active_sessions(self) -> Iterator[SessionRecord]:
         return iter(list(self._active.values()))
@@ -139,12 +147,12 @@ class Ledger:
         return agent.incarnation if agent else 0
 
     def load(self) -> dict[str, int]:
-        """Capacity each agent owes to sessions not yet settled."""
-        load: dict[str, int] = {}
-        for record in self._active.values():
-            for a in record.assignments:
-                load[a.agent_id] = load.get(a.agent_id, 0) + a.demand
-        return load
+        """Capacity each agent owes to sessions not yet settled (a copy the caller may change)."""
+        return {agent_id: used for agent_id, used in self._load.items() if used}
+
+    def _owe(self, assignments: tuple[Assignment, ...], sign: int) -> None:
+        for a in assignments:
+            self._load[a.agent_id] = self._load.get(a.agent_id, 0) + sign * a.demand
 
     # --- apply --------------------------------------------------------------------------------
 
@@ -216,6 +224,7 @@ class Ledger:
             # leader planned: deterministic on every replica, and the leader plans again.
             return ApplyResult(False, record.session_id, state=record.state)
         record.assignments = entry.assignments
+        self._owe(entry.assignments, +1)
         record.fire(SessionEvent.PLANNED)
         record.record("planned", ", ".join(f"{a.subtask_id}->{a.agent_id}" for a in entry.assignments))
         return ApplyResult(True, record.session_id, state=record.state)
@@ -318,5 +327,6 @@ class Ledger:
             return ApplyResult(False, record.session_id, state=record.state)
         record.settled = True
         del self._active[record.session_id]
+        self._owe(record.assignments, -1)
         record.record("settled")
         return ApplyResult(True, record.session_id, state=record.state)

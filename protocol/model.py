@@ -153,6 +153,20 @@ SUCCESS_CRITERIA: dict[str, Callable[[Sequence[Outcome]], str | None]] = {
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Bounds that keep the leader out of overload (DESIGN.md, "Admission with a bound").
+
+    Past ``sessions_in_flight_max`` unsettled sessions a new submit is refused at once with
+    ``RESOURCE_EXHAUSTED`` and a hint to retry after ``retry_after`` seconds (clients back off
+    from there), instead of queueing without end: under overload, throughput holds and the wait
+    is bounded by this queue, not by timeouts and resends.
+    """
+
+    sessions_in_flight_max: int = 1024
+    retry_after: float = 0.05
+
+
+@dataclass(frozen=True)
 class Timing:
     """Every duration the machines use, in seconds of the injected clock.
 

@@ -5,6 +5,10 @@ become ``repeated Param``, nested ``Assignment``/``Outcome`` values become neste
 ``RegisterReply``'s ownership lists become ``repeated Owned``. A message whose fields and the
 proto's disagree fails the round-trip test, so the two definitions cannot drift apart quietly.
 
+Protocol messages travel in batches (``ToAgentBatch``, ``ToMcaBatch``) of one-field envelopes
+(``ToAgent``, ``ToMca``: a ``oneof`` per message kind); ``pack`` and ``unpack`` convert a whole
+batch, so the hosts never see an envelope.
+
 This module is the only place that touches generated code; the stubs are built by setup.py.
 """
 
@@ -26,6 +30,13 @@ except ImportError as exc:  # pragma: no cover - only without a build
 
 T = TypeVar("T")
 
+#: Trailing metadata with which a replica names the leader's task address: a follower that
+#: forwards a client's call or refuses an agent's says where to go next time, so both talk to
+#: the leader directly from then on (a forwarded call costs the follower a second call).
+LEADER_HINT = "mca-leader"
+#: Trailing metadata of a ``RESOURCE_EXHAUSTED`` answer: milliseconds to wait before retrying.
+RETRY_AFTER = "mca-retry-after-ms"
+
 #: Core message type -> protobuf class of the same shape.
 PROTO_OF: dict[type, Any] = {
     m.Prepare: pb.Prepare,
@@ -41,6 +52,22 @@ PROTO_OF: dict[type, Any] = {
     m.Register: pb.Register,
 }
 CORE_OF: dict[Any, type] = {proto: core for core, proto in PROTO_OF.items()}
+
+#: The envelope field that carries each message kind in a batch, by direction.
+TO_AGENT_FIELD: dict[type, str] = {
+    m.Prepare: "prepare",
+    m.Commit: "commit",
+    m.Abort: "abort",
+    m.ResultAccepted: "result_accepted",
+    m.Release: "release",
+    m.RegisterReply: "registered",
+}
+TO_MCA_FIELD: dict[type, str] = {
+    m.Vote: "vote",
+    m.Ack: "ack",
+    m.QueryDecision: "query_decision",
+    m.Result: "result",
+}
 
 
 def _params_out(values: Params) -> list[Any]:
@@ -128,3 +155,25 @@ def from_proto(proto: Any, core_class: type[T] | None = None) -> T:
         else:
             kwargs[f.name] = value
     return cls(**kwargs)  # type: ignore[return-value]
+
+
+def pack(messages: list[object], to_agent: bool) -> Any:
+    """One batch message (``ToAgentBatch`` or ``ToMcaBatch``) carrying ``messages`` in order."""
+    fields, batch = (TO_AGENT_FIELD, pb.ToAgentBatch()) if to_agent else (TO_MCA_FIELD, pb.ToMcaBatch())
+    for message in messages:
+        name = fields.get(type(message))
+        if name is None:
+            raise TypeError(f"{type(message).__name__} does not travel {'to agents' if to_agent else 'to the MCA'}")
+        getattr(batch.messages.add(), name).CopyFrom(to_proto(message))
+    return batch
+
+
+def unpack(batch: Any) -> list[object]:
+    """The core messages of a batch, in order (an envelope with no message is skipped: a newer
+    peer's kind this version does not know)."""
+    out: list[object] = []
+    for envelope in batch.messages:
+        name = envelope.WhichOneof("message")
+        if name is not None:
+            out.append(from_proto(getattr(envelope, name)))
+    return out

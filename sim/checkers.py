@@ -12,7 +12,8 @@ after every step
                       subtask executes at most once per agent incarnation
   capacity            no agent's live reservations exceed its capacity
   no-unilateral       an agent drops a yes vote only after the abort is applied
-  negotiation         every execution runs with the parameters the log negotiated
+  negotiation         every execution runs with the parameters the log negotiated, and those
+                      hold every parameter a yes vote of the session offered
 at the end (faults healed)
   no-lost-session     every accepted and every acknowledged session is terminal and settled
   no-reservation-left no agent still holds a reservation or is still in doubt
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 from protocol.entries import Accepted, Entry, Finished
 from protocol.ledger import ApplyResult, Ledger
-from protocol.messages import Abort, Commit, Message, Release
+from protocol.messages import Abort, Commit, Message, Release, Vote
 from protocol.model import Decision, Params
 from protocol.participant import Participant
 from protocol.participant_table import RESERVING, Held
@@ -67,6 +68,7 @@ class Checkers:
         self._acknowledged: dict[str, str] = {}
         self._accepted_results: dict[str, int] = {}
         self._executions: set[tuple[str, int]] = set()
+        self._offered: dict[str, set[str]] = {}  # session -> parameter names its yes votes offered
 
     def _session(self, session_id: str) -> _SessionSeen:
         return self._seen.setdefault(session_id, _SessionSeen(set(), set()))
@@ -74,6 +76,10 @@ class Checkers:
     # --- hooks the world calls ----------------------------------------------------------------
 
     def sent(self, message: Message) -> None:
+        if isinstance(message, Vote):
+            if message.yes and message.offers:
+                self._offered.setdefault(message.session_id, set()).update(n for n, _ in message.offers)
+            return
         if isinstance(message, Release):
             record = self._ledger.session(message.session_id)
             if record is None or not record.terminal or record.decision is not Decision.COMMIT:
@@ -115,6 +121,9 @@ class Checkers:
         self._executions.add((subtask_id, incarnation))
         if parameters != record.parameters:
             raise Violation("negotiation", f"{subtask_id} ran with {parameters}, log negotiated {record.parameters}")
+        missing = self._offered.get(session_id, set()) - {name for name, _ in record.parameters}
+        if missing:
+            raise Violation("negotiation", f"{session_id} committed without {sorted(missing)} its yes votes offered")
         seen = self._session(session_id)
         seen.executed_by.add(agent_id)
         self._atomic(session_id, seen)

@@ -7,7 +7,9 @@ only their surroundings are simulated, all driven by one ``random.Random(seed)``
   every node may run ahead of it by a clock offset that jumps forward (leases expire early);
 * a network that drops, duplicates, delays (and so reorders) and partitions messages;
 * a decision log (``SimDecisionLog``): a linearizable model of Raft. Only the current leader's
-  appends are applied, in order, a few milliseconds later. When the leader crashes or is cut
+  appends are applied, in order, a few milliseconds later. The leader's records go through the
+  same ``GroupCommit`` as in the runtime: those its steps produce within a simulated loop turn
+  (up to a millisecond) are appended as one batch, applied whole or lost whole. When the leader crashes or is cut
   off, a random prefix of its unapplied entries survives (they had reached a majority) and the
   rest is lost, as in Raft; a new leader is elected with a higher term after a short delay;
 * three MCA replicas; a cut-off leader keeps acting until it notices, with its old term;
@@ -31,6 +33,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 
+from protocol.batching import GroupCommit, records
 from protocol.defects import NO_DEFECTS, Defects
 from protocol.effects import (
     Append,
@@ -42,7 +45,7 @@ from protocol.effects import (
     StartExecution,
     StopExecution,
 )
-from protocol.entries import Entry
+from protocol.entries import Batch, Entry
 from protocol.errors import InvariantViolation
 from protocol.events import Applied, BecameLeader, Booted, ExecutionDone, TimerFired
 from protocol.leader import Leader
@@ -122,36 +125,37 @@ class SimDecisionLog:
         self._ledger = ledger
         self.term = 0
         self.leader: str | None = None
-        self.entries: list[Entry] = []
-        self.pending: deque[Entry] = deque()
+        self.entries: list[Entry] = []  # the applied records, in order
+        self.pending: deque[Batch] = deque()
         self._subscribers: list[Callable[[Applied], None]] = []
 
     @property
     def ledger(self) -> Ledger:
         return self._ledger
 
-    def append(self, entry: Entry, term: int) -> bool:
+    def append(self, batch: Batch, term: int) -> bool:
         if term != self.term or self.leader is None:
             return False  # a deposed leader's append never reaches a majority
-        self.pending.append(entry)
+        self.pending.append(batch)
         return True
 
     def subscribe(self, callback: Callable[[Applied], None]) -> None:
         self._subscribers.append(callback)
 
-    def apply_next(self) -> Applied | None:
+    def apply_next(self) -> bool:
+        """Apply the next batch; False when none is pending."""
         if not self.pending:
-            return None
-        entry = self.pending.popleft()
-        result = self._ledger.apply(entry)
-        self.entries.append(entry)
-        applied = Applied(len(self.entries), entry, result)
-        for callback in self._subscribers:
-            callback(applied)
-        return applied
+            return False
+        for entry in records(self.pending.popleft()):  # a batch applies its records in order
+            result = self._ledger.apply(entry)
+            self.entries.append(entry)
+            applied = Applied(len(self.entries), entry, result)
+            for callback in self._subscribers:
+                callback(applied)
+        return True
 
     def lose_leader(self, rng: random.Random, keep: int | None = None) -> None:
-        """The leader is gone: a random prefix of its unapplied entries survives."""
+        """The leader is gone: a random prefix of its unapplied batches survives."""
         if keep is None:
             keep = rng.randint(0, len(self.pending))
         self.pending = deque(list(self.pending)[:keep])
@@ -195,6 +199,7 @@ class World:
         self.partitions: set[frozenset[str]] = set()
         self._timers: dict[tuple[str, Hashable], tuple[int, float]] = {}
         self._apply_at = 0.0
+        self._groups: dict[str, GroupCommit] = {}  # per leader node: records of this loop turn
         self.tasks: list[ClientTask] = []
         self.stats: dict[str, int] = {}
         # Hooks for named scenarios: change a message's delay (inf drops it), or act at an
@@ -327,6 +332,8 @@ class World:
                 self._step(str(node), TimerFired(key))
         elif kind == "apply":
             self.log.apply_next()
+        elif kind == "cut":
+            self._cut(str(event[1]))
         elif kind == "exec_done":
             self._exec_done(*event[1:])
         elif kind == "elect":
@@ -394,15 +401,13 @@ class World:
                 self._send(node, effect.to, effect.message)
             elif isinstance(effect, Append):
                 leader = self.leaders.get(node)
-                if leader is not None and self.log.append(effect.entry, leader.term):
-                    lag = self.rng.uniform(0.001, 0.004)
-                    if not self.healed and self.rng.random() < self.plan.delay:
-                        lag += self.rng.uniform(0.0, 0.2)  # a slow follower, a long fsync
-                    extra = self.apply_lag(effect.entry) if self.apply_lag else None
-                    lag += extra or 0.0
-                    # Entries apply in log order, so a slow one holds back those behind it.
-                    self._apply_at = max(self.now + lag, self._apply_at)
-                    self._at(self._apply_at, "apply")
+                if leader is None:
+                    continue
+                group = self._groups.setdefault(node, GroupCommit(self.defects))
+                if group.add(effect.entry, leader.term):
+                    # The loop goes idle within a simulated turn: whatever else it appends
+                    # meanwhile (other deliveries, timers) joins this batch.
+                    self._at(self.now + self.rng.uniform(0.0, 0.001), "cut", node)
             elif isinstance(effect, SetTimer):
                 self._seq += 1
                 token = self._seq
@@ -419,6 +424,25 @@ class World:
             elif isinstance(effect, StartCompensation):
                 self.agents[node].store.pop(effect.subtask_id, None)
                 self._count("compensations")
+
+    def _cut(self, node: str) -> None:
+        group = self._groups.get(node)
+        if group is None:
+            return
+        batch, term = group.cut()
+        leader = self.leaders.get(node)
+        if batch is None or leader is None or leader.term != term or not self.up.get(node, False):
+            return
+        if not self.log.append(batch, term):
+            return
+        lag = self.rng.uniform(0.001, 0.004)
+        if not self.healed and self.rng.random() < self.plan.delay:
+            lag += self.rng.uniform(0.0, 0.2)  # a slow follower, a long fsync
+        if self.apply_lag is not None:
+            lag += max((self.apply_lag(entry) or 0.0 for entry in batch.records), default=0.0)
+        # Batches apply in log order, so a slow one holds back those behind it.
+        self._apply_at = max(self.now + lag, self._apply_at)
+        self._at(self._apply_at, "apply")
 
     def _send(self, src: str, dest: str, message: Message) -> None:
         faulty = not self.healed
@@ -493,7 +517,7 @@ class World:
     def crash(self, victim: str, restart_after: float = 0.3, keep_pending: int | None = None) -> None:
         """Crash ``victim`` (an agent id, or "leader") now; it restarts ``restart_after`` later.
 
-        For the leader, ``keep_pending`` says how many of its unapplied entries survive
+        For the leader, ``keep_pending`` says how many of its unapplied batches survive
         (default: a random number of them, as Raft allows).
         """
         self._crash(victim, restart_after, keep_pending)
@@ -526,6 +550,7 @@ class World:
         self._clear_timers(node)
 
     def _clear_timers(self, node: str) -> None:
+        self._groups.pop(node, None)  # a leader's unappended records end with its leadership
         for key in [k for k in self._timers if k[0] == node]:
             del self._timers[key]
 

@@ -233,7 +233,9 @@ def test_a_bogus_result_cannot_wedge_the_log(cluster: EmbeddedCluster) -> None:
             for address in cluster.task_addresses:  # whichever replica leads
                 async with grpc.aio.insecure_channel(address) as ch:
                     with contextlib.suppress(grpc.aio.AioRpcError):
-                        await pb_grpc.CoordinationServiceStub(ch).ReportResult(bogus)
+                        await pb_grpc.CoordinationServiceStub(ch).Deliver(
+                            pb.ToMcaBatch(messages=[pb.ToMca(result=bogus)])
+                        )
             with pytest.raises(grpc.aio.AioRpcError) as bad:
                 await stub.Register(pb.Register(agent_id="", capabilities=[], capacity=-5, incarnation=1))
         after = await client.submit("echo", {"value": 3}, wait=True)

@@ -12,7 +12,7 @@ from protocol.events import Applied, BecameLeader
 from protocol.leader import Leader
 from protocol.ledger import Ledger
 from protocol.messages import Ack, Cancel, CancelReply, Prepare, Register, RegisterReply, Release, Submit, SubmitReply
-from protocol.model import Decision, SubtaskSpec, TaskSpec
+from protocol.model import Decision, Limits, SubtaskSpec, TaskSpec
 from protocol.session_table import SessionState
 from tests.unit.helpers import PLAN, TIMING, WELLNESS, ledger_with_agents, session_in
 
@@ -198,3 +198,27 @@ def test_two_tasks_racing_under_one_key_get_one_session_and_one_refusal() -> Non
     answers = {s.to: s.message for s in sent if isinstance(s.message, SubmitReply)}
     assert answers["c1"] == SubmitReply("k", "s1")
     assert answers["c2"].status == "FAILED_PRECONDITION" and "different task" in answers["c2"].error
+
+
+def test_past_the_bound_a_submit_is_refused_as_overload_and_appends_nothing() -> None:
+    leader = Leader(1, ledger_with_agents(), TIMING, limits=Limits(sessions_in_flight_max=2, retry_after=0.2))
+    assert [type(e) for e in leader.step(Submit("c1", "k1", WELLNESS), NOW)] == [Append]
+    assert [type(e) for e in leader.step(Submit("c2", "k2", WELLNESS), NOW)] == [Append]  # not yet applied: counts
+    effects = leader.step(Submit("c3", "k3", WELLNESS), NOW)
+    (reply,) = replies([e for e in effects if isinstance(e, Send)], SubmitReply)
+    assert not [e for e in effects if isinstance(e, Append)]
+    assert isinstance(reply, SubmitReply) and reply.status == "RESOURCE_EXHAUSTED"
+    assert "retry with the same idempotency key" in reply.error and "200 ms" in reply.error
+    # A repeated key of an accepted session is still answered: it adds nothing in flight.
+    drive(leader, Submit("c1", "k1", WELLNESS))
+    (again,) = replies(drive(leader, Submit("c4", "k1", WELLNESS)), SubmitReply)
+    assert isinstance(again, SubmitReply) and again.status == "OK" and again.session_id == "s1"
+
+
+def test_the_bound_frees_up_as_sessions_settle() -> None:
+    ledger = session_in("settled")
+    leader = Leader(1, ledger, TIMING, limits=Limits(sessions_in_flight_max=1))
+    assert ledger.in_flight == 0 and ledger.load() == {}
+    (reply,) = replies(drive(leader, Submit("c", "k2", WELLNESS)), SubmitReply)
+    assert isinstance(reply, SubmitReply) and reply.status == "OK"
+    assert ledger.in_flight == 1 and sum(ledger.load().values()) == 2  # planned: both agents owe 1

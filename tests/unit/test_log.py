@@ -1,12 +1,15 @@
 """The simulator's decision log implements the ``DecisionLog`` protocol the runtime's
-pysyncobj log will implement, and behaves like Raft's: only the current leader's appends are
-applied, in order, and a lost leader leaves a prefix of its unapplied entries."""
+pysyncobj log implements, and behaves like Raft's: only the current leader's batches are
+applied, in order, each record of a batch in turn, and a lost leader leaves a prefix of its
+unapplied batches, each whole or not at all."""
 
 from __future__ import annotations
 
 import random
 
-from protocol.entries import Accepted, Registered
+from protocol.batching import GroupCommit
+from protocol.defects import BATCH_REORDERED
+from protocol.entries import Accepted, Batch, Registered
 from protocol.events import Applied
 from protocol.ledger import Ledger
 from protocol.log import DecisionLog
@@ -16,9 +19,11 @@ from tests.unit.helpers import WELLNESS
 
 def test_the_simulated_log_is_a_decision_log() -> None:
     log: DecisionLog = SimDecisionLog(Ledger())  # checked by mypy, exercised below
-    seen: list[Applied] = []
-    log.subscribe(seen.append)
-    assert log.ledger.sessions == {}
+    assert isinstance(log, SimDecisionLog)
+    log.term, log.leader = 1, "mca-1"
+    assert log.append(Batch((Registered("npa", ("plan_meal",), 1, 1),)), term=1)
+    assert log.apply_next() and not log.apply_next()
+    assert log.ledger.agents["npa"].capacity == 1
 
 
 def test_only_the_current_leader_appends_and_entries_apply_in_order() -> None:
@@ -26,22 +31,48 @@ def test_only_the_current_leader_appends_and_entries_apply_in_order() -> None:
     seen: list[Applied] = []
     log.subscribe(seen.append)
     log.term, log.leader = 2, "mca-1"
-    assert not log.append(Registered("npa", ("plan_meal",), 1, 1), term=1)  # a deposed leader
-    assert log.append(Registered("npa", ("plan_meal",), 1, 1), term=2)
-    assert log.append(Accepted("k1", WELLNESS), term=2)
-    while log.apply_next() is not None:
+    register = Registered("npa", ("plan_meal",), 1, 1)
+    assert not log.append(Batch((register,)), term=1)  # a deposed leader
+    assert log.append(Batch((register, Accepted("k1", WELLNESS))), term=2)
+    assert log.append(Batch((Accepted("k2", WELLNESS),)), term=2)
+    while log.apply_next():
         pass
-    assert [a.index for a in seen] == [1, 2]
-    assert [i for i, _ in log.applied_entries()] == [1, 2]
+    assert [a.index for a in seen] == [1, 2, 3]  # one Applied per record, batches in order
+    assert [type(e).__name__ for _, e in log.applied_entries()] == ["Registered", "Accepted", "Accepted"]
     assert log.ledger.sessions["s1"].idempotency_key == "k1"
+    assert log.ledger.sessions["s2"].idempotency_key == "k2"
 
 
 def test_a_lost_leader_leaves_a_prefix_of_its_unapplied_entries() -> None:
     log = SimDecisionLog(Ledger())
     log.term, log.leader = 1, "mca-1"
-    entries = [Registered(f"a{i}", ("echo",), 1, 1) for i in range(5)]
-    for entry in entries:
-        log.append(entry, term=1)
+    batches = [Batch((Registered(f"a{i}", ("echo",), 1, 1), Registered(f"b{i}", ("echo",), 1, 1))) for i in range(5)]
+    for batch in batches:
+        log.append(batch, term=1)
     log.lose_leader(random.Random(3))
-    assert list(log.pending) == entries[: len(log.pending)]
-    assert log.leader is None and not log.append(entries[0], term=1)
+    assert 0 < len(log.pending) < len(batches)  # this seed keeps some, not all
+    assert list(log.pending) == batches[: len(log.pending)]
+    assert log.leader is None and not log.append(batches[0], term=1)
+
+
+def test_group_commit_cuts_one_batch_per_turn_in_order_and_drops_a_deposed_terms_records() -> None:
+    group = GroupCommit()
+    a, b, c = (Registered(name, ("echo",), 1, 1) for name in "abc")
+    assert group.cut() == (None, 0)
+    assert group.add(a, term=3) and not group.add(b, term=3)  # only the first opens a batch
+    assert group.cut() == (Batch((a, b)), 3)
+    assert len(group) == 0
+    group.add(a, term=3)
+    assert group.add(c, term=4)  # a new term: the old leader's record is not carried over
+    assert group.cut() == (Batch((c,)), 4)
+    group.add(a, term=4)
+    group.drop()
+    assert group.cut() == (None, 0)
+
+
+def test_the_planted_reorder_bug_reverses_a_batch() -> None:
+    group = GroupCommit(frozenset({BATCH_REORDERED}))
+    a, b = (Registered(name, ("echo",), 1, 1) for name in "ab")
+    group.add(a, 1)
+    group.add(b, 1)
+    assert group.cut() == (Batch((b, a)), 1)

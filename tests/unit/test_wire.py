@@ -7,7 +7,7 @@ import pytest
 
 from protocol import messages as m
 from protocol.model import Assignment, Outcome
-from protocol.wire import PROTO_OF, from_proto, to_proto
+from protocol.wire import PROTO_OF, TO_AGENT_FIELD, TO_MCA_FIELD, from_proto, pack, to_proto, unpack
 
 A = Assignment("s1.0", "npa", "plan_meal", 2, (("kcal", 2100.0),))
 SAMPLES: list[object] = [
@@ -39,3 +39,17 @@ def test_every_wire_message_has_a_sample() -> None:
 def test_a_message_without_a_wire_form_is_refused() -> None:
     with pytest.raises(TypeError):
         to_proto(m.Submit("c", "k", None))  # type: ignore[arg-type]
+
+
+def test_batches_keep_every_message_and_its_order() -> None:
+    to_agents = [s for s in SAMPLES if type(s) in TO_AGENT_FIELD]
+    to_mca = [s for s in SAMPLES if type(s) in TO_MCA_FIELD]
+    assert unpack(pack(to_agents, to_agent=True)) == to_agents
+    assert unpack(pack(to_mca[::-1], to_agent=False)) == to_mca[::-1]
+    # every message kind travels in exactly one direction, but for Register (its own call)
+    assert set(TO_AGENT_FIELD) | set(TO_MCA_FIELD) | {m.Register} == set(PROTO_OF)
+
+
+def test_a_message_in_the_wrong_direction_is_refused() -> None:
+    with pytest.raises(TypeError):
+        pack([m.QueryDecision("npa", 2, "s1", "s1.0")], to_agent=True)
