@@ -94,6 +94,7 @@ class Cluster:
     leader: str  # replica id, "" while none leads
     term: int
     leader_pid: int
+    batching: dict[str, int] = dataclasses.field(default_factory=dict)  # the leader's counters
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
@@ -109,9 +110,11 @@ def cluster(deployment: Deployment, exclude: int) -> Cluster:
     replicas, agents = deployment.statuses()
     roles: dict[int, str] = {}
     leader, term, leader_pid = "", max((r["term"] for r in replicas), default=0), 0
+    batching: dict[str, int] = {}
     for r in replicas:
         roles[r["pid"]] = "leader" if r["leader"] else "followers"
         if r["leader"]:
+            batching = dict(r.get("batching", {}))
             leader, term, leader_pid = r["id"], r["term"], r["pid"]
     for a in agents:
         roles[a["pid"]] = "agents"
@@ -131,7 +134,7 @@ def cluster(deployment: Deployment, exclude: int) -> Cluster:
         except psutil.Error:
             continue
         roles[p.pid] = "ray" if "ray" in command or "gcs_server" in command else "other"
-    return Cluster(roles, leader, term, leader_pid)
+    return Cluster(roles, leader, term, leader_pid, batching)
 
 
 def cpu_seconds(pids: dict[int, str]) -> dict[int, float]:
@@ -172,6 +175,22 @@ def cpu_line(spent: dict[str, float], tasks: int) -> str:
     per = {role: 1000 * s / max(tasks, 1) for role, s in spent.items()}
     shown = [f"{role} {per[role]:.1f}" for role in ROLES if role != "other" or per[role] >= 0.05]
     return "cpu ms/task: " + " ".join(shown) + f" total {sum(per.values()):.1f}"
+
+
+def batching_line(before: Cluster, after: Cluster) -> str:
+    """How much each hop batched during a level (the leader's counters; empty if it changed)."""
+    if before.leader != after.leader or not after.batching:
+        return ""
+    d = {k: after.batching.get(k, 0) - before.batching.get(k, 0) for k in after.batching}
+
+    def per(a: str, b: str) -> str:
+        return f"{d[a] / d[b]:.1f}" if d.get(b) else "-"
+
+    return (
+        f"batching: {per('records', 'entries')} records/Raft entry, {per('messages_out', 'calls_out')} messages"
+        f"/call to agents ({per('answers', 'calls_out')} answers in the reply), {per('messages_in', 'calls_in')}"
+        f"/call from agents; append to apply {d.get('commit_us', 0) / 1000 / max(d['entries'], 1):.1f} ms"
+    )
 
 
 def leader_change(before: Cluster, after: Cluster) -> str:
@@ -296,7 +315,7 @@ class Profiler:
             if not pid:
                 continue
             path = out / f"c{level}-{role}.txt"
-            command = [str(py_spy), "record", "--pid", str(pid), "--rate", "97", "--format", "raw"]
+            command = [str(py_spy), "record", "--pid", str(pid), "--rate", "97", "--gil", "--format", "raw"]
             command += ["--output", str(path), "--nonblocking"]
             self._runs.append(
                 (role, path, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -379,6 +398,9 @@ async def _run_levels(
             print(f"{'':>13}{cpu_line(cpu_by_role(before, after), total)}  ({total} tasks)")
             cut = f"; cut off by the {args.run_seconds:.0f} s deadline: {late}" if late else ""
             print(f"{'':>13}{tally.problems()}{cut}; {leader_change(before.cluster, after.cluster)}")
+            batched = batching_line(before.cluster, after.cluster)
+            if batched:
+                print(f"{'':>13}{batched}")
             for line in profiled:
                 print(line)
 

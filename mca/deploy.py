@@ -130,6 +130,7 @@ class ReplicaActor:
             "node": ray.get_runtime_context().get_node_id(),
             "placement_group": ray.get_runtime_context().get_placement_group_id(),
             "metrics": dict(replica.metrics.counts),
+            "batching": dict(replica.batching),
             "applied": log.applied_index if log else 0,
             "read_model": replica.read_model.checkpoint if replica.read_model else None,
             "read_model_error": replica.read_model.error if replica.read_model else "",

@@ -162,10 +162,17 @@ class RaftDecisionLog:
     def ledger(self) -> Ledger:
         return self._state.ledger
 
-    def append(self, batch: Batch, term: int) -> bool:
+    def append(self, batch: Batch, term: int, settled: Callable[[bool], None] | None = None) -> bool:
+        """Append as the leader of ``term``. ``settled`` (tick thread) hears True once this
+        replica applied the batch, False if pysyncobj dropped it (queue full, leadership lost)."""
         if not self._sync._isLeader() or self._sync.raftCurrentTerm != term:
             return False
-        self._state._apply(batch, callback=_ignore)
+
+        def outcome(result: object, error: object) -> None:
+            if settled is not None:
+                settled(error == 0)
+
+        self._state._apply(batch, callback=outcome)
         return True
 
     def barrier(self, term: int, done: Callable[[bool], None]) -> None:
@@ -230,7 +237,3 @@ class RaftDecisionLog:
             subscribers = list(self._batch_subscribers)
         for callback in subscribers:
             callback()
-
-
-def _ignore(result: object, error: object) -> None:
-    """Append outcomes arrive as ``Applied`` events on every replica; the callback is unused."""

@@ -122,6 +122,12 @@ class Replica:
         self._links: dict[str, PeerLink[Any]] = {}  # by agent address
         # Effects of applied records, gathered on the tick thread until their batch is done.
         self._applied_effects: list[tuple[list[Effect], str, Leader | None]] = []
+        #: How well batching works, for ``mca status`` and the bench: Raft entries appended and
+        #: the records they carried; Deliver calls to agents, the messages they carried and
+        #: the answers their replies brought; Deliver calls from agents and their messages.
+        self.batching: dict[str, int] = dict.fromkeys(
+            ("entries", "records", "calls_out", "messages_out", "answers", "calls_in", "messages_in", "commit_us"), 0
+        )
         self._waiting: dict[str, asyncio.Future[Any]] = {}
         self._tokens = itertools.count(1)
         self._outbox = Outbox()
@@ -320,8 +326,24 @@ class Replica:
         """The loop went idle after the first record of a batch: append what the turn made."""
         batch, term = self._group.cut()
         leader = self._leader
-        if batch is not None and leader is not None and leader.term == term:
-            self._log().append(batch, term)
+        if batch is None or leader is None or leader.term != term:
+            return
+        appended_at = time.perf_counter()
+        if self._log().append(batch, term, functools.partial(self._settled_on_tick_thread, leader, appended_at)):
+            self._group.appended()
+            self.batching["entries"] += 1
+            self.batching["records"] += len(batch.records)
+
+    def _settled_on_tick_thread(self, leader: Leader, appended_at: float, applied: bool) -> None:
+        """One of our batches applied (or was dropped): the pipeline has room again."""
+        if applied:
+            self.batching["commit_us"] += int((time.perf_counter() - appended_at) * 1e6)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._settled, leader)
+
+    def _settled(self, leader: Leader) -> None:
+        if leader is self._leader and self._group.settled():
+            self._cut()
 
     def _timers_fired(self, keys: list[Hashable]) -> None:
         self.step_many([TimerFired(key) for key in keys])
@@ -346,8 +368,11 @@ class Replica:
         """One batched call to an agent; its reply carries the agent's answers (votes,
         acknowledgements), stepped at once as if they had come in a call of their own."""
         stub = pb_grpc.AgentServiceStub(self._outbox.channel(address))
+        self.batching["calls_out"] += 1
+        self.batching["messages_out"] += len(batch)
         reply = await stub.Deliver(pack(batch, to_agent=True), timeout=DELIVER_TIMEOUT_SECONDS)
         answers = unpack(reply)
+        self.batching["answers"] += len(answers)
         if answers and self.step_many(answers):
             self.took(answers)
 
@@ -685,6 +710,8 @@ def _refusal(message: object) -> str:
 class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  # type: ignore[misc]
     async def Deliver(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         messages = unpack(request)
+        self.replica.batching["calls_in"] += 1
+        self.replica.batching["messages_in"] += len(messages)
         refused = [(i, why) for i, message in enumerate(messages) if (why := _refusal(message))]
         taken = [message for message in messages if not _refusal(message)] if refused else messages
         if taken:

@@ -8,6 +8,12 @@ one turn of its loop produce, and appends them as one ``Batch`` when the loop go
 schedules ``cut`` as a callback right after the first record of a batch, never on a timer, so a
 lone request pays one loop turn and a busy leader appends hundreds of records per entry.
 
+Batches are pipelined to a bounded depth: at most ``depth`` of them are on their way through
+Raft at once. Past that, records keep joining the open batch until one of the batches on the
+way applies (``settled``): under load, that is what makes a batch carry hundreds of records
+(each Raft entry has a fixed cost: a pickle, an encryption and a write per follower, a commit
+notice), while a lone request still goes out at once.
+
 A batch belongs to one term: records a deposed leader produced are dropped with its leadership
 (``drop``), never appended under the next term. Applying a batch applies its records in order,
 each exactly as if it had been appended alone (``records``), so idempotency, the apply results
@@ -20,6 +26,9 @@ from __future__ import annotations
 from protocol.defects import BATCH_REORDERED, NO_DEFECTS, Defects
 from protocol.entries import Batch, Entry
 
+#: Batches on their way through Raft at once (appended, not yet applied).
+PIPELINE_DEPTH = 2
+
 
 def records(entry: Entry | Batch) -> tuple[Entry, ...]:
     """The records an applied log entry carries: a batch's, in order; or the entry itself (a
@@ -30,27 +39,30 @@ def records(entry: Entry | Batch) -> tuple[Entry, ...]:
 class GroupCommit:
     """The records of the current loop turn, waiting to be appended as one batch."""
 
-    def __init__(self, defects: Defects = NO_DEFECTS) -> None:
+    def __init__(self, defects: Defects = NO_DEFECTS, depth: int = PIPELINE_DEPTH) -> None:
         self._records: list[Entry] = []
         self._term = 0
         self._defects = defects
+        self._depth = depth
+        self.on_the_way = 0  # batches appended and not yet applied
 
     def __len__(self) -> int:
         return len(self._records)
 
     def add(self, entry: Entry, term: int) -> bool:
-        """Add a record of the leader of ``term``. True when it opens a new batch: the host then
-        schedules ``cut`` for when its loop goes idle."""
+        """Add a record of the leader of ``term``. True when the host should schedule ``cut``
+        for when its loop goes idle: the record opens a batch and the pipeline has room."""
         if self._records and term != self._term:
             self._records.clear()  # the earlier leader's records died with its term
         first = not self._records
         self._term = term
         self._records.append(entry)
-        return first
+        return first and self.on_the_way < self._depth
 
     def cut(self) -> tuple[Batch | None, int]:
-        """The batch to append now and the term it belongs to; (None, 0) when empty."""
-        if not self._records:
+        """The batch to append now and the term it belongs to; (None, 0) when there is none or
+        the pipeline is full. The host tells ``appended`` if the log took it."""
+        if not self._records or self.on_the_way >= self._depth:
             return None, 0
         taken = tuple(self._records)
         self._records.clear()
@@ -58,6 +70,17 @@ class GroupCommit:
             taken = taken[::-1]
         return Batch(taken), self._term
 
+    def appended(self) -> None:
+        self.on_the_way += 1
+
+    def settled(self) -> bool:
+        """One of our batches applied. True when records wait for the room it made: the host
+        schedules ``cut``."""
+        self.on_the_way = max(0, self.on_the_way - 1)
+        return bool(self._records)
+
     def drop(self) -> None:
-        """Leadership ended: what was not appended is not ours to append any more."""
+        """Leadership ended: what was not appended is not ours to append any more, and nothing
+        of ours is on its way."""
         self._records.clear()
+        self.on_the_way = 0

@@ -331,7 +331,11 @@ class World:
                 del self._timers[(str(node), key)]
                 self._step(str(node), TimerFired(key))
         elif kind == "apply":
-            self.log.apply_next()
+            leader = self.log.leader
+            if self.log.apply_next() and leader is not None:
+                group = self._groups.get(leader)
+                if group is not None and group.settled():  # the pipeline has room again
+                    self._at(self.now + self.rng.uniform(0.0, 0.001), "cut", leader)
         elif kind == "cut":
             self._cut(str(event[1]))
         elif kind == "exec_done":
@@ -435,6 +439,7 @@ class World:
             return
         if not self.log.append(batch, term):
             return
+        group.appended()
         lag = self.rng.uniform(0.001, 0.004)
         if not self.healed and self.rng.random() < self.plan.delay:
             lag += self.rng.uniform(0.0, 0.2)  # a slow follower, a long fsync

@@ -76,3 +76,18 @@ def test_the_planted_reorder_bug_reverses_a_batch() -> None:
     group.add(a, 1)
     group.add(b, 1)
     assert group.cut() == (Batch((b, a)), 1)
+
+
+def test_the_pipeline_holds_records_back_while_it_is_full_and_lets_them_go_as_batches_apply() -> None:
+    group = GroupCommit(depth=1)
+    a, b, c = (Registered(name, ("echo",), 1, 1) for name in "abc")
+    assert group.add(a, 1)
+    assert group.cut() == (Batch((a,)), 1)
+    group.appended()
+    assert not group.add(b, 1) and not group.add(c, 1)  # the pipeline is full: no cut scheduled
+    assert group.cut() == (None, 0)
+    assert group.settled()  # the first batch applied, and records wait
+    assert group.cut() == (Batch((b, c)), 1)  # everything that queued meanwhile, in one batch
+    group.appended()
+    group.drop()  # leadership lost: nothing of ours is on the way any more
+    assert group.add(a, 2) and group.on_the_way == 0
