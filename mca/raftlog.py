@@ -24,6 +24,13 @@ Raft traffic is authenticated and encrypted with pysyncobj's password option, al
 embedded default. The journal lives in the data folder and survives a process crash (it is not
 fsynced: a power cut can lose the tail, as DESIGN.md notes).
 
+Retention: the replicated state is the ledger (which retires settled sessions itself, see
+``protocol.ledger``) and a window of the latest ``RECORDS_KEPT`` applied records (for the read
+model's catch-up; ``history_from`` says where it starts), plus the first record, which names
+the log. pysyncobj compacts its journal into a snapshot of that state every
+``LOG_COMPACTION_ENTRIES`` entries, so neither the journal nor the snapshot grows with the
+number of sessions ever run.
+
 Threads: pysyncobj applies entries on its own tick thread, holding ``guard`` while it applies an
 entry and calls the subscribers. Subscribers run on that thread and must hand any I/O to their
 own loop (``loop.call_soon_threadsafe``); a host that reads the ledger from another thread takes
@@ -44,6 +51,7 @@ from protocol.batching import records
 from protocol.entries import Batch, Entry
 from protocol.events import Applied
 from protocol.ledger import ApplyResult, Ledger
+from protocol.model import Limits
 
 #: pysyncobj drops a connection it has read nothing from for ``connectionTimeout`` seconds, and
 #: checks only when it is about to send. Followers never talk to each other until an election,
@@ -53,6 +61,11 @@ from protocol.ledger import ApplyResult, Ledger
 #: 1.15 s). A dead peer is still noticed at once (its socket closes), and a silent one by Raft's
 #: own election and leader-fallback timers.
 CONNECTION_IDLE_SECONDS_MAX = 365 * 24 * 3600.0
+#: Applied records kept for the read model's catch-up (a new leader re-projects what the records
+#: after the store's checkpoint touched; further behind, it re-projects every session).
+RECORDS_KEPT = 50_000
+#: Raft entries between journal compactions (a snapshot of the ledger replaces them).
+LOG_COMPACTION_ENTRIES = 5_000
 
 
 @dataclass(frozen=True)
@@ -75,14 +88,21 @@ class _LedgerState(SyncObjConsumer):  # type: ignore[misc]
     ``super().__init__()`` is local to the replica and never serialized into Raft snapshots."""
 
     def __init__(
-        self, notify: Callable[[Applied], None], batch_done: Callable[[], None], guard: threading.RLock
+        self,
+        notify: Callable[[Applied], None],
+        batch_done: Callable[[], None],
+        guard: threading.RLock,
+        limits: Limits,
     ) -> None:
         self._notify = notify
         self._batch_done = batch_done
         self._guard = guard
         super().__init__()
-        self.ledger = Ledger()
-        self.entries: list[Entry] = []
+        self.ledger = Ledger(limits=limits)
+        self.entries: list[Entry] = []  # the latest applied records, from index offset + 1
+        self.offset = 0
+        self.first: Entry | None = None
+        self.applied = 0
 
     @replicated  # type: ignore[untyped-decorator]
     def _apply(self, batch: Batch | Entry) -> None:
@@ -97,15 +117,24 @@ class _LedgerState(SyncObjConsumer):  # type: ignore[misc]
                     # state stays the same everywhere; the log says loudly that it happened.
                     logging.getLogger(__name__).critical("record rejected by the ledger: %r", entry, exc_info=True)
                     result = ApplyResult(False)
-                self.entries.append(entry)
+                self._keep(entry)
                 try:
-                    self._notify(Applied(len(self.entries), entry, result))
+                    self._notify(Applied(self.applied, entry, result))
                 except Exception:
-                    logging.getLogger(__name__).exception("a subscriber failed on record %d", len(self.entries))
+                    logging.getLogger(__name__).exception("a subscriber failed on record %d", self.applied)
             try:
                 self._batch_done()
             except Exception:
-                logging.getLogger(__name__).exception("a subscriber failed after record %d", len(self.entries))
+                logging.getLogger(__name__).exception("a subscriber failed after record %d", self.applied)
+
+    def _keep(self, entry: Entry) -> None:
+        self.applied += 1
+        if self.first is None:
+            self.first = entry
+        self.entries.append(entry)
+        if len(self.entries) >= 2 * RECORDS_KEPT:  # trim in chunks: O(1) per record on average
+            del self.entries[:RECORDS_KEPT]
+            self.offset += RECORDS_KEPT
 
     @replicated  # type: ignore[untyped-decorator]
     def _barrier(self, term: int) -> int:
@@ -124,6 +153,7 @@ class RaftDecisionLog:
         password: str,
         timing: RaftTiming = RaftTiming(),
         guard: threading.RLock | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if not password:
             raise ValueError("the Raft password must not be empty: replica traffic is always authenticated")
@@ -132,7 +162,7 @@ class RaftDecisionLog:
         self._batch_subscribers: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self.guard = guard or threading.RLock()
-        self._state = _LedgerState(self._publish, self._publish_batch, self.guard)
+        self._state = _LedgerState(self._publish, self._publish_batch, self.guard, limits or Limits())
         safe = self_address.replace(":", "_")
         conf = SyncObjConf(
             password=password,
@@ -152,6 +182,7 @@ class RaftDecisionLog:
             # 30 s, during which a cut-off leader would keep answering agents and reads).
             leaderFallbackTimeout=timing.raft_max_timeout,
             commandsWaitLeader=False,
+            logCompactionMinEntries=LOG_COMPACTION_ENTRIES,
             dynamicMembershipChange=False,
         )
         self._sync = SyncObj(self_address, partner_addresses, conf=conf, consumers=[self._state])
@@ -199,14 +230,26 @@ class RaftDecisionLog:
             self._batch_subscribers.append(callback)
 
     def applied_entries(self, start: int = 0) -> Iterator[tuple[int, Entry]]:
-        entries = list(self._state.entries)
-        for i in range(start, len(entries)):
-            yield i + 1, entries[i]
+        """The kept records after index ``start`` (from ``history_from`` at the earliest)."""
+        state = self._state
+        offset, entries = state.offset, list(state.entries)
+        for i in range(max(start - offset, 0), len(entries)):
+            yield offset + i + 1, entries[i]
+
+    @property
+    def history_from(self) -> int:
+        """Index of the oldest record ``applied_entries`` still yields."""
+        return self._state.offset + 1
+
+    @property
+    def first_record(self) -> Entry | None:
+        """The first record ever applied: it names this log (a new cluster has another)."""
+        return self._state.first
 
     @property
     def applied_index(self) -> int:
-        """How many entries this replica has applied (read under ``guard`` for a stable value)."""
-        return len(self._state.entries)
+        """How many records this replica has applied (read under ``guard`` for a stable value)."""
+        return self._state.applied
 
     # --- Raft status --------------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ from protocol._pb import coordination_pb2_grpc as pb_grpc
 from protocol.batching import GroupCommit
 from protocol.effects import Append, CancelTimer, Effect, Send, SetTimer
 from protocol.entries import Registered
-from protocol.errors import CoordinationError, InvalidTask
+from protocol.errors import CoordinationError, InvalidTask, UnknownSession
 from protocol.events import Applied, BecameLeader, TimerFired
 from protocol.leader import Leader, check_register
 from protocol.ledger import Ledger, SessionRecord
@@ -145,7 +145,9 @@ class Replica:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         c = self.config
-        self.log = RaftDecisionLog(c.me.raft, [p.raft for p in c.peers], c.data_dir, c.password, c.raft)
+        self.log = RaftDecisionLog(
+            c.me.raft, [p.raft for p in c.peers], c.data_dir, c.password, c.raft, limits=c.limits
+        )
         log = self.log
         if c.documents_url:
             self.read_model = ReadModel(c.documents_url, log.guard)
@@ -485,6 +487,10 @@ class Replica:
             )
         return views
 
+    def unknown(self, session_id: str) -> str:
+        """Why ``session_id`` is not in the ledger: never issued, or settled and retired."""
+        return str(UnknownSession(session_id, self.ledger.retired(session_id)))
+
     def took(self, messages: Iterable[object]) -> None:
         """Bookkeeping for agent messages the leader stepped: who was heard, votes counted."""
         now = time.monotonic()
@@ -594,7 +600,9 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
             context.set_trailing_metadata(((RETRY_AFTER, f"{retry_after * 1000:.0f}"),))
         if reply.status != "OK":
             await _abort(context, STATUS.get(reply.status, grpc.StatusCode.UNKNOWN), reply.error)
-        record = self.replica.ledger.sessions[reply.session_id]
+        record = self.replica.ledger.session(reply.session_id)
+        if record is None:  # retired in the meantime (a retry of a key at the edge of its window)
+            await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.unknown(reply.session_id))
         if request.wait:
             while not record.terminal:
                 await self.replica.changed(record.session_id)
@@ -608,7 +616,7 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
             )
         record = self.replica.ledger.session(request.session_id)
         if record is None:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, f"session {_short(request.session_id)} does not exist")
+            await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.unknown(request.session_id))
         return self.replica.session_view(record)
 
     async def Cancel(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -623,7 +631,10 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
             await _abort(context, grpc.StatusCode.INTERNAL, "unexpected answer from the coordinator")
         if reply.status != "OK":
             await _abort(context, STATUS.get(reply.status, grpc.StatusCode.UNKNOWN), reply.error)
-        return self.replica.session_view(self.replica.ledger.sessions[request.session_id])
+        record = self.replica.ledger.session(request.session_id)
+        if record is None:
+            await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.unknown(request.session_id))
+        return self.replica.session_view(record)
 
     async def Watch(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         channel = await self.leader_channel(context)
@@ -636,7 +647,7 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
             return
         record = self.replica.ledger.session(request.session_id)
         if record is None:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, f"session {_short(request.session_id)} does not exist")
+            await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.unknown(request.session_id))
         sent = max(0, int(request.after_seq))
         live = self.replica.live
         async with live.listen(record.session_id) as reports:

@@ -95,6 +95,8 @@ class Coordinator:
     # --- the step function --------------------------------------------------------------------
 
     def step(self, event: object, now: float, ledger: Ledger) -> list[Effect]:
+        if ledger.retired(self.session_id):
+            return []  # settled and retired (a deposed leader's late timer): nothing is owed
         record = self._record(ledger)
         inp = self._classify(event, record, ledger)
         if inp is None:

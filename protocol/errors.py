@@ -72,8 +72,16 @@ class UnknownSession(CoordinationError):
 
     status = "NOT_FOUND"
 
-    def __init__(self, session_id: str) -> None:
-        super().__init__(f"session {_short(session_id)} does not exist")
+    def __init__(self, session_id: str, retired: bool = False) -> None:
+        if retired:
+            message = (
+                f"session {_short(session_id)} settled and has left the coordinator's memory (it keeps "
+                "the latest settled sessions, see mca.limits.settled_sessions_kept); its history is in "
+                "the read model's coordination_sessions collection"
+            )
+        else:
+            message = f"session {_short(session_id)} does not exist"
+        super().__init__(message)
         self.session_id = session_id
 
 

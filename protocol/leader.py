@@ -116,7 +116,7 @@ class Leader:
         record = self.ledger.session(request.session_id)
         try:
             if record is None:
-                raise UnknownSession(request.session_id)
+                raise UnknownSession(request.session_id, self.ledger.retired(request.session_id))
             if record.state is SessionState.CANCELLED:  # a retried cancel: same answer again
                 return [Send(request.client, CancelReply(record.session_id, state=record.state.value))]
             if record.terminal:
@@ -163,15 +163,16 @@ class Leader:
         effects: list[Effect] = [Send(entry.agent_id, reply), *self._queue.drain(self.ledger)]
         if result.restarted:
             for sid, coordinator in list(self.coordinators.items()):
-                if any(a.agent_id == entry.agent_id for a in self.ledger.sessions[sid].assignments):
+                owner = self.ledger.session(sid)
+                if owner is not None and any(a.agent_id == entry.agent_id for a in owner.assignments):
                     effects += coordinator.step(AgentRestarted(entry.agent_id), now, self.ledger)
         return effects
 
     def _planned(self, entry: Planned, result: ApplyResult, now: float) -> list[Effect]:
         self._queue.planned_applied(entry.session_id)
         if not result.applied:
-            record = self.ledger.sessions[entry.session_id]
-            if record.state is SessionState.INITIALIZED:  # the plan went stale: plan again
+            record = self.ledger.session(entry.session_id)
+            if record is not None and record.state is SessionState.INITIALIZED:  # the plan went stale: plan again
                 self._queue.add(entry.session_id)
                 return self._queue.drain(self.ledger)
             return []

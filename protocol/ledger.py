@@ -13,6 +13,15 @@ the state already holds. That is how the log gives
 * at most one decision per session: the first ``Decided`` applied wins, later ones report it;
 * exactly-once results: the first ``Finished`` for a subtask wins.
 
+Retention: the ledger is replicated state, held in memory on every replica and written into
+every Raft snapshot, so it cannot keep every session forever. It keeps every unsettled session
+and the latest ``Limits.settled_sessions_kept`` settled ones; a session settled before those is
+*retired*: it leaves the ledger together with its idempotency key (its documents stay in the
+read model). The idempotency window is therefore the retention window: a key reused after its
+session was retired starts a new task, as Temporal's workflow-id reuse policy allows after
+retention. Retirement is counted in applied records, not in time, so every replica retires the
+same sessions at the same point of the log.
+
 A ``Decided(commit)`` is also checked against the agents' current incarnations: if an agent
 restarted after voting yes, its reservation is gone, so the commit becomes an abort here, on
 every replica alike, instead of binding an agent that no longer holds the capacity.
@@ -20,6 +29,7 @@ every replica alike, instead of binding an agent that no longer holds the capaci
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -35,7 +45,7 @@ from protocol.entries import (
     Settled,
 )
 from protocol.errors import IllegalTransition, InvalidTask, InvariantViolation
-from protocol.model import SUCCESS_CRITERIA, Assignment, Decision, Outcome, Params, TaskSpec
+from protocol.model import SUCCESS_CRITERIA, Assignment, Decision, Limits, Outcome, Params, TaskSpec
 from protocol.session_table import (
     SESSION_TRANSITIONS,
     TERMINAL_STATES,
@@ -118,7 +128,7 @@ class ApplyResult:
 class Ledger:
     """The coordination state every replica derives from the applied entries."""
 
-    def __init__(self, defects: Defects = NO_DEFECTS) -> None:
+    def __init__(self, defects: Defects = NO_DEFECTS, limits: Limits | None = None) -> None:
         self.sessions: dict[str, SessionRecord] = {}
         self.by_key: dict[str, str] = {}
         self.agents: dict[str, AgentRecord] = {}
@@ -128,11 +138,21 @@ class Ledger:
         # a settle subtracts) so admission reads it in O(agents), not O(sessions in flight).
         self._load: dict[str, int] = {}
         self._defects = defects
+        self._kept = (limits or Limits()).settled_sessions_kept
+        self._kept_settled: deque[str] = deque()  # settled sessions still kept, oldest first
+        self._issued = 0  # session ids issued so far: s1 .. s{_issued}
+        self.retired_total = 0
 
     # --- queries ------------------------------------------------------------------------------
 
     def session(self, session_id: str) -> SessionRecord | None:
         return self.sessions.get(session_id)
+
+    def retired(self, session_id: str) -> bool:
+        """Whether ``session_id`` named a session that settled and has left the ledger."""
+        if session_id in self.sessions or not session_id.startswith("s") or not session_id[1:].isdigit():
+            return False
+        return 1 <= int(session_id[1:]) <= self._issued
 
     @property
     def in_flight(self) -> int:
@@ -163,6 +183,8 @@ class Ledger:
             return self._registered(entry)
         record = self.sessions.get(entry.session_id)
         if record is None:
+            if self.retired(entry.session_id):
+                return ApplyResult(False, entry.session_id)  # a late repeat: the session is long settled
             raise InvariantViolation(f"{type(entry).__name__} for unknown session {entry.session_id}")
         if isinstance(entry, Planned):
             return self._planned(record, entry)
@@ -185,7 +207,8 @@ class Ledger:
             entry.task.validate()
         except InvalidTask as exc:
             raise InvariantViolation(f"an invalid task reached the log: {exc}") from exc
-        session_id = f"s{len(self.sessions) + 1}"
+        self._issued += 1
+        session_id = f"s{self._issued}"
         record = SessionRecord(session_id, entry.idempotency_key, entry.task)
         self.sessions[session_id] = record
         self._active[session_id] = record
@@ -328,5 +351,14 @@ class Ledger:
         record.settled = True
         del self._active[record.session_id]
         self._owe(record.assignments, -1)
+        self._kept_settled.append(record.session_id)
+        while len(self._kept_settled) > self._kept:
+            self._retire(self._kept_settled.popleft())
         record.record("settled")
         return ApplyResult(True, record.session_id, state=record.state)
+
+    def _retire(self, session_id: str) -> None:
+        record = self.sessions.pop(session_id)
+        if self.by_key.get(record.idempotency_key) == session_id:
+            del self.by_key[record.idempotency_key]
+        self.retired_total += 1

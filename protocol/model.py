@@ -164,6 +164,9 @@ class Limits:
 
     sessions_in_flight_max: int = 1024
     retry_after: float = 0.05
+    #: Settled sessions the replicated ledger keeps (older ones retire, with their idempotency
+    #: keys: this is also the dedup window). At 1,000 sessions/s, 20 seconds of history.
+    settled_sessions_kept: int = 20_000
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol.entries import Accepted, Entry, Finished
+from protocol.entries import Accepted, Entry, Finished, Settled
 from protocol.ledger import ApplyResult, Ledger
 from protocol.messages import Abort, Commit, Message, Release, Vote
-from protocol.model import Decision, Params
+from protocol.model import Assignment, Decision, Params
 from protocol.participant import Participant
 from protocol.participant_table import RESERVING, Held
 from protocol.session_table import SessionState
@@ -54,6 +54,15 @@ class Violation(Exception):
         self.detail = detail
 
 
+@dataclass(frozen=True)
+class _Final:
+    """A settled session as the checks at the end need it: the ledger may retire it before."""
+
+    state: SessionState
+    decision: Decision | None
+    assignments: tuple[Assignment, ...]
+
+
 @dataclass
 class _SessionSeen:
     executed_by: set[str]
@@ -69,6 +78,7 @@ class Checkers:
         self._accepted_results: dict[str, int] = {}
         self._executions: set[tuple[str, int]] = set()
         self._offered: dict[str, set[str]] = {}  # session -> parameter names its yes votes offered
+        self._final: dict[str, _Final] = {}  # settled sessions, kept past their retirement
 
     def _session(self, session_id: str) -> _SessionSeen:
         return self._seen.setdefault(session_id, _SessionSeen(set(), set()))
@@ -131,7 +141,8 @@ class Checkers:
     def applied(self, entry: Entry, result: ApplyResult) -> None:
         if isinstance(entry, Accepted):
             known = self._key_session.get(entry.idempotency_key)
-            if known is not None and result.session_id != known:
+            # A key whose session was retired may start a new one: the dedup window is over.
+            if known is not None and result.session_id != known and not self._ledger.retired(known):
                 raise Violation(
                     "exactly-once", f"key {entry.idempotency_key} made sessions {known} and {result.session_id}"
                 )
@@ -141,10 +152,17 @@ class Checkers:
             self._accepted_results[entry.subtask_id] = count
             if count > 1:
                 raise Violation("exactly-once", f"{count} results accepted for {entry.subtask_id}")
+        elif isinstance(entry, Settled) and result.applied:
+            record = self._ledger.session(entry.session_id)
+            if record is not None:
+                self._final[entry.session_id] = _Final(record.state, record.decision, record.assignments)
 
     def acknowledged(self, key: str, session_id: str) -> None:
         known = self._acknowledged.setdefault(key, session_id)
-        if known != session_id:
+        if known != session_id and (self._ledger.retired(known) or self._ledger.retired(session_id)):
+            # The key's dedup window ended between the two answers (one came late): two tasks.
+            self._acknowledged[key] = max(known, session_id, key=lambda sid: int(sid[1:]))
+        elif known != session_id:
             raise Violation("exactly-once", f"key {key} was answered with {known} and with {session_id}")
 
     def participant_stepped(self, p: Participant, before: dict[str, tuple[str, Held]]) -> None:
@@ -158,12 +176,13 @@ class Checkers:
             if now in (Held.PREPARED, Held.COMMITTED):
                 continue
             record = self._ledger.session(session_id)
-            decision = record.decision if record else None
+            final = self._final.get(session_id)
+            decision = record.decision if record else final.decision if final else None
             if now is Held.ABORTED and decision is Decision.ABORT:
                 seen = self._session(session_id)
                 seen.aborted_by.add(p.agent_id)
                 self._atomic(session_id, seen)
-            elif now is Held.COMPENSATED and decision is Decision.COMMIT and record and record.terminal:
+            elif now is Held.COMPENSATED and decision is Decision.COMMIT and (final or (record and record.terminal)):
                 pass  # the session failed after commit before this agent heard the commit
             else:
                 raise Violation(
@@ -179,9 +198,15 @@ class Checkers:
 
     # --- the end ------------------------------------------------------------------------------
 
+    def ended_states(self) -> dict[str, str]:
+        """The state of every session the log created, retired ones included."""
+        states = {sid: final.state.value for sid, final in self._final.items()}
+        states.update({sid: r.state.value for sid, r in self._ledger.sessions.items()})
+        return states
+
     def at_end(self, participants: list[Participant], stores: dict[str, dict[str, Params]]) -> None:
         for key, sid in self._acknowledged.items():
-            if sid not in self._ledger.sessions:
+            if sid not in self._ledger.sessions and sid not in self._final:
                 raise Violation("no-lost-session", f"acknowledged session {sid} (key {key}) is not in the log")
         for record in self._ledger.sessions.values():
             if not record.terminal or not record.settled:
@@ -192,12 +217,12 @@ class Checkers:
             held = sorted(sub for sub, h in p.holdings.items() if h.held in RESERVING)
             if held or p.recovering:
                 raise Violation("no-reservation-left", f"{p.agent_id} still holds {held} (recovering={p.recovering})")
-        for record in self._ledger.sessions.values():
-            for a in record.assignments:
+        ended = dict(self._final)  # retired sessions too
+        ended.update({sid: _Final(r.state, r.decision, r.assignments) for sid, r in self._ledger.sessions.items()})
+        for sid, final in ended.items():
+            for a in final.assignments:
                 present = a.subtask_id in stores.get(a.agent_id, {})
-                if record.state is SessionState.COMPLETED and not present:
-                    raise Violation("outcome", f"{a.subtask_id} of completed {record.session_id} left no effect")
-                if record.state is not SessionState.COMPLETED and present:
-                    raise Violation(
-                        "outcome", f"{a.subtask_id} of {record.state.value} {record.session_id} was not compensated"
-                    )
+                if final.state is SessionState.COMPLETED and not present:
+                    raise Violation("outcome", f"{a.subtask_id} of completed {sid} left no effect")
+                if final.state is not SessionState.COMPLETED and present:
+                    raise Violation("outcome", f"{a.subtask_id} of {final.state.value} {sid} was not compensated")

@@ -50,12 +50,15 @@ def run_seed(
             world.run()
         except Violation as exc:
             violation, checker = str(exc), exc.checker
+    ended = world.checkers.ended_states()  # every session, the retired ones too
     states: dict[str, int] = {}
-    for record in world.ledger.sessions.values():
-        states[record.state.value] = states.get(record.state.value, 0) + 1
+    for state in ended.values():
+        states[state] = states.get(state, 0) + 1
+    if world.ledger.retired_total:
+        world.stats["retired"] = world.ledger.retired_total
     return SeedReport(
         seed,
-        len(world.ledger.sessions),
+        len(ended),
         states,
         world.events,
         world.trace_digest,

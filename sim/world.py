@@ -51,7 +51,7 @@ from protocol.events import Applied, BecameLeader, Booted, ExecutionDone, TimerF
 from protocol.leader import Leader
 from protocol.ledger import Ledger
 from protocol.messages import Cancel, CancelReply, Message, Submit, SubmitReply
-from protocol.model import Assignment, Outcome, Params, SubtaskSpec, TaskSpec, Timing
+from protocol.model import Assignment, Limits, Outcome, Params, SubtaskSpec, TaskSpec, Timing
 from protocol.participant import Participant, Refusal
 from sim.checkers import Checkers, Violation
 from sim.faults import FaultPlan
@@ -72,6 +72,9 @@ class SimOptions:
     #: ``None`` draws the timing from the seed, so that runs also explore leases shorter than
     #: the prepare timeout, slow retries, tight execution deadlines (two bugs hid there).
     timing: Timing | None = None
+    #: Settled sessions the ledger keeps before retiring them; ``None`` draws it from the seed
+    #: (often a handful, so that retirement, and key reuse after it, happen under faults).
+    settled_sessions_kept: int | None = None
 
 
 @dataclass
@@ -186,7 +189,10 @@ class World:
         self.events = 0
         self._trace = hashlib.blake2b(digest_size=8)
         self.trace_sink: Callable[[str], None] | None = None
-        self.ledger = Ledger(defects)
+        kept = options.settled_sessions_kept
+        if kept is None:
+            kept = self.rng.choice((1, 3, 8, 10_000))
+        self.ledger = Ledger(defects, Limits(settled_sessions_kept=kept))
         self.log = SimDecisionLog(self.ledger)
         self.checkers = Checkers(self.ledger)
         self.log.subscribe(lambda a: self.checkers.applied(a.entry, a.result))

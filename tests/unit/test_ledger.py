@@ -9,7 +9,7 @@ from protocol.defects import NO_IDEMPOTENCY
 from protocol.entries import Accepted, Decided, Finished, Negotiated, Planned, Registered, Settled
 from protocol.errors import InvariantViolation
 from protocol.ledger import Ledger
-from protocol.model import Assignment, Decision, Outcome, SubtaskSpec, TaskSpec
+from protocol.model import Assignment, Decision, Limits, Outcome, SubtaskSpec, TaskSpec
 from protocol.session_table import SessionState
 from tests.unit.helpers import OK, PLAN, WELLNESS, ledger_with_agents, session_in
 
@@ -210,3 +210,35 @@ def test_every_applied_step_of_a_session_is_an_event_with_its_state() -> None:
     assert events[1].detail == "s1.0->wpa, s1.1->npa"
     ledger.apply(Settled("s1"))  # a repeat adds nothing
     assert len(events) == 6
+
+
+def settle_one(ledger: Ledger, key: str) -> str:
+    """Accept, abort and settle one session; its id."""
+    sid = ledger.apply(Accepted(key, WELLNESS)).session_id
+    ledger.apply(Decided(sid, Decision.ABORT, "no room"))
+    ledger.apply(Settled(sid))
+    return sid
+
+
+def test_settled_sessions_retire_past_the_window_with_their_keys() -> None:
+    ledger = Ledger(limits=Limits(settled_sessions_kept=2))
+    ledger.apply(Registered("wpa", ("plan_workout",), 2, 1))
+    live = ledger.apply(Accepted("live", WELLNESS)).session_id
+    sids = [settle_one(ledger, f"k{i}") for i in range(4)]
+    assert [ledger.retired(s) for s in sids] == [True, True, False, False]
+    assert ledger.session(sids[0]) is None and "k0" not in ledger.by_key and ledger.retired_total == 2
+    assert ledger.session(live) is not None and not ledger.retired(live)  # unsettled: never retired
+    assert not ledger.retired("s999") and not ledger.retired("x1")  # never issued
+    # A late repeat for a retired session changes nothing; a key past its window is a new task.
+    assert not ledger.apply(Settled(sids[0])).applied
+    again = ledger.apply(Accepted("k0", WELLNESS))
+    assert again.created and again.session_id == "s6"  # ids are never reused
+
+
+def test_retirement_is_the_same_on_every_replica() -> None:
+    replicas = [Ledger(limits=Limits(settled_sessions_kept=3)) for _ in range(2)]
+    for ledger in replicas:
+        for i in range(10):
+            settle_one(ledger, f"k{i}")
+    assert sorted(replicas[0].sessions) == sorted(replicas[1].sessions)
+    assert sorted(replicas[0].sessions) == ["s10", "s8", "s9"]
