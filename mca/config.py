@@ -148,19 +148,7 @@ def load(path: str | Path) -> ClusterConfig:
         # Otherwise every yes voter asks for the decision before it can be reached (and so
         # presumes an abort) whenever a vote is slow.
         raise ConfigError("mca.timing.lease: must be longer than mca.timing.prepare_timeout")
-    limits_raw = _get(mca, "limits", dict, {}, "mca.limits")
-    unknown = sorted(set(limits_raw) - {f.name for f in fields(Limits)})
-    if unknown:
-        raise ConfigError(f"mca.limits.{unknown[0]}: unknown; known: sessions_in_flight_max, retry_after")
-    in_flight_max = _get(
-        limits_raw, "sessions_in_flight_max", int, Limits.sessions_in_flight_max, "mca.limits.sessions_in_flight_max"
-    )
-    if isinstance(in_flight_max, bool) or not 1 <= in_flight_max <= 1_000_000:
-        raise ConfigError("mca.limits.sessions_in_flight_max: must be a whole number from 1 to 1000000")
-    retry_after = limits_raw.get("retry_after", Limits.retry_after)
-    if isinstance(retry_after, bool) or not isinstance(retry_after, (int, float)) or not 0 < retry_after <= 60:
-        raise ConfigError("mca.limits.retry_after: must be a number of seconds above 0 and at most 60")
-    limits = Limits(in_flight_max, float(retry_after))
+    limits = _limits(_get(mca, "limits", dict, {}, "mca.limits"))
     agents = []
     for i, a in enumerate(_get(raw, "agents", list, [])):
         where = f"agents[{i}]"
@@ -236,6 +224,29 @@ def _subtasks_of(capabilities: tuple[str, ...]) -> Callable[[Mapping[str, Any]],
         return tuple(SubtaskSpec(c, 1, inputs) for c in capabilities)
 
     return subtasks
+
+
+#: Bounds of ``mca.limits``: (smallest, largest) for each field of ``Limits``.
+LIMIT_RANGES: dict[str, tuple[float, float]] = {
+    "sessions_in_flight_max": (1, 1_000_000),
+    "retry_after": (0.001, 60.0),
+    "settled_sessions_kept": (1, 10_000_000),
+}
+
+
+def _limits(raw: dict[str, Any]) -> Limits:
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        where = f"mca.limits.{name}"
+        if name not in LIMIT_RANGES:
+            raise ConfigError(f"{where}: unknown; known: {', '.join(LIMIT_RANGES)}")
+        low, high = LIMIT_RANGES[name]
+        whole = isinstance(getattr(Limits(), name), int)
+        if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or not low <= value <= high:
+            kind = "a whole number" if whole else "a number of seconds"
+            raise ConfigError(f"{where}: must be {kind} from {low:g} to {high:g}")
+        values[name] = value if whole else float(value)
+    return Limits(**values)
 
 
 def _get(raw: dict[str, Any], key: str, kind: type, default: Any, where: str | None = None) -> Any:

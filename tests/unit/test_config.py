@@ -68,6 +68,10 @@ agents:
         (GOOD + "stores: {embedded: false, redis: 'http://cache'}\n", "stores.redis"),
         (GOOD + "stores: {cache: 1}\n", "stores.cache"),
         (GOOD + "bind: 10.1.2.3\n", "stores.embedded: the embedded stores"),
+        (GOOD.replace("  replicas:", "  limits: {sessions_in_flight_max: 0}\n  replicas:"), "mca.limits.sessions_in"),
+        (GOOD.replace("  replicas:", "  limits: {retry_after: soon}\n  replicas:"), "mca.limits.retry_after"),
+        (GOOD.replace("  replicas:", "  limits: {settled_sessions_kept: 1.5}\n  replicas:"), "mca.limits.settled"),
+        (GOOD.replace("  replicas:", "  limits: {patience: 1}\n  replicas:"), "mca.limits.patience"),
     ],
 )
 def test_mistakes_name_the_field(tmp_path: Path, text: str, field: str) -> None:
@@ -93,3 +97,12 @@ def test_task_types_from_the_file_join_the_builtin_ones(tmp_path: Path) -> None:
     assert {"echo", "echo_pair", "climate"} <= set(catalog)
     subtasks = catalog["climate"].subtasks({"value": 1.0})
     assert [s.capability for s in subtasks] == ["thermostat", "echo"]
+
+
+def test_limits_are_read_and_default_sensibly(tmp_path: Path) -> None:
+    (tmp_path / "cluster.yaml").write_text(
+        GOOD.replace("  replicas:", "  limits: {sessions_in_flight_max: 64, retry_after: 1}\n  replicas:")
+    )
+    limits = load(tmp_path / "cluster.yaml").limits
+    assert (limits.sessions_in_flight_max, limits.retry_after) == (64, 1.0)
+    assert limits.settled_sessions_kept == 20_000  # the default, untouched
