@@ -132,6 +132,7 @@ class Replica:
         self._tokens = itertools.count(1)
         self._outbox = Outbox()
         self._watchers: dict[str, list[asyncio.Future[None]]] = {}
+        self._ending: dict[str, list[asyncio.Future[None]]] = {}  # Submit(wait) until terminal
         self._heartbeats: dict[str, float] = {}
         self._ready_term = 0
         self._watcher: asyncio.Task[None] | None = None
@@ -291,6 +292,12 @@ class Replica:
             for waiter in self._watchers.pop(session_id, []):
                 if not waiter.done():
                     waiter.set_result(None)
+            if session_id in self._ending:
+                record = self.ledger.session(session_id)
+                if record is None or record.terminal:
+                    for waiter in self._ending.pop(session_id):
+                        if not waiter.done():
+                            waiter.set_result(None)
 
     def step(self, event: object) -> bool:
         """Step the leader with ``event`` (on the loop thread). False when not leading."""
@@ -392,6 +399,22 @@ class Replica:
             return await asyncio.wait_for(future, APPLY_WAIT_SECONDS)
         finally:
             self._waiting.pop(token, None)
+
+    async def ended(self, session_id: str) -> None:
+        """Wait until ``session_id`` is terminal (one wakeup, not one per applied record)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ending.setdefault(session_id, []).append(waiter)
+        try:
+            record = self.ledger.session(session_id)
+            if record is None or record.terminal:  # it ended before we registered
+                return
+            await waiter
+        finally:  # a client that went away leaves nothing behind
+            waiting = self._ending.get(session_id, [])
+            if waiter in waiting:
+                waiting.remove(waiter)
+            if not waiting:
+                self._ending.pop(session_id, None)
 
     async def changed(self, session_id: str) -> None:
         """Wait until the next entry about ``session_id`` is applied on this replica."""
@@ -603,9 +626,8 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
         record = self.replica.ledger.session(reply.session_id)
         if record is None:  # retired in the meantime (a retry of a key at the edge of its window)
             await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.unknown(reply.session_id))
-        if request.wait:
-            while not record.terminal:
-                await self.replica.changed(record.session_id)
+        if request.wait and not record.terminal:
+            await self.replica.ended(record.session_id)
         return self.replica.session_view(record)
 
     async def Get(self, request: Any, context: grpc.aio.ServicerContext) -> Any:

@@ -15,6 +15,7 @@ This module is the only place that touches generated code; the stubs are built b
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from protocol import messages as m
@@ -107,54 +108,67 @@ def _owned_out(item: tuple[Any, ...]) -> Any:
     return pb.Owned(session_id=session_id, assignment=_assignment_out(assignment), parameters=_params_out(parameters))
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+def _field_out(name: str) -> Callable[[Any], Any]:
+    """How one field of a core message becomes its protobuf value (decided by the field's name,
+    which is the same in both definitions; the round-trip test holds them together)."""
+    if name == "assignment":
+        return _assignment_out
+    if name == "outcome":
+        return _outcome_out
+    if name in ("committed", "finished"):
+        return lambda items: [_owned_out(item) for item in items]
+    if name in ("parameters", "offers", "inputs", "output"):
+        return _params_out
+    if name == "capabilities":
+        return list
+    return _same
+
+
+def _field_in(name: str) -> Callable[[Any], Any]:
+    if name == "assignment":
+        return _assignment_in
+    if name == "outcome":
+        return _outcome_in
+    if name == "committed":
+        return lambda items: tuple(
+            (o.session_id, _assignment_in(o.assignment), _params_in(o.parameters)) for o in items
+        )
+    if name == "finished":
+        return lambda items: tuple((o.session_id, _assignment_in(o.assignment)) for o in items)
+    if name in ("parameters", "offers", "inputs", "output"):
+        return _params_in
+    if name == "capabilities":
+        return tuple
+    return _same
+
+
+# Per message kind, the conversion of each field, worked out once: converting is on every
+# protocol message's path, and looking at the dataclass fields each time cost more than the
+# conversion itself.
+_OUT = {core: [(f.name, _field_out(f.name)) for f in dataclasses.fields(core)] for core in PROTO_OF}
+_IN = {core: [(f.name, _field_in(f.name)) for f in dataclasses.fields(core)] for core in PROTO_OF}
+
+
 def to_proto(message: object) -> Any:
     """The protobuf form of a core message."""
-    proto_class = PROTO_OF.get(type(message))
-    if proto_class is None or not dataclasses.is_dataclass(message):
-        raise TypeError(f"{type(message).__name__} has no wire form")
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(message):
-        value = getattr(message, f.name)
-        if isinstance(value, Assignment):
-            kwargs[f.name] = _assignment_out(value)
-        elif isinstance(value, Outcome):
-            kwargs[f.name] = _outcome_out(value)
-        elif f.name in ("committed", "finished"):
-            kwargs[f.name] = [_owned_out(item) for item in value]
-        elif isinstance(value, tuple) and value and isinstance(value[0], tuple):
-            kwargs[f.name] = _params_out(value)
-        elif isinstance(value, tuple):
-            kwargs[f.name] = list(value)
-        else:
-            kwargs[f.name] = value
-    return proto_class(**kwargs)
+    kind = type(message)
+    plan = _OUT.get(kind)
+    if plan is None:
+        raise TypeError(f"{kind.__name__} has no wire form")
+    return PROTO_OF[kind](**{name: convert(getattr(message, name)) for name, convert in plan})
 
 
 def from_proto(proto: Any, core_class: type[T] | None = None) -> T:
     """The core message of a protobuf message (of ``core_class``, or found by its type)."""
     cls = core_class or CORE_OF.get(type(proto))
-    if cls is None or not dataclasses.is_dataclass(cls):
+    plan = _IN.get(cls) if cls is not None else None
+    if cls is None or plan is None:
         raise TypeError(f"{type(proto).__name__} has no core form")
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        value = getattr(proto, f.name)
-        if f.name == "assignment":
-            kwargs[f.name] = _assignment_in(value)
-        elif f.name == "outcome":
-            kwargs[f.name] = _outcome_in(value)
-        elif f.name == "committed":
-            kwargs[f.name] = tuple(
-                (o.session_id, _assignment_in(o.assignment), _params_in(o.parameters)) for o in value
-            )
-        elif f.name == "finished":
-            kwargs[f.name] = tuple((o.session_id, _assignment_in(o.assignment)) for o in value)
-        elif f.name in ("parameters", "offers", "inputs", "output"):
-            kwargs[f.name] = _params_in(value)
-        elif f.name == "capabilities":
-            kwargs[f.name] = tuple(value)
-        else:
-            kwargs[f.name] = value
-    return cls(**kwargs)  # type: ignore[return-value]
+    return cls(**{name: convert(getattr(proto, name)) for name, convert in plan})  # type: ignore[no-any-return]
 
 
 def pack(messages: list[object], to_agent: bool) -> Any:
