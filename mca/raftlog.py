@@ -83,6 +83,28 @@ class RaftTiming:
     tick_period: float = 0.05
 
 
+class _PromptSyncObj(SyncObj):  # type: ignore[misc]
+    """pysyncobj, sending new entries at once but not an extra round of messages per apply.
+
+    Without its own batching, pysyncobj sends append-entries at once when a command arrives
+    (what we want: the host batches) and again after every apply, only to tell the followers
+    the new commit index. That second round doubled the Raft messages, each pickled and
+    encrypted (a quarter of every replica's Raft CPU went to Fernet), and nothing waits for
+    it: the leader has applied, and followers learn the commit index with the next entry or
+    heartbeat (``append_entries_period``). A new leader applies everything before serving
+    (its barrier), so a follower's lag costs nothing. This relies on one private method of
+    pysyncobj 0.3 (the version pyproject.toml pins); without it, pysyncobj behaves as shipped.
+    """
+
+    def _SyncObj__applyLogEntries(self) -> bool:  # pysyncobj's name for its private method
+        SyncObj._SyncObj__applyLogEntries(self)
+        return False
+
+
+if not hasattr(SyncObj, "_SyncObj__applyLogEntries"):  # another pysyncobj: keep its behaviour
+    del _PromptSyncObj._SyncObj__applyLogEntries
+
+
 class _LedgerState(SyncObjConsumer):  # type: ignore[misc]
     """The replicated part: the ledger and the applied entries. Everything assigned before
     ``super().__init__()`` is local to the replica and never serialized into Raft snapshots."""
@@ -185,7 +207,7 @@ class RaftDecisionLog:
             logCompactionMinEntries=LOG_COMPACTION_ENTRIES,
             dynamicMembershipChange=False,
         )
-        self._sync = SyncObj(self_address, partner_addresses, conf=conf, consumers=[self._state])
+        self._sync = _PromptSyncObj(self_address, partner_addresses, conf=conf, consumers=[self._state])
 
     # --- DecisionLog --------------------------------------------------------------------------
 

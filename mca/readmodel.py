@@ -4,29 +4,66 @@ The Raft log is the source of truth; people and tools query history in a documen
 (SecantusDB in the embedded default, MongoDB in production) through PyMongo's async client:
 
 * ``coordination_sessions``: one document per session (task, plan, votes, decision, negotiated
-  parameters, results, state); unique on ``_id`` (the session id) and on ``idempotency_key``;
+  parameters, results, state) with the session's domain events embedded in its ``events`` array
+  (``TaskAccepted``, ``CoordinationStarted``, ``TaskCompleted``, ``MealPlanGenerated``...; each
+  with ``seq``, the sequence number ``Watch`` streams, and ``event``, ``kind``, ``state``,
+  ``detail``), in ``seq`` order; unique on ``_id`` (the session id) and on ``idempotency_key``;
 * ``agent_capabilities``: one document per agent (capabilities, capacity, incarnation);
-* ``events``: the domain events (``CoordinationStarted``, ``TaskCompleted``,
-  ``MealPlanGenerated``, ``AgentRegistered``...), one or more per session event (``session_id``,
-  ``seq``: the same sequence numbers ``Watch`` streams) and one per agent registration; unique on
-  ``(session_id, seq, event)``;
+* ``events``: one ``AgentRegistered`` per agent registration (``session_id`` is
+  ``agent:<agent id>``, ``seq`` its incarnation); unique on ``(session_id, seq, event)``;
 * ``meal_plans``, ``workout_plans`` (and ``results`` for other capabilities): the documents
   results carry, one per subtask (``_id`` is the subtask id: the first result applied wins, so
   there is exactly one);
-* ``meta``: the checkpoint, the number of log entries the projection has caught up with.
+* ``meta``: the checkpoint (the number of log entries the store holds everything of), the log it
+  projects and the layout (``format``) of the documents.
+
+``events_of(session_id)`` returns a session's events (or an agent's registrations) in ``seq``
+order, each with ``_id`` (``<session>:<seq>:<event>``) and ``session_id`` as well.
 
 The projection is pure (``session_document`` and friends: a ledger record in, documents out) and
 every write is idempotent, so writing a document twice, or projecting everything again, is
 always safe: that is how the read model is rebuilt from the log. Documents carry a version (a
-session's event count, an agent's incarnation) and a write only replaces an older version, so a
-deposed leader that flushes late cannot overwrite what its successor wrote.
+session's event count, an agent's incarnation) and a write only replaces an older or equal
+version, so a deposed leader that flushes late cannot overwrite what its successor wrote.
 
-Only the leader writes. Applied entries mark sessions and agents dirty on pysyncobj's tick thread
-(under the log's guard); the writer, on the event loop, takes a consistent snapshot of the dirty
-records under the guard and writes it in one bulk request per collection, then advances the
-checkpoint. When a replica becomes leader it compares the stored checkpoint with its own log and
-re-projects everything if the read model is behind. A store that is down never slows the
-coordination: the writer keeps the records dirty and retries with backoff.
+Cost (DESIGN.md, "Throughput: batch every hop"): SecantusDB spends about 1 ms of CPU per
+document it inserts and 2-3 ms per conditional replace (measured here), so the writer sends as
+few documents as it can:
+
+* a session's events ride in its document, not one document each;
+* a session is written when it settles (its history is complete), or once it has waited
+  ``SETTLE_WAIT_SECONDS`` (a long or stuck session still shows up, and is written again when it
+  settles): most sessions are written once in their life, whatever the load;
+* the first write of a session by this writer is a plain insert (the cheapest write); only if
+  the session is already stored (a re-projection, another leader's work) does it fall back to
+  the versioned replace, which changes nothing against a newer version. Result and agent
+  registration documents never change: they are inserted, and an existing one is kept;
+* the writer flushes every ``FLUSH_SECONDS``: a few requests per flush (one per collection with
+  something to write, and the checkpoint), whatever the number of entries in between.
+
+Measured in an embedded cluster on 2 cores: about 1.2 ms of store CPU per two-agent task (one
+document per session), against 16 ms when every event was a document of its own and every
+flush (each 50 ms) rewrote each session that had changed.
+
+Only the leader writes. Each applied entry adds its session (or agent) to a dirty set on
+pysyncobj's tick thread, under the log's guard (a set add: the tick thread is never slowed).
+On each flush the writer, under the guard, moves the dirty sessions to its pending table, picks
+the pending ones that are due (settled, waited long enough, or gone from the ledger), and takes
+a cheap snapshot of each (the record with its growing containers copied), at most
+``SESSIONS_PER_TAKE`` per hold; it releases the guard before projecting the snapshots into
+documents and writing them. The checkpoint it then stores is the applied index at this take,
+or less while a session is still pending: the applied index at the last take before that
+session changed. Everything up to the checkpoint is in the store. ``lag(applied)`` says how
+many applied entries the store is behind; under load it includes the entries of the sessions
+in flight (at most ``SETTLE_WAIT_SECONDS`` of them), so a steady lag is normal and a growing one
+means the store cannot keep up or is down (``error`` says why).
+
+When a replica becomes leader it compares the stored checkpoint with its own log and
+re-projects what the entries after it touched: everything when the store has no checkpoint or
+holds documents of an older layout (replaced in place), or another log's projection (emptied
+first). A store that is down never slows the coordination: the writer keeps the records pending
+and retries with backoff. ``written`` counts the documents sent per collection, for benches
+(documents per task) and tests.
 """
 
 from __future__ import annotations
@@ -37,29 +74,43 @@ import hashlib
 import json
 import logging
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from protocol.entries import Accepted, Entry, Registered
+from protocol.entries import Batch as EntryBatch
 from protocol.ledger import AgentRecord, Ledger, SessionRecord
 
 SESSIONS = "coordination_sessions"
 AGENTS = "agent_capabilities"
 EVENTS = "events"
 META = "meta"
-#: How often the writer flushes dirty records (seconds): a batch per flush, not a write per entry.
-FLUSH_SECONDS = 0.05
+#: The layout of the documents, stored with the checkpoint. A store in an older layout (1, no
+#: ``format``: a document per session event in ``events``) gets every session the log holds
+#: re-projected in place; it is not emptied, since a session the log no longer holds has its
+#: history there only (``events_of`` still reads its events from ``events``).
+FORMAT = 2
+#: How often the writer flushes (seconds): a few requests per flush, not a write per entry.
+#: Freshness is not what the read model is for (``Watch`` and ``get`` read the ledger).
+FLUSH_SECONDS = 0.2
+#: Longest a changed session that has not settled waits before it is written anyway: longer
+#: than a task takes even under overload (measured: 2.6 s at 150 in flight on 2 cores; a session
+#: written before it settles is written twice), short enough that a long or stuck session
+#: shows up in the store within seconds.
+SETTLE_WAIT_SECONDS = 5.0
 #: Longest wait between retries while the store is unreachable.
 RETRY_SECONDS_MAX = 2.0
-#: Most sessions projected per hold of the log's guard: the tick thread waits while we hold it,
+#: Most sessions taken per hold of the log's guard: the tick thread waits while we hold it,
 #: and a long hold delays Raft heartbeats (a re-projection of thousands of sessions goes in
 #: chunks, with the guard released between them).
 SESSIONS_PER_TAKE = 200
-#: Duplicate key: the filter lost to a newer version (or an identical event already exists).
+#: Duplicate key: the filter lost to a newer version (or an identical document already exists).
 _DUPLICATE_KEY = 11000
 
 #: Domain events named after the session events that mark them.
@@ -88,7 +139,7 @@ log = logging.getLogger(__name__)
 
 
 def session_document(record: SessionRecord) -> dict[str, Any]:
-    """Everything the log knows about one session, as one document."""
+    """Everything the log knows about one session, its events included, as one document."""
     decision = record.decision.value if record.decision else None
     committed = decision == "commit"
     return {
@@ -123,6 +174,10 @@ def session_document(record: SessionRecord) -> dict[str, Any]:
             for subtask_id, o in record.results.items()
         },
         "settled": record.settled,
+        # Embedded, not one document each: the store charges per document written, and the
+        # events only ever change with the session (the same version covers both). ``_id`` and
+        # ``session_id`` would repeat the session's own; ``events_of`` puts them back.
+        "events": [{k: v for k, v in e.items() if k not in ("_id", "session_id")} for e in session_events(record)],
     }
 
 
@@ -132,7 +187,8 @@ def _result_collection(record: SessionRecord, subtask_id: str) -> tuple[str, str
 
 
 def session_events(record: SessionRecord, after: int = 0) -> list[dict[str, Any]]:
-    """The domain events of the session's events with a sequence number above ``after``."""
+    """The domain events of the session's events with a sequence number above ``after``, in
+    sequence order (as ``events_of`` returns them)."""
     documents = []
     for seq, event in enumerate(record.events[after:], start=after + 1):
         names = [DOMAIN_EVENTS.get(event.kind, event.kind)]
@@ -200,7 +256,7 @@ def agent_document(agent: AgentRecord) -> dict[str, Any]:
 
 
 def agent_event(agent: AgentRecord) -> dict[str, Any]:
-    # Agent events live beside session events; seq = the incarnation keeps (session_id, seq) unique.
+    # Agent events stay in their own collection; seq = the incarnation keeps (session_id, seq) unique.
     return {
         "_id": f"agent:{agent.agent_id}:{agent.incarnation}",
         "session_id": f"agent:{agent.agent_id}",
@@ -212,30 +268,73 @@ def agent_event(agent: AgentRecord) -> dict[str, Any]:
     }
 
 
+def snapshot(record: SessionRecord) -> SessionRecord:
+    """A copy of ``record`` that later applies cannot change, cheap enough to take under the
+    guard (a few microseconds, against tens for the projection). The ledger grows a record's
+    ``events`` and ``results`` in place, so those are copied; every other field holds an
+    immutable value (frozen dataclasses, tuples, enums, strings) that applying replaces."""
+    copy = object.__new__(SessionRecord)
+    copy.__dict__.update(record.__dict__)
+    copy.events = record.events[:]
+    copy.results = record.results.copy()
+    return copy
+
+
 def log_identity(entries: Callable[[int], Iterable[tuple[int, Entry]]]) -> str:
     """A name for this decision log: a digest of its first entry (the same on every replica of
     one cluster, different for a cluster started afresh: its first registration carries a new
     incarnation)."""
     first = next(iter(entries(0)), None)
-    return hashlib.sha256(repr(first[1]).encode()).hexdigest()[:16] if first else ""
+    return record_identity(first[1] if first else None)
+
+
+def record_identity(first: Entry | None) -> str:
+    """``log_identity`` from the first record itself (a log that keeps only a window of its
+    records remembers its first one for this)."""
+    return hashlib.sha256(repr(first).encode()).hexdigest()[:16] if first is not None else ""
+
+
+class History(NamedTuple):
+    """How far back a log's applied records reach: index of the oldest kept, and the first
+    record ever applied (which names the log). The default: every record is kept."""
+
+    oldest: int = 1
+    first: Entry | None = None
+
+
+def _records(entry: Entry | EntryBatch) -> Iterable[Entry]:
+    # A group-committed entry (DESIGN.md, "Group commit") carries several records.
+    return entry.records if isinstance(entry, EntryBatch) else (entry,)
+
+
+class Pending(NamedTuple):
+    """A session changed since it was last written."""
+
+    #: The store holds this session's entries up to this applied index.
+    since: int
+    #: When the writer first saw it changed (``time.monotonic``): it is due ``SETTLE_WAIT_SECONDS`` later.
+    first: float
 
 
 @dataclass
 class Batch:
-    """Documents to write, taken from the ledger under its guard."""
+    """What one flush writes, taken from the ledger under its guard."""
 
-    sessions: list[dict[str, Any]] = field(default_factory=list)
+    #: Snapshots of the sessions to write (projected into documents outside the guard).
+    sessions: list[SessionRecord] = field(default_factory=list)
     agents: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    results: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    agent_events: list[dict[str, Any]] = field(default_factory=list)
+    #: The applied index at the take.
     applied: int = 0
-    #: Nothing was left dirty: the store will hold everything up to ``applied``.
-    complete: bool = True
-    #: Per session, the highest event sequence number in this batch.
-    seqs: dict[str, int] = field(default_factory=dict)
+    #: The store holds every entry up to here once this batch is written.
+    checkpoint: int = 0
+    #: More sessions were due than one take carries: flush again at once.
+    more: bool = False
+    #: The pending marks of the sessions taken, restored if the write fails.
+    taken: dict[str, Pending] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.sessions) + len(self.agents) + len(self.events) + len(self.results)
+        return len(self.sessions) + len(self.agents)
 
 
 # --- the writer -------------------------------------------------------------------------------
@@ -252,26 +351,39 @@ class ReadModel:
             url, serverSelectionTimeoutMS=2000, connectTimeoutMS=2000, retryWrites=False, tz_aware=True
         )
         self._db = self._client.get_default_database(default="mca")  # the URL's path names it
+        # Shared with the tick thread (under the guard): what applied entries touched.
         self._dirty_sessions: set[str] = set()
         self._dirty_agents: set[str] = set()
+        # The writer's own (event loop only): sessions changed but not written yet, in the
+        # order they first changed; and, per session this writer has written and that has not
+        # settled, how many of its events it wrote (a settled one is dropped: nothing follows).
+        self._pending: dict[str, Pending] = {}
         self._written_seq: dict[str, int] = {}
-        self.checkpoint = 0  # entries the store has caught up with, as far as this writer knows
+        self._taken = 0  # the applied index at the last take
+        self.checkpoint = 0  # entries the store holds everything of, as far as this writer knows
         self.log_id = ""  # which decision log the store projects (see log_identity)
         self.error = ""  # the last store error, for status displays
+        self.written: Counter[str] = Counter()  # documents sent, per collection
 
-    # Called on pysyncobj's tick thread, under the guard, once per applied entry.
+    # Called on pysyncobj's tick thread, under the guard, once per applied entry: set adds only.
     def touch(self, session_id: str = "", agent_id: str = "") -> None:
         if session_id:
             self._dirty_sessions.add(session_id)
         if agent_id:
             self._dirty_agents.add(agent_id)
 
+    def lag(self, applied: int) -> int:
+        """How many of ``applied`` entries the store does not hold yet (see the module notes)."""
+        return max(0, applied - self.checkpoint)
+
     def forget(self) -> None:
         """Not leading: drop what is dirty (the next leader projects from its own log)."""
         with self._guard:
             self._dirty_sessions.clear()
             self._dirty_agents.clear()
+            self._pending.clear()
             self._written_seq.clear()
+            self._taken = 0
 
     async def ensure_indexes(self) -> None:
         await self._db[SESSIONS].create_index([("idempotency_key", ASCENDING)], unique=True)
@@ -283,12 +395,18 @@ class ReadModel:
             await self._db[collection].create_index([("session_id", ASCENDING)])
 
     async def catch_up(
-        self, ledger: Ledger, applied: Callable[[], int], entries: Callable[[int], Iterable[tuple[int, Entry]]]
+        self,
+        ledger: Ledger,
+        applied: Callable[[], int],
+        entries: Callable[[int], Iterable[tuple[int, Entry]]],
+        history: Callable[[], History] = History,
     ) -> None:
         """As a new leader: re-project what the entries after the stored checkpoint touched
-        (everything, when the store has no checkpoint, or one of another log)."""
+        (everything, when the store has no checkpoint, one of another log, or an older layout,
+        or when the log no longer keeps the records after the checkpoint)."""
         with self._guard:
-            self.log_id = log_identity(entries)
+            kept = history()
+            self.log_id = log_identity(entries) if kept.first is None else record_identity(kept.first)
         stored = await self._db[META].find_one({"_id": "checkpoint"})
         if stored is not None and stored.get("log") not in (None, self.log_id):
             # These documents project another decision log (a cluster started afresh on an old
@@ -298,74 +416,149 @@ class ReadModel:
                 await self._db[collection].delete_many({})
             stored = None
         self.checkpoint = int(stored["applied"]) if stored else 0
+        if stored is not None and stored.get("format") != FORMAT:
+            log.warning("read model in format %s; re-projecting in format %d", stored.get("format", 1), FORMAT)
+            self.checkpoint = 0  # every session again: equal versions are replaced, in the new layout
         with self._guard:
-            if self.checkpoint >= applied():
+            # Every session not marked below has its entries up to here in the store.
+            self._taken = applied()
+            if self.checkpoint >= self._taken:
                 return
+            behind = Pending(self.checkpoint, float("-inf"))  # due at once
+            if self.checkpoint + 1 < kept.oldest:
+                # The records after the checkpoint are no longer kept: project everything the
+                # ledger still holds (retired sessions left it; their documents are stored).
+                self._dirty_agents.update(ledger.agents)
+                for kept_id in ledger.sessions:
+                    self._pending.setdefault(kept_id, behind)
             for _, entry in entries(self.checkpoint):
-                if isinstance(entry, Registered):
-                    self._dirty_agents.add(entry.agent_id)
-                elif isinstance(entry, Accepted):
-                    session_id = ledger.by_key.get(entry.idempotency_key)
-                    if session_id is not None:
-                        self._dirty_sessions.add(session_id)
-                else:
-                    self._dirty_sessions.add(entry.session_id)
-            self._written_seq.clear()  # their events too: written again, idempotently
-        log.info("read model at entry %d, log at %d: re-projecting", self.checkpoint, applied())
+                for record in _records(entry):
+                    if isinstance(record, Registered):
+                        self._dirty_agents.add(record.agent_id)
+                    elif isinstance(record, Accepted):
+                        session_id = ledger.by_key.get(record.idempotency_key)
+                        if session_id is not None:
+                            self._pending.setdefault(session_id, behind)
+                    else:
+                        self._pending.setdefault(record.session_id, behind)
+        log.info("read model at entry %d, log at %d: re-projecting", self.checkpoint, self._taken)
 
-    def take(self, ledger: Ledger, applied: int) -> Batch:
-        """The documents for what is dirty, at most ``SESSIONS_PER_TAKE`` sessions (call under
-        the guard)."""
+    def take(self, ledger: Ledger, applied: int, now: float) -> Batch:
+        """Snapshots of the sessions due for writing, at most ``SESSIONS_PER_TAKE``, and the
+        changed agents (call under the guard; ``now`` is ``time.monotonic()``)."""
+        pending = self._pending
+        for session_id in self._dirty_sessions:
+            # Changed only by entries after the last take: the store holds the rest (a session
+            # already pending keeps its older mark).
+            pending.setdefault(session_id, Pending(self._taken, now))
+        self._dirty_sessions.clear()
         batch = Batch(applied=applied)
-        chunk = [self._dirty_sessions.pop() for _ in range(min(SESSIONS_PER_TAKE, len(self._dirty_sessions)))]
-        for session_id in chunk:
+        waited = now - SETTLE_WAIT_SECONDS
+        for session_id, mark in pending.items():
             record = ledger.sessions.get(session_id)
-            if record is None:
-                continue
-            batch.sessions.append(session_document(record))
-            written = self._written_seq.get(session_id, 0)
-            batch.events.extend(session_events(record, written))
-            if any(e.kind == "finished" for e in record.events[written:]):
-                batch.results.extend(result_documents(record))
-            batch.seqs[session_id] = len(record.events)
+            if record is not None and not record.settled and mark.first > waited:
+                continue  # still running: written once it settles, or once it has waited
+            if len(batch.taken) == SESSIONS_PER_TAKE:
+                batch.more = True
+                break
+            batch.taken[session_id] = mark
+            if record is not None:  # gone from the ledger: nothing left to write
+                batch.sessions.append(snapshot(record))
+        for session_id in batch.taken:
+            del pending[session_id]
         for agent_id in self._dirty_agents:
             agent = ledger.agents.get(agent_id)
             if agent is not None:
                 batch.agents.append(agent_document(agent))
-                batch.events.append(agent_event(agent))
+                batch.agent_events.append(agent_event(agent))
         self._dirty_agents.clear()
-        batch.complete = not self._dirty_sessions
+        batch.checkpoint = min((mark.since for mark in pending.values()), default=applied)
+        self._taken = applied
         return batch
 
     def put_back(self, batch: Batch) -> None:
-        """A batch that failed to write: mark its records dirty again."""
+        """A batch that failed to write: its sessions pending again (due at once, with their
+        marks, so the checkpoint stays behind them), its agents dirty again."""
         with self._guard:
-            self._dirty_sessions.update(d["_id"] for d in batch.sessions)
+            for session_id, mark in batch.taken.items():
+                self._pending.setdefault(session_id, mark)
             self._dirty_agents.update(d["_id"] for d in batch.agents)
 
-    async def write(self, batch: Batch) -> None:
-        await self._write_versioned(SESSIONS, batch.sessions)
-        await self._write_versioned(AGENTS, batch.agents)
-        for collection in sorted({c for c, _ in batch.results}):
-            await self._write_versioned(collection, [_parsed(d) for c, d in batch.results if c == collection])
-        if batch.events:
-            ops = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in batch.events]
-            await self._bulk(EVENTS, ops)
-        if batch.complete:  # a partial batch (a chunk of a re-projection) proves nothing yet
-            await self._db[META].update_one(
-                {"_id": "checkpoint"}, {"$max": {"applied": batch.applied}, "$set": {"log": self.log_id}}, upsert=True
-            )
+    async def flush(self, ledger: Callable[[], Ledger], applied: Callable[[], int], now: float | None = None) -> Batch:
+        """One pass of the writer: take what is due under the guard, write it outside."""
         with self._guard:
-            for session_id, seq in batch.seqs.items():
-                self._written_seq[session_id] = max(seq, self._written_seq.get(session_id, 0))
-        if batch.complete:
-            self.checkpoint = max(self.checkpoint, batch.applied)
+            batch = self.take(ledger(), applied(), time.monotonic() if now is None else now)
+        if batch or batch.checkpoint > self.checkpoint:
+            try:
+                await self.write(batch)
+            except BaseException:
+                self.put_back(batch)
+                raise
+        return batch
+
+    async def write(self, batch: Batch) -> None:
+        """Project the batch's snapshots (outside the guard) and write them, then the checkpoint."""
+        new: list[dict[str, Any]] = []
+        known: list[dict[str, Any]] = []
+        results: list[tuple[str, dict[str, Any]]] = []
+        for record in batch.sessions:
+            written = self._written_seq.get(record.session_id)
+            (known if written is not None else new).append(session_document(record))
+            if written is None or any(e.kind == "finished" for e in record.events[written:]):
+                results.extend(result_documents(record))
+        await self._insert_or_replace(SESSIONS, new)
+        await self._write_versioned(SESSIONS, known)
+        await self._write_versioned(AGENTS, batch.agents)
+        for collection in sorted({c for c, _ in results}):
+            await self._insert_once(collection, [_parsed(d) for c, d in results if c == collection])
+        await self._insert_once(EVENTS, batch.agent_events)
+        if batch.checkpoint > self.checkpoint:
+            await self._db[META].update_one(
+                {"_id": "checkpoint"},
+                {"$max": {"applied": batch.checkpoint}, "$set": {"log": self.log_id, "format": FORMAT}},
+                upsert=True,
+            )
+            self.written[META] += 1
+            self.checkpoint = batch.checkpoint
+        for record in batch.sessions:
+            if record.settled:
+                self._written_seq.pop(record.session_id, None)
+            else:
+                self._written_seq[record.session_id] = len(record.events)
+
+    async def _insert_or_replace(self, collection: str, documents: list[dict[str, Any]]) -> None:
+        # Most documents are new to the store: an insert is its cheapest write. One that is
+        # there already (a re-projection, or another leader wrote it) collides on _id and gets
+        # the versioned replace instead, which keeps a newer version.
+        if not documents:
+            return
+        self.written[collection] += len(documents)
+        try:
+            await self._db[collection].insert_many(documents, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+                raise
+            await self._write_versioned(collection, [documents[e["index"]] for e in errors])
+
+    async def _insert_once(self, collection: str, documents: list[dict[str, Any]]) -> None:
+        # Documents that never change (the first result applied wins; a registration is one
+        # incarnation's): one already stored is the same document, so a collision is success.
+        if not documents:
+            return
+        self.written[collection] += len(documents)
+        try:
+            await self._db[collection].insert_many(documents, ordered=False)
+        except BulkWriteError as exc:
+            if any(e.get("code") != _DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
 
     async def _write_versioned(self, collection: str, documents: Iterable[dict[str, Any]]) -> None:
         # Replace only an older (or equal) version; against a newer one the upsert collides on
         # _id, which means "a newer projection is already there" and is not an error.
         ops = [ReplaceOne({"_id": d["_id"], "version": {"$lte": d["version"]}}, d, upsert=True) for d in documents]
         if ops:
+            self.written[collection] += len(ops)
             await self._bulk(collection, ops)
 
     async def _bulk(self, collection: str, ops: Sequence[ReplaceOne[Any]]) -> None:
@@ -382,6 +575,7 @@ class ReadModel:
         applied: Callable[[], int],
         leading: Callable[[], bool],
         entries: Callable[[int], Iterable[tuple[int, Entry]]],
+        history: Callable[[], History] = History,
     ) -> None:
         """The writer loop: flush every ``FLUSH_SECONDS`` while leading; back off on errors.
         It never ends on an error: the coordination goes on, and so must its projection."""
@@ -391,28 +585,21 @@ class ReadModel:
             await asyncio.sleep(delay)
             if not leading():
                 # A follower keeps nothing dirty: on taking over, the checkpoint tells whether
-                # the store is behind this replica's log, and if so everything is re-projected.
+                # the store is behind this replica's log, and if so what is re-projected.
                 self.forget()
                 was_leading = False
+                delay = FLUSH_SECONDS
                 continue
             try:
                 if not was_leading:
                     if applied() == 0:
                         continue  # nothing to project, and no first entry to name the log by yet
                     await self.ensure_indexes()
-                    await self.catch_up(ledger(), applied, entries)
+                    await self.catch_up(ledger(), applied, entries, history)
                     was_leading = True
-                with self._guard:
-                    batch = self.take(ledger(), applied())
-                if not batch and batch.applied <= self.checkpoint:
-                    continue
-                try:
-                    await self.write(batch)
-                except BaseException:
-                    self.put_back(batch)
-                    raise
-                # More of a re-projection to do: go on at once (the guard was released between).
-                delay = 0.0 if not batch.complete else FLUSH_SECONDS
+                batch = await self.flush(ledger, applied)
+                # More was due than one take carries: go on at once (the guard was released).
+                delay = 0.0 if batch.more else FLUSH_SECONDS
                 self.error = ""
             except PyMongoError as exc:
                 self.error = f"{type(exc).__name__}: {exc}"[:200]
@@ -437,7 +624,15 @@ class ReadModel:
         return {d["_id"]: d async for d in self._db[SESSIONS].find({})}
 
     async def events_of(self, session_id: str) -> list[dict[str, Any]]:
-        return [d async for d in self._db[EVENTS].find({"session_id": session_id}).sort("seq", ASCENDING)]
+        """A session's events in ``seq`` order, or an agent's registrations (``agent:<id>``)."""
+        document = await self._db[SESSIONS].find_one({"_id": session_id}, {"events": 1})
+        if document is None or "events" not in document:  # an agent, or a session in format 1
+            found = self._db[EVENTS].find({"session_id": session_id}).sort("seq", ASCENDING)
+            return [d async for d in found]
+        return [
+            {"_id": f"{session_id}:{e['seq']}:{e['event']}", "session_id": session_id, **e}
+            for e in document.get("events", [])  # stored in seq order by the projection
+        ]
 
     async def agents(self) -> dict[str, dict[str, Any]]:
         return {d["_id"]: d async for d in self._db[AGENTS].find({})}

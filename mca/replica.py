@@ -47,7 +47,7 @@ from mca.io import Outbox, PeerLink, TimerWheel
 from mca.livestate import NOTE_LENGTH_MAX, LiveState, Progress
 from mca.metrics import Metrics
 from mca.raftlog import RaftDecisionLog, RaftTiming
-from mca.readmodel import ReadModel
+from mca.readmodel import History, ReadModel
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
@@ -155,7 +155,11 @@ class Replica:
             self._background.append(
                 asyncio.create_task(
                     self.read_model.run(
-                        lambda: log.ledger, lambda: log.applied_index, lambda: self.is_leader, log.applied_entries
+                        lambda: log.ledger,
+                        lambda: log.applied_index,
+                        lambda: self.is_leader,
+                        log.applied_entries,
+                        lambda: History(log.history_from, log.first_record),
                     )
                 )
             )

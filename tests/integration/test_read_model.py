@@ -1,24 +1,43 @@
 """The durable read model agrees with the decision log: every session, plan, decision, result and
 event the log holds is in the document store (real SecantusDB, through PyMongo's async client),
-unique indexes hold, and a read model that fell behind is rebuilt from the log by a new leader."""
+unique indexes hold, and a read model that fell behind is rebuilt from the log by a new leader.
+It writes little: a session once, when it settles, with its events inside its document."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from mca.embedded import EmbeddedCluster
-from mca.readmodel import ReadModel, session_document, session_events
+from mca.embedded import EmbeddedCluster, free_ports
+from mca.readmodel import (
+    EVENTS,
+    FORMAT,
+    META,
+    SESSIONS,
+    SETTLE_WAIT_SECONDS,
+    Batch,
+    History,
+    ReadModel,
+    log_identity,
+    record_identity,
+    session_document,
+    session_events,
+)
 from mca.replica import Replica
 from mca.sdk import Agent, Client, Job, Output, Session
-from mca.stores import StoreProcess
+from mca.stores import StoreProcess, documents_url
+from protocol.entries import Accepted, Decided, Entry, Finished, Planned, Registered, Settled
+from protocol.ledger import Ledger
+from protocol.model import Decision, Outcome
 from tests.integration.conftest import database_url
+from tests.unit.helpers import PLAN, WELLNESS
 
 
 class Echo(Agent):
@@ -186,8 +205,7 @@ def test_a_new_leader_rebuilds_a_read_model_that_fell_behind(cluster: EmbeddedCl
     async def lose_documents(m: ReadModel) -> None:
         # The store lost writes (say, restored from an old backup): a session is gone and the
         # checkpoint is behind. Only the log can say what is missing.
-        await m._db["coordination_sessions"].delete_one({"_id": lost})
-        await m._db["events"].delete_many({"session_id": lost})
+        await m._db["coordination_sessions"].delete_one({"_id": lost})  # its events with it
         await m._db["meta"].update_one({"_id": "checkpoint"}, {"$set": {"applied": 1}})
 
     cluster.run(lose_documents(model))
@@ -219,3 +237,223 @@ def test_a_cluster_started_afresh_on_an_old_store_rebuilds_it(
     run_cluster(["old-1", "old-2", "old-3"])
     fresh = run_cluster(["new-1"])  # the same store, a new decision log
     assert list(fresh) == ["s1"] and fresh["s1"]["idempotency_key"] == "new-1"
+
+
+# --- what a flush writes: one writer, a ledger fed by hand, flushes at chosen times ----------
+
+
+class Fed:
+    """A ledger and a read model fed as the replica feeds them (a touch per applied entry), with
+    no Raft: the test says when a flush happens and what time it is."""
+
+    def __init__(self, url: str) -> None:
+        self.ledger = Ledger()
+        self.log: list[Entry] = []
+        self.model = ReadModel(url, threading.RLock())
+
+    @property
+    def applied(self) -> int:
+        return len(self.log)
+
+    def entries(self, start: int) -> list[tuple[int, Entry]]:
+        return [(index, entry) for index, entry in enumerate(self.log, start=1) if index > start]
+
+    def apply(self, *entries: Entry) -> None:
+        for entry in entries:
+            result = self.ledger.apply(entry)
+            self.log.append(entry)
+            agent_id = entry.agent_id if isinstance(entry, Registered) else ""
+            self.model.touch(result.session_id or getattr(entry, "session_id", ""), agent_id)
+
+    async def flush(self, now: float) -> Batch:
+        return await self.model.flush(lambda: self.ledger, lambda: self.applied, now)
+
+
+AGENTS: tuple[Entry, ...] = (Registered("wpa", ("plan_workout",), 2, 1), Registered("npa", ("plan_meal",), 1, 1))
+PLANNED: tuple[Entry, ...] = (Accepted("k1", WELLNESS), Planned("s1", PLAN))
+#: The rest of s1's life, each result with a document (stored in ``results``, one per subtask).
+TO_SETTLED: tuple[Entry, ...] = (
+    Decided("s1", Decision.COMMIT, incarnations=(("wpa", 1), ("npa", 1))),
+    Finished("s1", "s1.0", Outcome(True, (("value", 1.0),), document='{"plan": "workout"}')),
+    Finished("s1", "s1.1", Outcome(True, (("value", 2.0),), document='{"plan": "meal"}')),
+    Settled("s1"),
+)
+
+
+async def assert_store_holds_s1(fed: Fed) -> None:
+    record = fed.ledger.sessions["s1"]
+    assert (await fed.model.sessions())["s1"] == session_document(record)
+    events = await fed.model.events_of("s1")
+    assert events == session_events(record)  # the same fields as ever, in seq order
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    assert {e["seq"] for e in events} == set(range(1, len(record.events) + 1))
+
+
+def test_a_session_is_written_once_when_it_settles(documents: StoreProcess) -> None:
+    async def main() -> None:
+        fed = Fed(database_url(documents, "read_model_once"))
+        try:
+            await fed.model.ensure_indexes()
+            fed.apply(*AGENTS)
+            await fed.flush(now=0.0)
+            assert await fed.model.stored_checkpoint() == 2
+            for i, entry in enumerate((*PLANNED, *TO_SETTLED[:-1])):
+                fed.apply(entry)
+                await fed.flush(now=0.1 * (i + 1))
+                # Running: nothing written, and the lag says the store lacks s1's entries.
+                assert fed.model.written[SESSIONS] == 0
+                assert fed.model.checkpoint == 2 and fed.model.lag(fed.applied) == fed.applied - 2
+            fed.apply(TO_SETTLED[-1])
+            await fed.flush(now=1.0)
+            assert fed.model.written[SESSIONS] == 1  # six entries about s1, one document write
+            assert fed.model.lag(fed.applied) == 0 and await fed.model.stored_checkpoint() == fed.applied
+            await assert_store_holds_s1(fed)
+            stored = await fed.model.results_of("s1", "results")  # the helpers' capabilities go there
+            assert [d["document"] for d in stored] == [{"plan": "workout"}, {"plan": "meal"}]
+            names = [e["event"] for e in await fed.model.events_of("s1")]
+            assert names.count("ResultRecorded") == 2 and {"TaskCompleted", "SessionSettled"} <= set(names)
+            written = dict(fed.model.written)
+            await fed.flush(now=2.0)
+            assert fed.model.written == written  # nothing changed: nothing sent
+        finally:
+            await fed.model.close()
+
+    asyncio.run(main())
+
+
+def test_a_long_session_is_written_while_it_runs_and_again_when_it_settles(documents: StoreProcess) -> None:
+    async def main() -> None:
+        fed = Fed(database_url(documents, "read_model_long"))
+        try:
+            await fed.model.ensure_indexes()
+            fed.apply(*AGENTS, *PLANNED)
+            await fed.flush(now=0.0)
+            assert fed.model.written[SESSIONS] == 0
+            await fed.flush(now=SETTLE_WAIT_SECONDS)  # it has waited long enough: show it
+            assert fed.model.written[SESSIONS] == 1 and fed.model.lag(fed.applied) == 0
+            await assert_store_holds_s1(fed)
+            assert (await fed.model.sessions())["s1"]["settled"] is False
+            fed.apply(*TO_SETTLED)
+            await fed.flush(now=SETTLE_WAIT_SECONDS + 0.1)  # settled: written at once, replacing
+            assert fed.model.written[SESSIONS] == 2
+            await assert_store_holds_s1(fed)
+        finally:
+            await fed.model.close()
+
+    asyncio.run(main())
+
+
+def test_a_first_write_replaces_an_older_session_and_keeps_a_newer_one(documents: StoreProcess) -> None:
+    """A writer's first write of a session is an insert; against a stored session it falls back
+    to the versioned replace: a new leader overwrites its predecessor's older version, and a
+    deposed leader flushing late cannot overwrite its successor's newer one."""
+
+    async def main() -> None:
+        url = database_url(documents, "read_model_versions")
+        before, leader, deposed = Fed(url), Fed(url), Fed(url)
+        try:
+            await leader.model.ensure_indexes()
+            for fed in (before, leader, deposed):
+                fed.apply(*AGENTS, *PLANNED)
+            await before.flush(now=0.0)
+            await before.flush(now=SETTLE_WAIT_SECONDS)  # s1 running, written by an earlier leader
+            assert before.model.written[SESSIONS] == 1
+            leader.apply(*TO_SETTLED)
+            await leader.flush(now=0.0)
+            assert leader.model.written[SESSIONS] == 2  # the insert collided; the replace won
+            await assert_store_holds_s1(leader)
+            deposed.apply(TO_SETTLED[0])  # a version between the two
+            await deposed.flush(now=0.0)
+            await deposed.flush(now=SETTLE_WAIT_SECONDS)  # late
+            assert deposed.model.written[SESSIONS] == 2  # the insert collided; the replace lost
+            await assert_store_holds_s1(leader)
+            assert await leader.model.stored_checkpoint() == leader.applied  # the checkpoint only grows
+        finally:
+            for fed in (before, leader, deposed):
+                await fed.model.close()
+
+    asyncio.run(main())
+
+
+def test_a_write_that_fails_is_written_later(documents: StoreProcess) -> None:
+    async def main() -> None:
+        (nobody,) = free_ports(1)
+        fed = Fed(documents_url("127.0.0.1", nobody, "read_model_retry"))
+        store = ReadModel(database_url(documents, "read_model_retry"), threading.RLock())
+        try:
+            fed.apply(*AGENTS, *PLANNED, *TO_SETTLED)
+            with pytest.raises(PyMongoError):
+                await fed.flush(now=0.0)  # the store is away
+            assert fed.model.lag(fed.applied) == fed.applied
+            fed.model._db = store._db  # it is back
+            await fed.flush(now=0.1)  # nothing touched s1 since: it was kept pending
+            assert fed.model.lag(fed.applied) == 0
+            await assert_store_holds_s1(fed)
+            assert set(await fed.model.agents()) == {"wpa", "npa"}
+        finally:
+            await fed.model.close()
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_store_in_the_old_layout_is_re_projected_in_place(documents: StoreProcess) -> None:
+    """Format 1 kept a document per event; a session the log no longer holds (retention) has its
+    history only there, so the store is converted in place, not emptied."""
+
+    async def main() -> None:
+        fed = Fed(database_url(documents, "read_model_format_1"))
+        db = fed.model._db
+        try:
+            fed.apply(*AGENTS, *PLANNED, *TO_SETTLED)
+            record = fed.ledger.sessions["s1"]
+            old = {k: v for k, v in session_document(record).items() if k != "events"}
+            gone = {"_id": "s0", "version": 1, "idempotency_key": "k0", "state": "initialized"}
+            await db[SESSIONS].insert_many([old, gone])
+            gone_event = {"seq": 1, "event": "TaskAccepted", "kind": "accepted", "state": "initialized", "detail": ""}
+            gone_events = [{"_id": "s0:1:TaskAccepted", "session_id": "s0", **gone_event}]
+            await db[EVENTS].insert_many([*session_events(record), *gone_events])
+            await db[META].insert_one({"_id": "checkpoint", "applied": fed.applied, "log": log_identity(fed.entries)})
+            await fed.model.ensure_indexes()
+            await fed.model.catch_up(fed.ledger, lambda: fed.applied, fed.entries)
+            assert fed.model.lag(fed.applied) == fed.applied  # caught up in the old layout only
+            await fed.flush(now=0.0)
+            assert fed.model.lag(fed.applied) == 0
+            await assert_store_holds_s1(fed)  # its events now inside its document
+            assert await fed.model.events_of("s0") == gone_events  # read from where format 1 put them
+            meta = await db[META].find_one({"_id": "checkpoint"})
+            assert meta is not None and meta["format"] == FORMAT and meta["applied"] == fed.applied
+        finally:
+            await fed.model.close()
+
+    asyncio.run(main())
+
+
+def test_a_checkpoint_older_than_the_kept_records_re_projects_everything_the_ledger_holds(
+    documents: StoreProcess,
+) -> None:
+    """A log keeps a window of its records (retention): a new leader whose store is behind that
+    window cannot tell what changed, so it writes every session and agent the ledger holds."""
+
+    async def main() -> None:
+        fed = Fed(database_url(documents, "read_model_window"))
+        try:
+            first = AGENTS[0]
+            fed.apply(*AGENTS, *PLANNED, *TO_SETTLED)
+            await fed.model.ensure_indexes()
+            kept_from = fed.applied  # only the last record is still kept
+            window = [(index, entry) for index, entry in fed.entries(0) if index >= kept_from]
+            await fed.model.catch_up(
+                fed.ledger,
+                lambda: fed.applied,
+                lambda start: [(i, e) for i, e in window if i > start],
+                lambda: History(kept_from, first),
+            )
+            assert fed.model.log_id == record_identity(first)  # named by its first record, not the window's
+            await fed.flush(now=0.0)
+            await assert_store_holds_s1(fed)
+            assert set(await fed.model.agents()) == {"wpa", "npa"}
+        finally:
+            await fed.model.close()
+
+    asyncio.run(main())
