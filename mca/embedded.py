@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -78,6 +79,16 @@ class EmbeddedCluster:
     @property
     def task_addresses(self) -> list[str]:
         return [a.grpc for a in self.addresses]
+
+    def wait_ready(self, agents: int, seconds: float = 20.0) -> None:
+        """Block until a leader has applied the registration of ``agents`` agents (bounded)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            leader = self.leader()
+            if leader is not None and len(leader.ledger.agents) >= agents:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"no leader with {agents} registered agents within {seconds:g} s")
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         """Run ``coroutine`` on the cluster's loop and wait for it."""

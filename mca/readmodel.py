@@ -530,8 +530,20 @@ class ReadModel:
         # Most documents are new to the store: an insert is its cheapest write. One that is
         # there already (a re-projection, or another leader wrote it) collides on _id and gets
         # the versioned replace instead, which keeps a newer version.
+        stored = await self._insert(collection, documents)
+        if stored:
+            await self._write_versioned(collection, stored)
+
+    async def _insert_once(self, collection: str, documents: list[dict[str, Any]]) -> None:
+        # Documents that never change (the first result applied wins; a registration is one
+        # incarnation's): one already stored is the same document, so a collision is success.
+        await self._insert(collection, documents)
+
+    async def _insert(self, collection: str, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert ``documents``; those whose ``_id`` the store holds already (any other error
+        raises)."""
         if not documents:
-            return
+            return []
         self.written[collection] += len(documents)
         try:
             await self._db[collection].insert_many(documents, ordered=False)
@@ -539,19 +551,8 @@ class ReadModel:
             errors = exc.details.get("writeErrors", [])
             if any(e.get("code") != _DUPLICATE_KEY for e in errors):
                 raise
-            await self._write_versioned(collection, [documents[e["index"]] for e in errors])
-
-    async def _insert_once(self, collection: str, documents: list[dict[str, Any]]) -> None:
-        # Documents that never change (the first result applied wins; a registration is one
-        # incarnation's): one already stored is the same document, so a collision is success.
-        if not documents:
-            return
-        self.written[collection] += len(documents)
-        try:
-            await self._db[collection].insert_many(documents, ordered=False)
-        except BulkWriteError as exc:
-            if any(e.get("code") != _DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
-                raise
+            return [documents[e["index"]] for e in errors]
+        return []
 
     async def _write_versioned(self, collection: str, documents: Iterable[dict[str, Any]]) -> None:
         # Replace only an older (or equal) version; against a newer one the upsert collides on

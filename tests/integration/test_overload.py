@@ -7,7 +7,6 @@ NOT_FOUND with the reason."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator, Mapping
 
 import grpc
@@ -38,14 +37,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluste
     limits = Limits(sessions_in_flight_max=4, retry_after=0.02, settled_sessions_kept=5)
     data = tmp_path_factory.mktemp("overload")
     with EmbeddedCluster(str(data), [Slow("slow-1"), Slow("slow-2")], limits=limits) as c:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            leader = c.leader()
-            if leader is not None and len(leader.ledger.agents) == 2:
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the cluster did not elect a leader and register both agents")
+        c.wait_ready(agents=2)
         yield c
 
 

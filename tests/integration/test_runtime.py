@@ -49,14 +49,7 @@ CATALOG_WITH_SLEEP = dict(CATALOG) | {
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluster]:
     data = tmp_path_factory.mktemp("cluster")
     with EmbeddedCluster(str(data), [Echo("echo-1"), Echo("echo-2")], catalog=CATALOG_WITH_SLEEP) as c:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            leader = c.leader()
-            if leader is not None and len(leader.ledger.agents) == 2:
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the cluster did not elect a leader and register both agents")
+        c.wait_ready(agents=2)
         yield c
 
 
