@@ -29,7 +29,10 @@ Retention: the replicated state is the ledger (which retires settled sessions it
 model's catch-up; ``history_from`` says where it starts), plus the first record, which names
 the log. pysyncobj compacts its journal into a snapshot of that state every
 ``LOG_COMPACTION_ENTRIES`` entries, so neither the journal nor the snapshot grows with the
-number of sessions ever run.
+number of sessions ever run. It does so in a forked child; in a soak run, such a child of a
+replica (a process with gRPC and Ray threads) crashed once in a while (the parent goes on and
+compacts at a later point), and the forks coincided with leader changes under load: keeping the
+state small (the retention windows) keeps each compaction short.
 
 Threads: pysyncobj applies entries on its own tick thread, holding ``guard`` while it applies an
 entry and calls the subscribers. Subscribers run on that thread and must hand any I/O to their
@@ -63,7 +66,7 @@ from protocol.model import Limits
 CONNECTION_IDLE_SECONDS_MAX = 365 * 24 * 3600.0
 #: Applied records kept for the read model's catch-up (a new leader re-projects what the records
 #: after the store's checkpoint touched; further behind, it re-projects every session).
-RECORDS_KEPT = 50_000
+RECORDS_KEPT = 5_000
 #: Raft entries between journal compactions (a snapshot of the ledger replaces them).
 LOG_COMPACTION_ENTRIES = 5_000
 
@@ -205,6 +208,9 @@ class RaftDecisionLog:
             leaderFallbackTimeout=timing.raft_max_timeout,
             commandsWaitLeader=False,
             logCompactionMinEntries=LOG_COMPACTION_ENTRIES,
+            # Replicas compact at different points of the log, not all three at once: each
+            # compaction forks a child that pickles and compresses the state, on the same cores.
+            logCompactionSplit=True,
             dynamicMembershipChange=False,
         )
         self._sync = _PromptSyncObj(self_address, partner_addresses, conf=conf, consumers=[self._state])

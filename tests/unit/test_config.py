@@ -105,4 +105,4 @@ def test_limits_are_read_and_default_sensibly(tmp_path: Path) -> None:
     )
     limits = load(tmp_path / "cluster.yaml").limits
     assert (limits.sessions_in_flight_max, limits.retry_after) == (64, 1.0)
-    assert limits.settled_sessions_kept == 20_000  # the default, untouched
+    assert limits.settled_sessions_kept == 5_000  # the default, untouched
