@@ -230,7 +230,6 @@ def _subtasks_of(capabilities: tuple[str, ...]) -> Callable[[Mapping[str, Any]],
 LIMIT_RANGES: dict[str, tuple[float, float]] = {
     "sessions_in_flight_max": (1, 1_000_000),
     "retry_after": (0.001, 60.0),
-    "settled_sessions_kept": (1, 10_000_000),
 }
 
 

@@ -90,10 +90,10 @@ class PeerLink(Generic[M]):
         self._running = False
 
     def send(self, message: M) -> None:
-        if message in self._queued or message in self._on_the_way:
-            return  # the same message is already going: a resend now would only add load
-        self._queued[message] = None
-        if not self._running:
+        if message not in self._queued and message not in self._on_the_way:
+            self._queued[message] = None
+        # (the same message already going: a resend now would only add load)
+        if self._queued and not self._running:
             self._running = True
             self._outbox.spawn(self._run())
 
@@ -107,6 +107,8 @@ class PeerLink(Generic[M]):
                     await self._deliver(batch)
                 except (grpc.aio.AioRpcError, OSError) as exc:
                     log.debug("a batch of %d messages was lost: %s", len(batch), exc)
+                except Exception:  # a bug in handling the reply must not silence the peer for good
+                    log.exception("a batch of %d messages failed", len(batch))
                 finally:
                     self._on_the_way = set()
         finally:

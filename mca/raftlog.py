@@ -54,7 +54,6 @@ from protocol.batching import records
 from protocol.entries import Batch, Entry
 from protocol.events import Applied
 from protocol.ledger import ApplyResult, Ledger
-from protocol.model import Limits
 
 #: pysyncobj drops a connection it has read nothing from for ``connectionTimeout`` seconds, and
 #: checks only when it is about to send. Followers never talk to each other until an election,
@@ -117,21 +116,28 @@ class _LedgerState(SyncObjConsumer):  # type: ignore[misc]
         notify: Callable[[Applied], None],
         batch_done: Callable[[], None],
         guard: threading.RLock,
-        limits: Limits,
     ) -> None:
         self._notify = notify
         self._batch_done = batch_done
         self._guard = guard
         super().__init__()
-        self.ledger = Ledger(limits=limits)
+        self.ledger = Ledger()
         self.entries: list[Entry] = []  # the latest applied records, from index offset + 1
         self.offset = 0
         self.first: Entry | None = None
         self.applied = 0
+        self.fence = 0  # the term of the latest barrier applied
 
     @replicated  # type: ignore[untyped-decorator]
     def _apply(self, batch: Batch | Entry) -> None:
         with self._guard:  # the host steps its leader under the same lock: no torn reads
+            if isinstance(batch, Batch) and 0 < batch.term < self.fence:
+                # A deposed leader's batch that pysyncobj forwarded to its successor after the
+                # successor's barrier: the records were decided by a leader that no longer
+                # leads; the same on every replica, since barrier and batch are both entries.
+                logging.getLogger(__name__).warning("skipped a batch of term %d behind the barrier", batch.term)
+                self._batch_done()
+                return
             for entry in records(batch):
                 try:
                     result = self.ledger.apply(entry)
@@ -163,7 +169,9 @@ class _LedgerState(SyncObjConsumer):  # type: ignore[misc]
 
     @replicated  # type: ignore[untyped-decorator]
     def _barrier(self, term: int) -> int:
-        """No state change: once applied, every entry a majority held before it is applied too."""
+        """Once applied, every entry a majority held before it is applied too; from here on, a
+        batch of an older term is skipped (the fence)."""
+        self.fence = max(self.fence, term)
         return term
 
 
@@ -178,7 +186,6 @@ class RaftDecisionLog:
         password: str,
         timing: RaftTiming = RaftTiming(),
         guard: threading.RLock | None = None,
-        limits: Limits | None = None,
     ) -> None:
         if not password:
             raise ValueError("the Raft password must not be empty: replica traffic is always authenticated")
@@ -187,7 +194,7 @@ class RaftDecisionLog:
         self._batch_subscribers: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self.guard = guard or threading.RLock()
-        self._state = _LedgerState(self._publish, self._publish_batch, self.guard, limits or Limits())
+        self._state = _LedgerState(self._publish, self._publish_batch, self.guard)
         safe = self_address.replace(":", "_")
         conf = SyncObjConf(
             password=password,

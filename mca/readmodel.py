@@ -110,6 +110,9 @@ RETRY_SECONDS_MAX = 2.0
 #: and a long hold delays Raft heartbeats (a re-projection of thousands of sessions goes in
 #: chunks, with the guard released between them).
 SESSIONS_PER_TAKE = 200
+#: Retired sessions held for a store that has not taken them yet (beyond, the oldest is lost,
+#: loudly): the ledger retires the oldest settled sessions while the store may be down.
+RETIRED_HELD_MAX = 50_000
 #: Duplicate key: the filter lost to a newer version (or an identical document already exists).
 _DUPLICATE_KEY = 11000
 
@@ -353,6 +356,7 @@ class ReadModel:
         self._db = self._client.get_default_database(default="mca")  # the URL's path names it
         # Shared with the tick thread (under the guard): what applied entries touched.
         self._dirty_sessions: set[str] = set()
+        self._retired: dict[str, SessionRecord] = {}  # retired before written (see ``retire``)
         self._dirty_agents: set[str] = set()
         # The writer's own (event loop only): sessions changed but not written yet, in the
         # order they first changed; and, per session this writer has written and that has not
@@ -376,9 +380,23 @@ class ReadModel:
         """How many of ``applied`` entries the store does not hold yet (see the module notes)."""
         return max(0, applied - self.checkpoint)
 
+    def retire(self, records: Iterable[SessionRecord]) -> None:
+        """The ledger retired these sessions (tick thread, under the guard): keep the last
+        version of each one this writer has not written yet, so that it still reaches the store."""
+        for record in records:
+            sid = record.session_id
+            if sid in self._pending or sid in self._dirty_sessions:
+                self._retired[sid] = record  # a retired record no longer changes
+        while len(self._retired) > RETIRED_HELD_MAX:  # the store is down for long: say what is lost
+            lost = next(iter(self._retired))
+            del self._retired[lost]
+            self._pending.pop(lost, None)
+            log.error("read model: %s retired before the store took it; its history is lost", lost)
+
     def forget(self) -> None:
         """Not leading: drop what is dirty (the next leader projects from its own log)."""
         with self._guard:
+            self._retired.clear()
             self._dirty_sessions.clear()
             self._dirty_agents.clear()
             self._pending.clear()
@@ -462,7 +480,9 @@ class ReadModel:
                 batch.more = True
                 break
             batch.taken[session_id] = mark
-            if record is not None:  # gone from the ledger: nothing left to write
+            if record is None:  # retired: its last version, if the ledger handed it over
+                record = self._retired.get(session_id)  # dropped once written (``flush``)
+            if record is not None:
                 batch.sessions.append(snapshot(record))
         for session_id in batch.taken:
             del pending[session_id]
@@ -494,6 +514,9 @@ class ReadModel:
             except BaseException:
                 self.put_back(batch)
                 raise
+            with self._guard:
+                for session_id in batch.taken:
+                    self._retired.pop(session_id, None)
         return batch
 
     async def write(self, batch: Batch) -> None:

@@ -146,9 +146,7 @@ class Replica:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         c = self.config
-        self.log = RaftDecisionLog(
-            c.me.raft, [p.raft for p in c.peers], c.data_dir, c.password, c.raft, limits=c.limits
-        )
+        self.log = RaftDecisionLog(c.me.raft, [p.raft for p in c.peers], c.data_dir, c.password, c.raft)
         log = self.log
         if c.documents_url:
             self.read_model = ReadModel(c.documents_url, log.guard)
@@ -262,6 +260,8 @@ class Replica:
         leader = self._leader
         if self.read_model is not None:
             entry = applied.entry
+            if applied.result.retired:
+                self.read_model.retire(applied.result.retired)
             self.read_model.touch(
                 applied.result.session_id or getattr(entry, "session_id", ""),
                 entry.agent_id if isinstance(entry, Registered) else "",
@@ -386,6 +386,12 @@ class Replica:
         reply = await stub.Deliver(pack(batch, to_agent=True), timeout=DELIVER_TIMEOUT_SECONDS)
         answers = unpack(reply)
         self.batching["answers"] += len(answers)
+        # The same boundary as a Deliver call of the agent's own: a refused answer is dropped
+        # (logged), never stepped; its sender resends or fails the subtask.
+        refused = [(i, why) for i, answer in enumerate(answers) if (why := _refusal(answer))]
+        if refused:
+            logging.getLogger(__name__).warning("answers from %s refused: %s", address, refused[:3])
+            answers = [answer for answer in answers if not _refusal(answer)]
         if answers and self.step_many(answers):
             self.took(answers)
 
@@ -559,7 +565,7 @@ class Replica:
         with self._log().guard:
             record = self.ledger.session(report.session_id)
             if record is None:
-                return f"session_id: session {_short(report.session_id)} does not exist"
+                return f"session_id: {self.unknown(report.session_id)}"
             if record.state.value != "executing":
                 return f"session_id: session {record.session_id} is {record.state.value}, not executing"
             owner = next((a.agent_id for a in record.assignments if a.subtask_id == report.subtask_id), None)

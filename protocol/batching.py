@@ -68,7 +68,7 @@ class GroupCommit:
         self._records.clear()
         if BATCH_REORDERED in self._defects:  # planted bug: the order within a batch is lost
             taken = taken[::-1]
-        return Batch(taken), self._term
+        return Batch(taken, self._term), self._term
 
     def appended(self) -> None:
         self.on_the_way += 1

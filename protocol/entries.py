@@ -89,3 +89,7 @@ class Batch:
     """
 
     records: tuple[Entry, ...]
+    #: The term of the leader that cut it. A log that can carry a deposed leader's batch past
+    #: the next leader's barrier (pysyncobj forwards a queued command to the new leader) skips
+    #: a batch of a term older than the latest barrier; 0: unfenced (tests, old journals).
+    term: int = 0

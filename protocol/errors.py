@@ -76,8 +76,8 @@ class UnknownSession(CoordinationError):
         if retired:
             message = (
                 f"session {_short(session_id)} settled and has left the coordinator's memory (it keeps "
-                "the latest settled sessions, see mca.limits.settled_sessions_kept); its history is in "
-                "the read model's coordination_sessions collection"
+                "the latest 5,000 settled sessions); its history is in the read model's "
+                "coordination_sessions collection"
             )
         else:
             message = f"session {_short(session_id)} does not exist"

@@ -164,10 +164,6 @@ class Limits:
 
     sessions_in_flight_max: int = 1024
     retry_after: float = 0.05
-    #: Settled sessions the replicated ledger keeps (older ones retire, with their idempotency
-    #: keys: this is also the dedup window). Every Raft snapshot pickles them: at 5,000, about
-    #: 2 MB and half a second of one core per compaction; at 100 sessions/s, 50 s of history.
-    settled_sessions_kept: int = 5_000
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from protocol.events import Applied, BecameLeader, Booted, ExecutionDone, TimerF
 from protocol.leader import Leader
 from protocol.ledger import Ledger
 from protocol.messages import Cancel, CancelReply, Message, Submit, SubmitReply
-from protocol.model import Assignment, Limits, Outcome, Params, SubtaskSpec, TaskSpec, Timing
+from protocol.model import Assignment, Outcome, Params, SubtaskSpec, TaskSpec, Timing
 from protocol.participant import Participant, Refusal
 from sim.checkers import Checkers, Violation
 from sim.faults import FaultPlan
@@ -192,7 +192,7 @@ class World:
         kept = options.settled_sessions_kept
         if kept is None:
             kept = self.rng.choice((1, 3, 8, 10_000))
-        self.ledger = Ledger(defects, Limits(settled_sessions_kept=kept))
+        self.ledger = Ledger(defects, settled_kept=kept)
         self.log = SimDecisionLog(self.ledger)
         self.checkers = Checkers(self.ledger)
         self.log.subscribe(lambda a: self.checkers.applied(a.entry, a.result))

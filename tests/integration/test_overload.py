@@ -14,6 +14,7 @@ import pytest
 
 from mca.embedded import EmbeddedCluster
 from mca.sdk import Agent, Client, Job, RequestRejected
+from protocol import ledger as ledger_module
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
 from protocol.model import Limits
@@ -34,11 +35,14 @@ class Slow(Agent):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluster]:
-    limits = Limits(sessions_in_flight_max=4, retry_after=0.02, settled_sessions_kept=5)
+    limits = Limits(sessions_in_flight_max=4, retry_after=0.02)
     data = tmp_path_factory.mktemp("overload")
-    with EmbeddedCluster(str(data), [Slow("slow-1"), Slow("slow-2")], limits=limits) as c:
-        c.wait_ready(agents=2)
-        yield c
+    # Every replica of this in-process cluster builds its ledger at start: the same small window.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ledger_module, "SETTLED_SESSIONS_KEPT", 5)
+        with EmbeddedCluster(str(data), [Slow("slow-1"), Slow("slow-2")], limits=limits) as c:
+            c.wait_ready(agents=2)
+            yield c
 
 
 def test_past_the_bound_submits_are_refused_with_a_hint_and_the_sdk_gets_them_all_done(

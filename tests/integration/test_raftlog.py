@@ -138,3 +138,22 @@ def test_a_replica_with_the_wrong_password_gets_nothing(tmp_path: Path) -> None:
 def test_an_empty_password_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="password"):
         RaftDecisionLog("127.0.0.1:1", [], str(tmp_path), "")
+
+
+def test_a_batch_of_a_term_older_than_the_latest_barrier_is_skipped_everywhere(
+    cluster: tuple[list[RaftDecisionLog], list[str], Path],
+) -> None:
+    """pysyncobj forwards a command queued on a deposed leader to its successor, which appends it
+    after its own barrier: such a batch must change nothing, on every replica alike."""
+    logs, _, _ = cluster
+    leader = leader_of(logs)
+    fence = leader.term + 1  # a successor's barrier (its term is higher than any batch before it)
+    barrier_done: list[bool] = []
+    leader.barrier(fence, barrier_done.append)
+    wait_for(lambda: barrier_done == [True])
+    stale = Batch((Registered("ghost", ("echo",), 4, 1),), fence - 1)
+    fresh = Batch((Registered("npa", ("echo",), 4, 1),), fence)
+    leader._state._apply(stale, callback=None)  # as if forwarded after the barrier
+    leader._state._apply(fresh, callback=None)
+    wait_for(lambda: all("npa" in log.ledger.agents for log in logs))
+    assert all("ghost" not in log.ledger.agents for log in logs)

@@ -246,8 +246,8 @@ class Fed:
     """A ledger and a read model fed as the replica feeds them (a touch per applied entry), with
     no Raft: the test says when a flush happens and what time it is."""
 
-    def __init__(self, url: str) -> None:
-        self.ledger = Ledger()
+    def __init__(self, url: str, settled_kept: int | None = None) -> None:
+        self.ledger = Ledger(settled_kept=settled_kept)
         self.log: list[Entry] = []
         self.model = ReadModel(url, threading.RLock())
 
@@ -262,6 +262,7 @@ class Fed:
         for entry in entries:
             result = self.ledger.apply(entry)
             self.log.append(entry)
+            self.model.retire(result.retired)
             agent_id = entry.agent_id if isinstance(entry, Registered) else ""
             self.model.touch(result.session_id or getattr(entry, "session_id", ""), agent_id)
 
@@ -453,6 +454,33 @@ def test_a_checkpoint_older_than_the_kept_records_re_projects_everything_the_led
             await fed.flush(now=0.0)
             await assert_store_holds_s1(fed)
             assert set(await fed.model.agents()) == {"wpa", "npa"}
+        finally:
+            await fed.model.close()
+
+    asyncio.run(main())
+
+
+def test_a_session_retired_before_it_was_written_still_reaches_the_store(documents: StoreProcess) -> None:
+    """The ledger retires the oldest settled sessions, maybe before the writer took them (the
+    store was slow or down): their last version is kept for the writer, and the store gets it."""
+
+    async def main() -> None:
+        fed = Fed(database_url(documents, "read_model_retired"), settled_kept=1)
+        try:
+            await fed.model.ensure_indexes()
+            fed.apply(*AGENTS, *PLANNED, *TO_SETTLED)
+            s1 = fed.ledger.sessions["s1"]
+            later = (
+                Accepted("k2", WELLNESS),
+                Decided("s2", Decision.ABORT, "no room"),
+                Settled("s2"),
+            )
+            fed.apply(*later)  # s2 settles: s1 retires, never written
+            assert "s1" not in fed.ledger.sessions and fed.ledger.retired("s1")
+            await fed.flush(now=0.0)
+            stored = await fed.model.sessions()
+            assert stored["s1"] == session_document(s1) and stored["s2"]["state"] == "failed"
+            assert fed.model.lag(fed.applied) == 0
         finally:
             await fed.model.close()
 

@@ -70,7 +70,6 @@ agents:
         (GOOD + "bind: 10.1.2.3\n", "stores.embedded: the embedded stores"),
         (GOOD.replace("  replicas:", "  limits: {sessions_in_flight_max: 0}\n  replicas:"), "mca.limits.sessions_in"),
         (GOOD.replace("  replicas:", "  limits: {retry_after: soon}\n  replicas:"), "mca.limits.retry_after"),
-        (GOOD.replace("  replicas:", "  limits: {settled_sessions_kept: 1.5}\n  replicas:"), "mca.limits.settled"),
         (GOOD.replace("  replicas:", "  limits: {patience: 1}\n  replicas:"), "mca.limits.patience"),
     ],
 )
@@ -105,4 +104,3 @@ def test_limits_are_read_and_default_sensibly(tmp_path: Path) -> None:
     )
     limits = load(tmp_path / "cluster.yaml").limits
     assert (limits.sessions_in_flight_max, limits.retry_after) == (64, 1.0)
-    assert limits.settled_sessions_kept == 5_000  # the default, untouched

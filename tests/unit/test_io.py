@@ -108,3 +108,26 @@ def test_an_rpc_error_is_a_lost_batch_too() -> None:
         return calls
 
     assert asyncio.run(body()) == 2
+
+
+def test_a_bug_in_handling_a_reply_does_not_silence_the_peer() -> None:
+    async def body() -> list[list[str]]:
+        calls: list[list[str]] = []
+
+        async def deliver(batch: list[str]) -> None:
+            calls.append(batch)
+            if len(calls) == 1:
+                await asyncio.sleep(0.01)
+                raise ValueError("a bug in handling the reply")
+
+        link: PeerLink[str] = PeerLink(deliver, Outbox())
+        link.send("a")
+        await asyncio.sleep(0)
+        link.send("b")  # queued behind the failing call
+        for _ in range(3):
+            await asyncio.sleep(0.02)
+            link.send("b")  # the protocol's resend of the same message
+        return calls
+
+    calls = asyncio.run(body())
+    assert calls[0] == ["a"] and ["b"] in calls  # "b" went out after the failure

@@ -9,7 +9,7 @@ from protocol.defects import NO_IDEMPOTENCY
 from protocol.entries import Accepted, Decided, Finished, Negotiated, Planned, Registered, Settled
 from protocol.errors import InvariantViolation
 from protocol.ledger import Ledger
-from protocol.model import Assignment, Decision, Limits, Outcome, SubtaskSpec, TaskSpec
+from protocol.model import Assignment, Decision, Outcome, SubtaskSpec, TaskSpec
 from protocol.session_table import SessionState
 from tests.unit.helpers import OK, PLAN, WELLNESS, ledger_with_agents, session_in
 
@@ -221,7 +221,7 @@ def settle_one(ledger: Ledger, key: str) -> str:
 
 
 def test_settled_sessions_retire_past_the_window_with_their_keys() -> None:
-    ledger = Ledger(limits=Limits(settled_sessions_kept=2))
+    ledger = Ledger(settled_kept=2)
     ledger.apply(Registered("wpa", ("plan_workout",), 2, 1))
     live = ledger.apply(Accepted("live", WELLNESS)).session_id
     sids = [settle_one(ledger, f"k{i}") for i in range(4)]
@@ -236,7 +236,7 @@ def test_settled_sessions_retire_past_the_window_with_their_keys() -> None:
 
 
 def test_retirement_is_the_same_on_every_replica() -> None:
-    replicas = [Ledger(limits=Limits(settled_sessions_kept=3)) for _ in range(2)]
+    replicas = [Ledger(settled_kept=3) for _ in range(2)]
     for ledger in replicas:
         for i in range(10):
             settle_one(ledger, f"k{i}")

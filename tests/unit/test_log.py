@@ -60,11 +60,11 @@ def test_group_commit_cuts_one_batch_per_turn_in_order_and_drops_a_deposed_terms
     a, b, c = (Registered(name, ("echo",), 1, 1) for name in "abc")
     assert group.cut() == (None, 0)
     assert group.add(a, term=3) and not group.add(b, term=3)  # only the first opens a batch
-    assert group.cut() == (Batch((a, b)), 3)
+    assert group.cut() == (Batch((a, b), 3), 3)
     assert len(group) == 0
     group.add(a, term=3)
     assert group.add(c, term=4)  # a new term: the old leader's record is not carried over
-    assert group.cut() == (Batch((c,)), 4)
+    assert group.cut() == (Batch((c,), 4), 4)
     group.add(a, term=4)
     group.drop()
     assert group.cut() == (None, 0)
@@ -75,19 +75,19 @@ def test_the_planted_reorder_bug_reverses_a_batch() -> None:
     a, b = (Registered(name, ("echo",), 1, 1) for name in "ab")
     group.add(a, 1)
     group.add(b, 1)
-    assert group.cut() == (Batch((b, a)), 1)
+    assert group.cut() == (Batch((b, a), 1), 1)
 
 
 def test_the_pipeline_holds_records_back_while_it_is_full_and_lets_them_go_as_batches_apply() -> None:
     group = GroupCommit(depth=1)
     a, b, c = (Registered(name, ("echo",), 1, 1) for name in "abc")
     assert group.add(a, 1)
-    assert group.cut() == (Batch((a,)), 1)
+    assert group.cut() == (Batch((a,), 1), 1)
     group.appended()
     assert not group.add(b, 1) and not group.add(c, 1)  # the pipeline is full: no cut scheduled
     assert group.cut() == (None, 0)
     assert group.settled()  # the first batch applied, and records wait
-    assert group.cut() == (Batch((b, c)), 1)  # everything that queued meanwhile, in one batch
+    assert group.cut() == (Batch((b, c), 1), 1)  # everything that queued meanwhile, in one batch
     group.appended()
     group.drop()  # leadership lost: nothing of ours is on the way any more
     assert group.add(a, 2) and group.on_the_way == 0
