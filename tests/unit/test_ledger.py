@@ -242,3 +242,20 @@ def test_retirement_is_the_same_on_every_replica() -> None:
             settle_one(ledger, f"k{i}")
     assert sorted(replicas[0].sessions) == sorted(replicas[1].sessions)
     assert sorted(replicas[0].sessions) == ["s10", "s8", "s9"]
+
+
+def test_a_snapshot_from_before_retention_restores_and_goes_on() -> None:
+    import pickle
+
+    old = ledger_with_agents()
+    old.apply(Accepted("k1", WELLNESS))
+    old.apply(Planned("s1", PLAN))
+    settle_one(old, "k2")
+    state = dict(old.__dict__)
+    for name in ("_issued", "_load", "_kept_settled", "_kept", "retired_total"):
+        del state[name]  # what an older version pickled
+    restored = Ledger.__new__(Ledger)
+    restored.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert restored.load() == {"wpa": 1, "npa": 1} and restored.in_flight == 1
+    assert restored.apply(Accepted("k3", WELLNESS)).session_id == "s3"  # ids go on, never reused
+    assert not restored.retired("s2") and restored.retired("s9") is False
