@@ -209,11 +209,18 @@ def rss_mib(pid: int) -> float:
 
 
 def journal_mib(config: ClusterConfig, replica_id: str) -> float:
-    """The size of ``replica_id``'s Raft journal (pysyncobj names it after the Raft address)."""
+    """How much of ``replica_id``'s Raft journal holds entries (pysyncobj names it after the
+    Raft address). The file itself is a memory map that doubles when full and never shrinks:
+    after a compaction pysyncobj rewrites the kept entries from the start, so its size is the
+    high-water mark, and the used part (the offset in its header) is what compaction bounds."""
+    from pysyncobj.journal import LAST_RECORD_OFFSET_OFFSET
+
     raft = next((r.raft for r in config.replicas if r.replica_id == replica_id), "")
     path = Path(config.data_dir) / f"raft-{raft.replace(':', '_')}.journal"
     try:
-        return path.stat().st_size / 2**20
+        with path.open("rb") as f:
+            f.seek(LAST_RECORD_OFFSET_OFFSET)
+            return int.from_bytes(f.read(4), "little") / 2**20
     except OSError:
         return 0.0
 
