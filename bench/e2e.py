@@ -189,7 +189,7 @@ def batching_line(before: Cluster, after: Cluster) -> str:
     return (
         f"batching: {per('records', 'entries')} records/Raft entry, {per('messages_out', 'calls_out')} messages"
         f"/call to agents ({per('answers', 'calls_out')} answers in the reply), {per('messages_in', 'calls_in')}"
-        f"/call from agents; append to apply {d.get('commit_us', 0) / 1000 / max(d['entries'], 1):.1f} ms"
+        f"/call from agents; append to apply {d.get('apply_wait_us', 0) / 1000 / max(d['entries'], 1):.1f} ms"
     )
 
 

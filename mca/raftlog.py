@@ -17,7 +17,8 @@ each, so a Raft round trip cost 10-20 ms and a session several of them), and bot
 be short, which made every replica tick 200 times a second and send 400 encrypted heartbeats a
 second whether or not anything happened. Without it, pysyncobj wakes its tick thread through a
 pipe on every append and sends at once; a follower's answer wakes the leader's poll, which
-applies and tells the followers the new commit index at once. The periods are then only the
+applies at once (followers learn how far a majority holds the log with the next append or
+heartbeat: ``_PromptSyncObj``). The periods are then only the
 heartbeat and the idle poll, and can be long.
 
 Raft traffic is authenticated and encrypted with pysyncobj's password option, also on the
@@ -90,9 +91,9 @@ class _PromptSyncObj(SyncObj):  # type: ignore[misc]
 
     Without its own batching, pysyncobj sends append-entries at once when a command arrives
     (what we want: the host batches) and again after every apply, only to tell the followers
-    the new commit index. That second round doubled the Raft messages, each pickled and
+    how far a majority now holds the log. That second round doubled the Raft messages, each pickled and
     encrypted (a quarter of every replica's Raft CPU went to Fernet), and nothing waits for
-    it: the leader has applied, and followers learn the commit index with the next entry or
+    it: the leader has applied, and followers learn it with the next entry or
     heartbeat (``append_entries_period``). A new leader applies everything before serving
     (its barrier), so a follower's lag costs nothing. This relies on one private method of
     pysyncobj 0.3 (the version pyproject.toml pins); without it, pysyncobj behaves as shipped.

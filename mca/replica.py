@@ -126,7 +126,8 @@ class Replica:
         #: the records they carried; Deliver calls to agents, the messages they carried and
         #: the answers their replies brought; Deliver calls from agents and their messages.
         self.batching: dict[str, int] = dict.fromkeys(
-            ("entries", "records", "calls_out", "messages_out", "answers", "calls_in", "messages_in", "commit_us"), 0
+            ("entries", "records", "calls_out", "messages_out", "answers", "calls_in", "messages_in", "apply_wait_us"),
+            0,
         )
         self._waiting: dict[str, asyncio.Future[Any]] = {}
         self._tokens = itertools.count(1)
@@ -350,7 +351,7 @@ class Replica:
     def _settled_on_tick_thread(self, leader: Leader, appended_at: float, applied: bool) -> None:
         """One of our batches applied (or was dropped): the pipeline has room again."""
         if applied:
-            self.batching["commit_us"] += int((time.perf_counter() - appended_at) * 1e6)
+            self.batching["apply_wait_us"] += int((time.perf_counter() - appended_at) * 1e6)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._settled, leader)
 
@@ -388,10 +389,9 @@ class Replica:
         self.batching["answers"] += len(answers)
         # The same boundary as a Deliver call of the agent's own: a refused answer is dropped
         # (logged), never stepped; its sender resends or fails the subtask.
-        refused = [(i, why) for i, answer in enumerate(answers) if (why := _refusal(answer))]
+        answers, refused = _sift(answers)
         if refused:
             logging.getLogger(__name__).warning("answers from %s refused: %s", address, refused[:3])
-            answers = [answer for answer in answers if not _refusal(answer)]
         if answers and self.step_many(answers):
             self.took(answers)
 
@@ -425,14 +425,6 @@ class Replica:
                 waiting.remove(waiter)
             if not waiting:
                 self._ending.pop(session_id, None)
-
-    async def changed(self, session_id: str) -> None:
-        """Wait until the next entry about ``session_id`` is applied on this replica."""
-        waiter = self.waiter(session_id)
-        try:
-            await waiter
-        finally:  # a client that went away leaves nothing behind
-            self.unwait(session_id, waiter)
 
     def waiter(self, session_id: str) -> asyncio.Future[None]:
         """A future done when the next entry about ``session_id`` is applied. Registered at
@@ -739,6 +731,19 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
             await _abort(context, STATUS.get(exc.status, grpc.StatusCode.UNKNOWN), str(exc))
 
 
+def _sift(messages: list[object]) -> tuple[list[object], list[tuple[int, str]]]:
+    """The messages that pass the boundary checks, and (index, why) for each refused one."""
+    taken: list[object] = []
+    refused: list[tuple[int, str]] = []
+    for i, message in enumerate(messages):
+        why = _refusal(message)
+        if why:
+            refused.append((i, why))
+        else:
+            taken.append(message)
+    return taken, refused
+
+
 def _refusal(message: object) -> str:
     """Why an agent's protocol message is refused at the boundary ('' when it is taken)."""
     if isinstance(message, m.Result) and message.outcome.document:
@@ -755,8 +760,7 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
         messages = unpack(request)
         self.replica.batching["calls_in"] += 1
         self.replica.batching["messages_in"] += len(messages)
-        refused = [(i, why) for i, message in enumerate(messages) if (why := _refusal(message))]
-        taken = [message for message in messages if not _refusal(message)] if refused else messages
+        taken, refused = _sift(messages)
         if taken:
             if not self.replica.step_many(taken):
                 await self._not_leader(context)

@@ -11,8 +11,8 @@ lone request pays one loop turn and a busy leader appends hundreds of records pe
 Batches are pipelined to a bounded depth: at most ``depth`` of them are on their way through
 Raft at once. Past that, records keep joining the open batch until one of the batches on the
 way applies (``settled``): under load, that is what makes a batch carry hundreds of records
-(each Raft entry has a fixed cost: a pickle, an encryption and a write per follower, a commit
-notice), while a lone request still goes out at once.
+(each Raft entry has a fixed cost: a pickle, an encryption and a write per follower, and an
+answer from each), while a lone request still goes out at once.
 
 A batch belongs to one term: records a deposed leader produced are dropped with its leadership
 (``drop``), never appended under the next term. Applying a batch applies its records in order,
