@@ -3,14 +3,32 @@ a ``TaskSpec`` (or an ``InvalidTask`` naming the field, before anything is appen
 
 A task type turns the request's JSON payload into subtasks. Most take named numbers
 (``numbers(payload)``); a type with structured input (the wellness plan's profile) validates it
-itself and hands each subtask its part as a JSON document."""
+itself and hands each subtask its part as a JSON document.
+
+Every JSON text that crosses the boundary (a payload, an agent's result document) is read by
+``load_json``, so that any input, however hostile, ends in a value or an ``InvalidTask`` whose
+message is short and names the part to fix, never in another exception. It refuses, before or
+while parsing:
+
+- nesting deeper than ``DOCUMENT_DEPTH_MAX``, counted on the text before ``json.loads`` sees it
+  (deep input would otherwise be a ``RecursionError``, and the document store refuses past 100);
+- integers outside 64 bits, judged by their digit count before any conversion (Python refuses to
+  convert more than 4,300 digits, and a float cannot hold 401);
+- numbers a float cannot hold (``1e400``) and the non-JSON ``NaN`` and ``Infinity``;
+- text holding a lone surrogate (raw, or as a ``\\ud800`` escape), which no UTF-8 store accepts.
+
+The hooks of ``json.loads`` cannot raise with a path (they see one number, not where it is), so
+they leave a marker in place and a walk of the parsed value names the path of the first one;
+the walk runs only when there is something to find. Values quoted back in messages are cut."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from itertools import accumulate, repeat
 from typing import Any
 
 from protocol.errors import InvalidTask
@@ -29,34 +47,146 @@ class TaskType:
     default_criteria: tuple[str, ...] = ("all_subtasks_ok",)
 
 
-#: How deep a result document may nest (the document store refuses past 100 levels).
+#: How deep arrays and objects may nest in a payload or result document (the document store
+#: refuses past 100 levels; ``json.loads`` would hit Python's recursion limit near 1,000).
 DOCUMENT_DEPTH_MAX = 64
 _INT64 = (-(2**63), 2**63 - 1)
+#: Digits of the longest 64-bit integer: a longer digit string is refused without converting it.
+_INT64_DIGITS = 19
+#: Longest part of a caller's text quoted back in a message.
+SHOWN_CHARS_MAX = 40
+#: Longest path of keys named in a message before its middle is left out.
+_PATH_CHARS_MAX = 120
+
+# One token per match, left to right: a string (brackets inside it are text, not structure) or a
+# bracket. An unterminated string runs to the end of the text, so every match moves forward and
+# the scan stays linear however the quotes and backslashes are arranged.
+_STRUCTURE = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
+_NESTING = {"[": 1, "{": 1, "]": -1, "}": -1}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A \u escape of a surrogate: a lone one (or a pair, which json.loads joins) may be in the value.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+class _Refused:
+    """A number ``json.loads`` met that the boundary refuses, left where it was so that the walk
+    can name its path; ``problem`` says what is wrong with it."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def quoted(text: str) -> str:
+    """``text`` as a message quotes it: its repr (control characters and surrogates escaped),
+    cut to about ``SHOWN_CHARS_MAX`` characters of that repr with the text's length said, so a
+    60 KB field cannot become a 60 KB error. The cut counts escapes: 40 characters that each
+    print as ``\\U000e0001`` would otherwise be 400."""
+    widths = accumulate(len(repr(c)) - 2 for c in text[: SHOWN_CHARS_MAX + 1])
+    kept = sum(1 for width in widths if width <= SHOWN_CHARS_MAX)
+    if kept == len(text):
+        return repr(text)
+    return f"{text[:kept]!r}... ({len(text)} characters)"
+
+
+def field_path(where: str, *keys: str | int) -> str:
+    """The dotted path of a part of a JSON value: ``payload.profile.dislikes[0]``. A key that is
+    not a short plain name is quoted (cut) in brackets; a path still longer than
+    ``_PATH_CHARS_MAX`` keeps its first and last keys around "..." (64 levels of long keys would
+    otherwise make a message of kilobytes)."""
+    parts: list[str] = []
+    for key in keys:
+        if isinstance(key, int):
+            parts.append(f"[{key}]")
+        elif len(key) <= SHOWN_CHARS_MAX and _PLAIN_KEY.fullmatch(key):
+            parts.append(f".{key}" if where or parts else key)
+        else:
+            parts.append(f"[{quoted(key)}]")
+    if len(parts) > 2 and sum(map(len, parts)) > _PATH_CHARS_MAX:
+        parts = [parts[0], "...", parts[-1].removeprefix(".")]
+    return where + "".join(parts)
+
+
+def load_json(text: str, where: str) -> Any:
+    """``text`` parsed as strict JSON whose every part every replica, store and client can hold,
+    or ``InvalidTask`` naming the part at fault (``where`` names the whole: "payload"; "" leaves
+    paths relative). See the module docstring for what is refused and why."""
+    # Each bracket opens or closes a level; the deepest running total bounds the depth the parser
+    # would reach (exactly, for valid JSON; the parser stops at the first error of invalid JSON).
+    # Skipped when there are too few brackets to exceed the bound, as in most payloads.
+    if text.count("[") + text.count("{") > DOCUMENT_DEPTH_MAX:
+        tokens = _STRUCTURE.findall(text)
+        if max(accumulate(map(_NESTING.get, tokens, repeat(0))), default=0) > DOCUMENT_DEPTH_MAX:
+            raise InvalidTask(where, f"nested deeper than {DOCUMENT_DEPTH_MAX} levels")
+    refused: list[_Refused] = []
+
+    def refuse(problem: str) -> _Refused:
+        refused.append(_Refused(problem))
+        return refused[-1]
+
+    def integer(digits: str) -> int | _Refused:
+        count = len(digits) - digits.startswith("-")
+        if count > _INT64_DIGITS:  # judged by length: never convert thousands of digits
+            return refuse(f"an integer of {count} digits does not fit in 64 bits")
+        value = int(digits)
+        if not _INT64[0] <= value <= _INT64[1]:
+            return refuse(f"integer {value} does not fit in 64 bits")
+        return value
+
+    def number(digits: str) -> float | _Refused:
+        value = float(digits)  # never raises on a JSON number: too large is inf
+        if not math.isfinite(value):
+            shown = digits if len(digits) <= SHOWN_CHARS_MAX else f"of {len(digits)} characters"
+            return refuse(f"the number {shown} is out of range (a 64-bit float)")
+        return value
+
+    def constant(name: str) -> _Refused:
+        return refuse(f"{name} is not valid JSON; send a finite number")
+
+    try:
+        value = json.loads(text, parse_int=integer, parse_float=number, parse_constant=constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidTask(where, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if refused or _SURROGATE.search(text) or _SURROGATE_ESCAPE.search(text):
+        fault = _fault(value, ())
+        if fault is not None:
+            path, problem = fault
+            raise InvalidTask(field_path(where, *path), problem)
+    return value
+
+
+def _fault(value: Any, path: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], str] | None:
+    """The path of the first refused part of a parsed value, in document order, and why. The
+    recursion is bounded: ``load_json`` checked the depth before parsing."""
+    if isinstance(value, _Refused):
+        return path, value.problem
+    if isinstance(value, str):
+        return (path, "holds a lone surrogate, which is not text; send UTF-8") if _SURROGATE.search(value) else None
+    items: Iterable[tuple[str | int, Any]]
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if isinstance(key, str) and _SURROGATE.search(key):
+            return path, "a key holds a lone surrogate, which is not text; send UTF-8"
+        found = _fault(item, (*path, key))
+        if found is not None:
+            return found
+    return None
 
 
 def check_document(text: str) -> str:
-    """Why ``text`` cannot be a result document (empty: it can): it must be strict JSON (no
-    NaN or Infinity), nest at most ``DOCUMENT_DEPTH_MAX`` levels and hold only integers that
-    fit in 64 bits, so that every replica, the read model and every client can store it."""
-
-    def refuse(constant: str) -> Any:
-        raise ValueError(f"{constant} is not JSON")
-
+    """Why ``text`` cannot be a result document (empty: it can): ``load_json``'s rules, so that
+    every replica, the read model and every client can store it."""
     try:
-        value = json.loads(text, parse_constant=refuse)
-    except (ValueError, RecursionError) as exc:
-        return f"not valid JSON: {str(exc)[:120]}"
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > DOCUMENT_DEPTH_MAX:
-            return f"nested deeper than {DOCUMENT_DEPTH_MAX} levels"
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-        elif isinstance(item, int) and not isinstance(item, bool) and not _INT64[0] <= item <= _INT64[1]:
-            return f"integer {item} does not fit in 64 bits"
+        load_json(text, "")
+    except InvalidTask as exc:
+        return f"{exc.field}: {exc.problem}" if exc.field else exc.problem
     return ""
 
 
@@ -64,9 +194,17 @@ def numbers(payload: Mapping[str, Any]) -> dict[str, float]:
     """A payload of named numbers, checked: every value a finite number."""
     inputs: dict[str, float] = {}
     for name, value in payload.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InvalidTask(f"payload.{name}", "must be a finite number")
-        inputs[name] = float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidTask(field_path("payload", name), "must be a finite number")
+        # A payload that came through load_json holds only 64-bit integers; a mapping built in
+        # code may hold a larger one, which float() refuses with OverflowError.
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise InvalidTask(field_path("payload", name), "must be a finite number")
+        inputs[name] = number
     return inputs
 
 
@@ -95,7 +233,7 @@ def _wellness(payload: Mapping[str, Any]) -> tuple[SubtaskSpec, ...]:
 
     unknown = sorted(set(payload) - {"profile", "training"})
     if unknown:
-        raise InvalidTask(f"payload.{unknown[0]}", "unknown; a wellness plan takes 'profile' and 'training'")
+        raise InvalidTask(field_path("payload", unknown[0]), "unknown; a wellness plan takes 'profile' and 'training'")
     for part in ("profile", "training"):
         if not isinstance(payload.get(part), dict):
             raise InvalidTask(f"payload.{part}", "required: a JSON object")
@@ -137,16 +275,28 @@ def task_from_request(
     kind = catalog.get(task_type)
     if kind is None:
         known = ", ".join(sorted(catalog))
-        shown = task_type if len(task_type) <= 64 else task_type[:64] + "..."
-        raise InvalidTask("task_type", f"unknown task type {shown!r}; this cluster accepts: {known}")
-    if len(payload.encode()) > PAYLOAD_BYTES_MAX:
+        raise InvalidTask("task_type", f"unknown task type {quoted(task_type)}; this cluster accepts: {known}")
+    # Characters first: a text longer in characters is longer in bytes, and is not encoded at all.
+    # "surrogatepass" counts a lone surrogate (refused by load_json, with its path) instead of
+    # raising UnicodeEncodeError here.
+    if len(payload) > PAYLOAD_BYTES_MAX or len(payload.encode("utf-8", "surrogatepass")) > PAYLOAD_BYTES_MAX:
         raise InvalidTask("payload", f"larger than {PAYLOAD_BYTES_MAX} bytes")
-    try:
-        document = json.loads(payload) if payload.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise InvalidTask("payload", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    document = load_json(payload, "payload") if payload.strip() else {}
     if not isinstance(document, dict):
-        raise InvalidTask("payload", "must be a JSON object")
+        raise InvalidTask("payload", f"must be a JSON object, got {_kind(document)}")
     task = TaskSpec(task_type, kind.subtasks(document), success_criteria or kind.default_criteria)
     task.validate()
     return task
+
+
+def _kind(value: Any) -> str:
+    """What a parsed JSON value is, in words (not the value: it may be large)."""
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return "a number"

@@ -1,8 +1,10 @@
 """A person's profile, its validation, and the daily energy and macronutrient targets.
 
 Theory of operation: ``parse_profile`` turns a JSON-like mapping into a frozen ``Profile``, or
-raises ``InvalidProfile`` naming the first bad field. ``targets`` turns a profile (and the weekly
-training energy negotiated with the WPA) into daily ``Targets``:
+raises ``InvalidProfile`` naming the first bad field, whatever the input: numbers are range-checked
+before any conversion, and a message quotes a value only cut short (``npa.errors.shown``).
+``targets`` turns a profile (and the weekly training energy negotiated with the WPA) into daily
+``Targets``:
 
 - BMR by Mifflin-St Jeor (Mifflin et al., Am J Clin Nutr 1990;51:241-7):
   ``10 x kg + 6.25 x cm - 5 x age + 5`` (male) or ``- 161`` (female).
@@ -30,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from npa.diet import ALLERGENS, PATTERNS
-from npa.errors import InvalidProfile
+from npa.errors import InvalidProfile, shown
 
 __all__ = [
     "ACTIVITY_FACTORS",
@@ -142,9 +144,11 @@ def _number(doc: Mapping[str, object], field: str, low: float, high: float, *, d
     if value is None:
         raise InvalidProfile(field, "is required")
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidProfile(field, f"must be a number, got {value!r}")
-    if not low <= float(value) <= high:
-        raise InvalidProfile(field, f"must be between {low:g} and {high:g}, got {value!r}")
+        raise InvalidProfile(field, f"must be a number, got {shown(value)}")
+    # Compared before converting: an integer too large for a float compares exactly, where
+    # float() would raise OverflowError; NaN compares false and is refused with the rest.
+    if not low <= value <= high:
+        raise InvalidProfile(field, f"must be between {low:g} and {high:g}, got {shown(value)}")
     return float(value)
 
 
@@ -153,9 +157,9 @@ def _integer(doc: Mapping[str, object], field: str, low: int, high: int, default
     if value is None:
         raise InvalidProfile(field, "is required")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidProfile(field, f"must be a whole number, got {value!r}")
+        raise InvalidProfile(field, f"must be a whole number, got {shown(value)}")
     if not low <= value <= high:
-        raise InvalidProfile(field, f"must be between {low} and {high}, got {value!r}")
+        raise InvalidProfile(field, f"must be between {low} and {high}, got {shown(value)}")
     return value
 
 
@@ -164,7 +168,7 @@ def _choice(doc: Mapping[str, object], field: str, options: Sequence[str], defau
     if value is None:
         raise InvalidProfile(field, f"is required (one of {', '.join(options)})")
     if not isinstance(value, str) or value.strip().lower() not in options:
-        raise InvalidProfile(field, f"must be one of {', '.join(options)}, got {value!r}")
+        raise InvalidProfile(field, f"must be one of {', '.join(options)}, got {shown(value)}")
     return value.strip().lower()
 
 
@@ -173,18 +177,22 @@ def _restriction(item: object, index: int) -> Restriction:
     if isinstance(item, str):
         item = {"name": item}
     if not isinstance(item, Mapping):
-        raise InvalidProfile(field, f"must be a name or an object with name, type, severity; got {item!r}")
+        raise InvalidProfile(field, f"must be a name or an object with name, type, severity; got {shown(item)}")
     raw = item.get("name")
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidProfile(f"{field}.name", "is required")
     key = raw.strip().lower().replace(" ", "_")
     name = _ALIASES.get(key, key)
     if name not in RESTRICTION_NAMES:
-        raise InvalidProfile(f"{field}.name", f"unknown restriction {raw!r}; known: {', '.join(RESTRICTION_NAMES)}")
+        raise InvalidProfile(
+            f"{field}.name", f"unknown restriction {shown(raw)}; known: {', '.join(RESTRICTION_NAMES)}"
+        )
     default_type = "allergy" if name in ALLERGENS else "preference"
-    kind = _choice(item, "type", RESTRICTION_TYPES, default_type) if "type" in item else default_type
-    if kind not in RESTRICTION_TYPES:  # pragma: no cover - _choice already checked
-        raise InvalidProfile(f"{field}.type", "unknown")
+    # _choice names the bare key ("type"); the error names it within the list.
+    try:
+        kind = _choice(item, "type", RESTRICTION_TYPES, default_type)
+    except InvalidProfile as error:
+        raise InvalidProfile(f"{field}.type", error.why) from None
     try:
         severity = _choice(item, "severity", SEVERITIES, "strict")
     except InvalidProfile as error:
@@ -231,7 +239,9 @@ def parse_profile(doc: Mapping[str, object]) -> Profile:
     dislikes: list[str] = []
     for i, word in enumerate(raw_dislikes):
         if not isinstance(word, str) or not word.strip() or len(word) > 60:
-            raise InvalidProfile(f"dislikes[{i}]", f"must be a non-empty word of at most 60 characters, got {word!r}")
+            raise InvalidProfile(
+                f"dislikes[{i}]", f"must be a non-empty word of at most 60 characters, got {shown(word)}"
+            )
         dislikes.append(word.strip().lower())
     return Profile(
         sex=sex,

@@ -82,7 +82,8 @@ class TaskSpec:
         for criterion in self.success_criteria:
             if criterion not in SUCCESS_CRITERIA:
                 known = ", ".join(sorted(SUCCESS_CRITERIA))
-                raise InvalidTask("success_criteria", f"unknown criterion {criterion!r}; known: {known}")
+                shown = criterion if len(criterion) <= 40 else f"{criterion[:40]}... ({len(criterion)} characters)"
+                raise InvalidTask("success_criteria", f"unknown criterion {shown!r}; known: {known}")
 
 
 def _check_name(field: str, value: object) -> None:

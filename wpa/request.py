@@ -1,9 +1,11 @@
 """A workout request, its validation, and the rules that depend only on it.
 
 Theory of operation: ``parse_request`` turns a JSON-like mapping into a frozen ``WorkoutRequest``
-or raises ``InvalidRequest`` naming the first bad field. This module also holds the *data* of the
-domain rules that the planner applies (the checker in ``wpa.checks`` keeps its own copy on
-purpose): major muscle groups, the injury map and the prescription per goal.
+or raises ``InvalidRequest`` naming the first bad field, whatever the input: numbers are
+range-checked before any conversion, and a message quotes a value only cut short
+(``wpa.errors.shown``). This module also holds the *data* of the domain rules that the planner
+applies (the checker in ``wpa.checks`` keeps its own copy on purpose): major muscle groups, the
+injury map and the prescription per goal.
 
 Injury map (``INJURIES``): an injury word excludes exercises whose primary muscle is in its
 muscle set, whose category is in its category set, or whose name contains one of its keywords.
@@ -24,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from wpa.errors import InvalidRequest
+from wpa.errors import InvalidRequest, shown
 from wpa.exercises import LEVELS
 
 __all__ = [
@@ -211,9 +213,9 @@ def _int(doc: Mapping[str, object], field: str, low: int, high: int, default: in
     if value is None:
         raise InvalidRequest(field, "is required")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest(field, f"must be a whole number, got {value!r}")
+        raise InvalidRequest(field, f"must be a whole number, got {shown(value)}")
     if not low <= value <= high:
-        raise InvalidRequest(field, f"must be between {low} and {high}, got {value!r}")
+        raise InvalidRequest(field, f"must be between {low} and {high}, got {shown(value)}")
     return value
 
 
@@ -222,7 +224,7 @@ def _choice(doc: Mapping[str, object], field: str, options: Sequence[str], defau
     if value is None:
         raise InvalidRequest(field, f"is required (one of {', '.join(options)})")
     if not isinstance(value, str) or value.strip().lower() not in options:
-        raise InvalidRequest(field, f"must be one of {', '.join(options)}, got {value!r}")
+        raise InvalidRequest(field, f"must be one of {', '.join(options)}, got {shown(value)}")
     return value.strip().lower()
 
 
@@ -233,7 +235,9 @@ def _words(doc: Mapping[str, object], field: str) -> list[str]:
     out: list[str] = []
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item.strip() or len(item) > 80:
-            raise InvalidRequest(f"{field}[{i}]", f"must be a non-empty name of at most 80 characters, got {item!r}")
+            raise InvalidRequest(
+                f"{field}[{i}]", f"must be a non-empty name of at most 80 characters, got {shown(item)}"
+            )
         out.append(item.strip())
     return out
 
@@ -252,7 +256,7 @@ def parse_request(doc: Mapping[str, object]) -> WorkoutRequest:
     for i, name in enumerate(_words(doc, "equipment")):
         key = name.lower()
         if key not in EQUIPMENT:
-            raise InvalidRequest(f"equipment[{i}]", f"unknown equipment {name!r}; known: {', '.join(EQUIPMENT)}")
+            raise InvalidRequest(f"equipment[{i}]", f"unknown equipment {shown(name)}; known: {', '.join(EQUIPMENT)}")
         equipment.add(key)
     injuries: list[str] = []
     avoid: list[str] = []
@@ -266,8 +270,10 @@ def parse_request(doc: Mapping[str, object]) -> WorkoutRequest:
     mass = doc.get("body_mass_kg")
     if mass is None:
         raise InvalidRequest("body_mass_kg", "is required (session energy is MET x kg x hours)")
-    if isinstance(mass, bool) or not isinstance(mass, int | float) or not 30 <= float(mass) <= 300:
-        raise InvalidRequest("body_mass_kg", f"must be a number between 30 and 300, got {mass!r}")
+    # Compared before converting: an integer too large for a float compares exactly, where
+    # float() would raise OverflowError; NaN compares false and is refused with the rest.
+    if isinstance(mass, bool) or not isinstance(mass, int | float) or not 30 <= mass <= 300:
+        raise InvalidRequest("body_mass_kg", f"must be a number between 30 and 300, got {shown(mass)}")
     return WorkoutRequest(
         goal=_choice(doc, "goal", GOALS, None),
         level=_choice(doc, "level", LEVELS, "beginner"),
