@@ -4,7 +4,9 @@ baseline measured in the same run, with the CPU each role of the cluster spends 
 For each concurrency level it submits ``echo_pair`` tasks (two agents, full two-phase protocol)
 through the SDK with ``wait=True`` and reports throughput (completed sessions per second) and
 latency percentiles; the baseline is a plain gRPC unary call (the health check of a bare server
-in its own process) at the same concurrency, and the ratio says what coordination costs.
+in its own process, TLS with client certificates like the cluster's listeners) at the same
+concurrency, and the ratio says what coordination costs. First, the same server in plaintext and
+with TLS says what TLS costs a raw call.
 
 Where the time goes: before and after the tasks of a level (the baseline is measured outside
 that window) it reads the CPU time (user + system) of every process of the cluster and charges
@@ -54,6 +56,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psutil
@@ -65,17 +68,22 @@ from mca.deploy import Deployment, deploy, teardown
 from mca.embedded import free_ports
 from mca.replica import ReplicaAddress
 from mca.sdk import Client, RequestRejected
+from mca.tls import Identity, Principal
 
 #: The order the roles are printed in; ``other`` (a descendant of this process that is not Ray,
 #: e.g. multiprocessing's resource tracker) only when it spent anything.
 ROLES = ("leader", "followers", "agents", "stores", "ray", "client", "other")
 
 
-def _baseline_server(port: int, ready: multiprocessing.synchronize.Event) -> None:
+def _baseline_server(port: int, plain_port: int, identity: Identity, ready: multiprocessing.synchronize.Event) -> None:
+    """The raw gRPC baseline: TLS with client certificates like the cluster's listeners (the
+    ratio compares like with like), and the same server in plaintext (what TLS costs)."""
+
     async def serve() -> None:
         server = grpc.aio.server()
         health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
-        server.add_insecure_port(f"127.0.0.1:{port}")
+        server.add_secure_port(f"127.0.0.1:{port}", identity.server_credentials())
+        server.add_insecure_port(f"127.0.0.1:{plain_port}")
         await server.start()
         ready.set()
         await server.wait_for_termination()
@@ -377,7 +385,8 @@ async def _run_levels(
     levels = [int(x) for x in args.levels.split(",")]
     head = f"{'tasks/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
     print(f"{'concurrency':>11} {head} | {head.replace('tasks/s', ' grpc/s')} | {'ratio':>6}")
-    async with Client(config.task_addresses) as client, grpc.aio.insecure_channel(baseline) as channel:
+    identity = config.operator_identity()
+    async with Client(config.task_addresses, identity) as client, identity.channel(baseline) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         blat: list[float] = []
 
@@ -412,6 +421,26 @@ async def _run_levels(
                 print(line)
 
 
+async def _tls_cost(identity: Identity, tls: str, plain: str, calls: int = 2000) -> None:
+    """Raw gRPC unary calls to the same server with TLS (client certificates) and in plaintext,
+    one after the other, on channels already connected: what TLS costs a call."""
+    line = []
+    for c in (1, 64):
+        rates = []
+        for channel in (grpc.aio.insecure_channel(plain), identity.channel(tls)):
+            async with channel:
+                stub = health_pb2_grpc.HealthStub(channel)
+                await stub.Check(health_pb2.HealthCheckRequest(), timeout=30)  # handshake done
+
+                async def ping(i: int, stub: Any = stub) -> None:
+                    await stub.Check(health_pb2.HealthCheckRequest(), timeout=30)
+
+                took, _ = await run_bounded(ping, calls, c, 120.0)
+                rates.append(calls / took)
+        line.append(f"{c} in flight: {rates[0]:.0f} plaintext, {rates[1]:.0f} TLS ({rates[1] / rates[0]:.2f}x)")
+    print("raw gRPC calls/s, " + "; ".join(line))
+
+
 async def _soak(config: ClusterConfig, deployment: Deployment, baseline_pid: int, args: argparse.Namespace) -> None:
     """``args.soak`` tasks kept ``args.soak_concurrency`` in flight, reported every tenth of
     them settled (completed or not), while the load goes on."""
@@ -420,7 +449,7 @@ async def _soak(config: ClusterConfig, deployment: Deployment, baseline_pid: int
     print(f"soak: {n} tasks at concurrency {c}, a line every {tenth} settled")
     head = f"{'settled':>7} {'tasks/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'leader RSS MiB':>15} {'journal MiB':>12}"
     print(head + "  not completed or failed")
-    async with Client(config.task_addresses) as client:
+    async with Client(config.task_addresses, config.operator_identity()) as client:
         await run_bounded(task_runner(client, Tally(), args.task_timeout), 20, 4, args.run_seconds)  # warm up
         start = await asyncio.to_thread(snapshot, deployment, baseline_pid)
         tally = Tally()
@@ -460,9 +489,9 @@ async def _soak(config: ClusterConfig, deployment: Deployment, baseline_pid: int
     print(f"soak: {tally.problems()}; {leader_change(start.cluster, end.cluster)}")
 
 
-async def _failover(addresses: list[str], leader_pid: int) -> float | None:
+async def _failover(addresses: list[str], identity: Identity, leader_pid: int) -> float | None:
     """Seconds from SIGKILL of the leader to the next accepted submit (None: none in 30 s)."""
-    async with Client(addresses, retry_seconds=30) as client:
+    async with Client(addresses, identity, retry_seconds=30) as client:
         os.kill(leader_pid, signal.SIGKILL)
         killed = time.perf_counter()
         try:
@@ -486,7 +515,7 @@ def main() -> None:
     args = parser.parse_args()
 
     base = load(Path(__file__).resolve().parent.parent / "cluster.yaml")
-    ports = free_ports(9)
+    ports = free_ports(10)
     replicas = tuple(
         ReplicaAddress(f"mca-{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}") for i in range(3)
     )
@@ -499,7 +528,8 @@ def main() -> None:
     port = ports[6]
     spawn = multiprocessing.get_context("spawn")  # gRPC does not survive fork()
     ready = spawn.Event()
-    baseline = spawn.Process(target=_baseline_server, args=(port, ready), daemon=True)
+    serving = config.identity(Principal("replica", "baseline"))
+    baseline = spawn.Process(target=_baseline_server, args=(port, ports[9], serving, ready), daemon=True)
     baseline.start()
     ready.wait(30)
     baseline_pid = baseline.pid or -1
@@ -512,12 +542,13 @@ def main() -> None:
         if args.soak:
             asyncio.run(_soak(config, deployment, baseline_pid, args))
         else:
+            asyncio.run(_tls_cost(config.operator_identity(), f"127.0.0.1:{port}", f"127.0.0.1:{ports[9]}"))
             asyncio.run(_run_levels(config, deployment, f"127.0.0.1:{port}", baseline_pid, args))
         now = cluster(deployment, baseline_pid)
         print(f"leader {now.leader} RSS: {rss_mib(now.leader_pid):.0f} MiB")
         print(f"cluster memory (Ray head, dashboard, 3 replicas, 2 agents): {_cluster_memory():.0f} MiB")
         if now.leader_pid:
-            took = asyncio.run(_failover(config.task_addresses, now.leader_pid))
+            took = asyncio.run(_failover(config.task_addresses, config.operator_identity(), now.leader_pid))
             shown = f"{took * 1000:.0f} ms" if took is not None else "no submit accepted within 30 s"
             print(f"failover: SIGKILL of the leader to the next accepted submit: {shown}")
         else:

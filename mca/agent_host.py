@@ -31,10 +31,12 @@ from typing import Any
 
 import grpc
 
+from mca.boundary import Boundary
 from mca.catalog import check_document
 from mca.io import Outbox, PeerLink, TimerWheel
 from mca.livestate import NOTE_LENGTH_MAX
 from mca.sdk import Agent, Context, Job, Output, Refuse
+from mca.tls import Identity, Principal
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
@@ -44,6 +46,8 @@ from protocol.model import RESULT_DOCUMENT_LENGTH_MAX, Assignment, Outcome, Para
 from protocol.participant import Participant, Refusal
 from protocol.wire import LEADER_HINT, pack, to_proto, unpack
 
+#: Only replicas call an agent (``mca.boundary``).
+SERVES = {pb.DESCRIPTOR.services_by_name["AgentService"].full_name: frozenset({"replica"})}
 HEARTBEAT_SECONDS = 1.0
 #: How long one call to the MCA may take before its messages count as lost (the protocol
 #: resends what still matters).
@@ -52,13 +56,24 @@ CALL_TIMEOUT_SECONDS = 2.0
 
 class AgentHost:
     """``listen`` is host:port for the AgentService; port 0 picks a free one (the address is
-    registered with each incarnation, so it may change across restarts)."""
+    registered with each incarnation, so it may change across restarts). ``identity`` is the
+    agent's TLS identity (``agent:<agent_id>``): the replicas know the agent by it, and only
+    replicas may call its AgentService."""
 
     def __init__(
-        self, agent: Agent, listen: str, mca: list[str], timing: Timing | None = None, context: Context | None = None
+        self,
+        agent: Agent,
+        listen: str,
+        mca: list[str],
+        identity: Identity,
+        timing: Timing | None = None,
+        context: Context | None = None,
     ) -> None:
         if not mca:
             raise ValueError("an agent needs the address of at least one MCA replica")
+        if identity.principal != Principal("agent", agent.agent_id):
+            raise ValueError(f"agent {agent.agent_id} was given the identity of {identity.principal}")
+        self._identity = identity
         self.agent = agent
         self.listen = listen
         self._mca = list(mca)
@@ -66,7 +81,7 @@ class AgentHost:
         self._timing = timing or Timing()
         self.participant: Participant | None = None
         self._server: grpc.aio.Server | None = None
-        self._outbox = Outbox()
+        self._outbox = Outbox(identity)
         self._timers = TimerWheel(self._fire)
         self._link: PeerLink[Any] = PeerLink(self._deliver_to_mca, self._outbox)
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -91,9 +106,9 @@ class AgentHost:
         self.participant = Participant(
             agent.agent_id, tuple(agent.capabilities), agent.capacity, time.time_ns(), self._timing, offer
         )
-        server = grpc.aio.server()
+        server = grpc.aio.server(interceptors=[Boundary(SERVES)])
         pb_grpc.add_AgentServiceServicer_to_server(_AgentService(self), server)
-        port = server.add_insecure_port(self.listen)
+        port = server.add_secure_port(self.listen, self._identity.server_credentials())
         if port == 0:
             raise OSError(f"cannot listen on {self.listen}")
         host = self.listen.rsplit(":", 1)[0]

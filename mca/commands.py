@@ -1,7 +1,8 @@
 """The runtime's subcommands of ``mca``: up, down, status, submit, watch, agents, demo.
 
 ``up`` runs in the foreground (Ctrl-C stops everything) or, with ``--detach``, starts a Ray head
-that outlives the command; ``down`` stops it. The other commands talk gRPC to the replicas
+that outlives the command and records it in the data folder; ``down`` stops that head and
+nothing else on the machine (``mca.rayhead``). The other commands talk gRPC to the replicas
 named in cluster.yaml, like any client would.
 """
 
@@ -22,8 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mca import rayhead
 from mca.config import ClusterConfig, ConfigError, load
 from mca.sdk import Client, RequestRejected, Session
+from mca.stores import stop_store_orphans
 
 RAY_TOKEN = Path.home() / ".ray" / "auth_token"
 
@@ -118,30 +121,22 @@ def _up(config: ClusterConfig, args: argparse.Namespace) -> int:
     from mca.deploy import deploy, teardown
 
     if args.detach:
-        ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
-        from mca.deploy import RAY_LOOPBACK_ENV
-
-        loopback = RAY_LOOPBACK_ENV if ipaddress.ip_address(config.bind).is_loopback else {}
-        subprocess.run(
-            [
-                ray_bin,
-                "start",
-                "--head",
-                f"--node-ip-address={config.bind}",
-                f"--dashboard-host={config.bind}",
-                f"--dashboard-port={config.dashboard_port}",
-                "--include-dashboard=true",
-                "--disable-usage-stats",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            env=os.environ | loopback,
-        )
-        _ray_init(config, address="auto")
+        running = _running_head(config)
+        if running is not None:
+            print(
+                f"mca: the cluster of {config.path} already runs (Ray head at {running.gcs_address}); "
+                "stop it with: mca down",
+                file=sys.stderr,
+            )
+            return 1
+        head = _start_head(config)
+        if head is None:
+            return 1
+        _ray_init(config, address=head.gcs_address)
         deploy(config, detached=True, spread=True)
         _wait_ready(config)
         _print_status(config)
-        print("running in the background; stop it with: mca down")
+        print(f"running in the background (Ray head at {head.gcs_address}); stop it with: mca down")
         return 0
     _ray_init(config)
     deployment = deploy(config, spread=True)
@@ -157,20 +152,90 @@ def _up(config: ClusterConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def _start_head(config: ClusterConfig) -> rayhead.Head | None:
+    """``ray start --head`` as the leader of a new process session (how ``down`` finds every
+    process of this head, and no other); the head recorded in the data folder."""
+    from mca.deploy import RAY_LOOPBACK_ENV
+
+    ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+    loopback = RAY_LOOPBACK_ENV if ipaddress.ip_address(config.bind).is_loopback else {}
+    starter = subprocess.Popen(
+        [
+            ray_bin,
+            "start",
+            "--head",
+            f"--node-ip-address={config.bind}",
+            f"--dashboard-host={config.bind}",
+            f"--dashboard-port={config.dashboard_port}",
+            "--include-dashboard=true",
+            "--disable-usage-stats",
+        ],
+        stdout=subprocess.DEVNULL,
+        env=os.environ | loopback,
+        start_new_session=True,
+    )
+    status = starter.wait()
+    if status != 0:
+        print(f"mca: ray start --head failed (exit status {status})", file=sys.stderr)
+        return None
+    head = rayhead.head_of(rayhead.snapshot(), starter.pid)
+    if head is None:
+        print("mca: ray start --head succeeded, but no GCS server of it runs", file=sys.stderr)
+        return None
+    rayhead.save(config.data_dir, head)
+    # Ray points every plain ray.init() on the machine at the head it started last; ours is
+    # reached through the record only, so other drivers do not join it by accident.
+    rayhead.forget_current_cluster(head.gcs_address)
+    return head
+
+
+def _running_head(config: ClusterConfig) -> rayhead.Head | None:
+    """The head ``mca up --detach`` recorded for this config, if it still runs; a stale record
+    is removed."""
+    head = rayhead.load(config.data_dir)
+    if head is None:
+        return None
+    if any(rayhead.cluster_processes(rayhead.snapshot(), head, os.getpid())):
+        return head
+    rayhead.forget(config.data_dir)
+    return None
+
+
+def _ray_address(config: ClusterConfig) -> str:
+    """Where this config's Ray cluster is: the recorded head, else whatever runs ("auto")."""
+    head = _running_head(config)
+    return head.gcs_address if head is not None else "auto"
+
+
 def _down(config: ClusterConfig, args: argparse.Namespace) -> int:
     import ray
 
     from mca.deploy import attach, teardown
 
-    try:
-        _ray_init(config, address="auto")
-        teardown(attach(config))
-        ray.shutdown()
-    except (ConnectionError, ValueError) as exc:
-        print(f"mca: no running cluster found ({exc})", file=sys.stderr)
-    ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
-    subprocess.run([ray_bin, "stop"], check=False, stdout=subprocess.DEVNULL)
-    print("stopped")
+    head = rayhead.load(config.data_dir)
+    if head is None:
+        print(f"nothing to stop: no Ray head is recorded for {config.path} (mca up --detach records it)")
+        return 0
+    rounds = rayhead.cluster_processes(rayhead.snapshot(), head, os.getpid())
+    if not any(rounds):
+        rayhead.forget(config.data_dir)
+        rayhead.forget_current_cluster(head.gcs_address)
+        print(f"nothing to stop: the Ray head of {config.path} ({head.gcs_address}) is gone; removed its record")
+        return 0
+    if rounds[-1]:  # its GCS server runs: stop our actors first (the store actors stop their servers)
+        try:
+            _ray_init(config, address=head.gcs_address)
+            teardown(attach(config))
+        except (ConnectionError, ValueError, ray.exceptions.RayError) as exc:
+            print(f"mca: the actors did not stop one by one ({exc}); stopping their processes", file=sys.stderr)
+        finally:
+            ray.shutdown()
+    stopped = rayhead.stop(rayhead.cluster_processes(rayhead.snapshot(), head, os.getpid()))
+    if config.stores.embedded:
+        stop_store_orphans(config.data_dir)  # a server whose actor was killed outright
+    rayhead.forget(config.data_dir)
+    rayhead.forget_current_cluster(head.gcs_address)
+    print(f"stopped the Ray head at {head.gcs_address} ({stopped} processes)")
     return 0
 
 
@@ -180,7 +245,7 @@ def _wait_ready(config: ClusterConfig, seconds: float = 60.0) -> None:
     async def ready() -> None:
         wanted = {a.agent_id for a in config.agents}
         deadline = time.monotonic() + seconds
-        async with Client(config.task_addresses, retry_seconds=seconds) as client:
+        async with Client(config.task_addresses, config.operator_identity(), retry_seconds=seconds) as client:
             while time.monotonic() < deadline:
                 try:
                     if wanted <= {a.agent_id for a in await client.agents()}:
@@ -198,7 +263,7 @@ def _wait_ready(config: ClusterConfig, seconds: float = 60.0) -> None:
 
 def _print_status(config: ClusterConfig) -> None:
     async def gather() -> Any:
-        async with Client(config.task_addresses) as client:
+        async with Client(config.task_addresses, config.operator_identity()) as client:
             return await client.agents()
 
     agents = asyncio.run(gather())
@@ -234,14 +299,14 @@ def _print_status(config: ClusterConfig) -> None:
 
 def _status(config: ClusterConfig, args: argparse.Namespace) -> int:
     with contextlib.suppress(ConnectionError, ValueError):
-        _ray_init(config, address="auto")  # replica details come from Ray when it runs
+        _ray_init(config, address=_ray_address(config))  # replica details come from Ray when it runs
     _print_status(config)
     return 0
 
 
 def _agents(config: ClusterConfig, args: argparse.Namespace) -> int:
     async def main() -> None:
-        async with Client(config.task_addresses) as client:
+        async with Client(config.task_addresses, config.operator_identity()) as client:
             for a in await client.agents():
                 print(f"{a.agent_id}\t{a.status}\t{a.load}/{a.capacity}\t{','.join(a.capabilities)}")
 
@@ -262,7 +327,7 @@ def _submit(config: ClusterConfig, args: argparse.Namespace) -> int:
         return 2
 
     async def main() -> Session:
-        async with Client(config.task_addresses) as client:
+        async with Client(config.task_addresses, config.operator_identity()) as client:
             return await client.submit(args.task_type, payload, key=args.key, wait=args.wait)
 
     session = asyncio.run(main())
@@ -333,7 +398,7 @@ def _ask(config: ClusterConfig, args: argparse.Namespace) -> int:
         "levels": args.level,
     }
     try:
-        _ray_init(config, address="auto")
+        _ray_init(config, address=_ray_address(config))
         actor = ray.get_actor(agent_actor_name(args.agent_id), namespace=NAMESPACE)
         hits: list[dict[str, Any]] = ray.get(
             actor.ask.remote(args.question, args.k, {k: tuple(v) for k, v in filters.items() if v})
@@ -348,7 +413,7 @@ def _ask(config: ClusterConfig, args: argparse.Namespace) -> int:
 
 def _watch(config: ClusterConfig, args: argparse.Namespace) -> int:
     async def main() -> None:
-        async with Client(config.task_addresses) as client:
+        async with Client(config.task_addresses, config.operator_identity()) as client:
             async for e in client.watch(args.session_id, after_seq=args.after):
                 if e.progress is not None:
                     print(f"     progress   {e.subtask_id:<12} {e.progress:>4.0%}  {e.detail}", flush=True)
@@ -370,7 +435,7 @@ def _demo_wellness(config: ClusterConfig) -> bool:
     print(f"\nwellness plans for {len(files)} people (examples/profiles), through gRPC:")
 
     async def work() -> list[Session]:
-        async with Client(config.task_addresses) as client:
+        async with Client(config.task_addresses, config.operator_identity()) as client:
             return list(
                 await asyncio.gather(
                     *(
@@ -410,7 +475,7 @@ def _demo(config: ClusterConfig, args: argparse.Namespace) -> int:
         _print_status(config)
 
         async def work() -> list[Session]:
-            async with Client(config.task_addresses) as client:
+            async with Client(config.task_addresses, config.operator_identity()) as client:
                 started = time.monotonic()
                 sessions = await asyncio.gather(
                     *(

@@ -1,11 +1,13 @@
 """``cluster.yaml``: the deployment's topology, loaded and checked with errors that name the
-field. Everything listens on ``bind`` (127.0.0.1 in the embedded default)."""
+field. Everything listens on ``bind`` (127.0.0.1 in the embedded default), with TLS: the
+credentials come from ``tls.folder`` (``data_dir/tls`` by default; see ``mca.tls``)."""
 
 from __future__ import annotations
 
 import importlib
 import ipaddress
 import os
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -14,9 +16,10 @@ from typing import Any
 import yaml
 
 from mca.catalog import CATALOG, TaskType, numbers
-from mca.replica import ReplicaAddress
+from mca.replica import Grant, ReplicaAddress
 from mca.sdk import Agent
 from mca.stores import documents_url, redis_url, write_secret
+from mca.tls import TLS_FOLDER, Identity, Principal, identity_in
 from protocol.model import SUBTASKS_MAX, Limits, SubtaskSpec, Timing, params
 
 
@@ -29,13 +32,24 @@ class AgentSpec:
     agent_id: str
     class_path: str
     capacity: int
+    #: What the agent may claim when it registers; empty: what its class declares.
+    capabilities: tuple[str, ...] = ()
 
-    def build(self) -> Agent:
+    def _class(self) -> Any:
         module_name, _, class_name = self.class_path.partition(":")
         try:
-            cls = getattr(importlib.import_module(module_name), class_name)
+            return getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"agents[{self.agent_id}].class: cannot import {self.class_path!r}: {exc}") from exc
+
+    def grant(self) -> Grant:
+        """What this entry grants the agent: its capabilities (as listed, else its class's) and
+        at most its capacity. A registration claiming more is refused."""
+        capabilities = self.capabilities or tuple(getattr(self._class(), "capabilities", ()))
+        return Grant(frozenset(capabilities), self.capacity)
+
+    def build(self) -> Agent:
+        cls = self._class()
         agent = cls(agent_id=self.agent_id, capacity=self.capacity)
         if not isinstance(agent, Agent):
             raise ConfigError(f"agents[{self.agent_id}].class: {self.class_path} is not an mca.sdk.Agent")
@@ -66,11 +80,23 @@ class ClusterConfig:
     catalog: dict[str, TaskType] = field(default_factory=lambda: dict(CATALOG))
     stores: StoresConfig = field(default_factory=StoresConfig)
     limits: Limits = field(default_factory=Limits)
+    #: Where the TLS credentials are (``mca.tls.identity_in``); data_dir/tls by default.
+    tls_folder: Path | None = None
+
+    def identity(self, principal: Principal) -> Identity:
+        return identity_in(self.tls_folder or self.data_dir / TLS_FOLDER, principal)
+
+    def operator_identity(self) -> Identity:
+        """What ``mca`` itself uses on the machine that holds the credential folder."""
+        return self.identity(Principal("operator", "local"))
+
+    def grants(self) -> dict[str, Grant]:
+        return {a.agent_id: a.grant() for a in self.agents}
 
     @property
     def documents_url(self) -> str:
         if self.stores.embedded:
-            return documents_url(self.bind, self.stores.documents_port)
+            return documents_url(self.bind, self.stores.documents_port, password=self.secret("documents.secret"))
         return self.stores.documents
 
     def redis_url(self) -> str:
@@ -160,7 +186,10 @@ def load(path: str | Path) -> ClusterConfig:
         agent_id = _get(a, "id", str, None, f"{where}.id")
         if not agent_id or not agent_id.isprintable():
             raise ConfigError(f"{where}.id: must be a non-empty name")
-        agents.append(AgentSpec(agent_id, _get(a, "class", str, None, f"{where}.class"), capacity))
+        capabilities = _get(a, "capabilities", list, [], f"{where}.capabilities")
+        if not all(isinstance(c, str) and c and c.isprintable() for c in capabilities):
+            raise ConfigError(f"{where}.capabilities: every capability must be a non-empty name")
+        agents.append(AgentSpec(agent_id, _get(a, "class", str, None, f"{where}.class"), capacity, tuple(capabilities)))
     if len({a.agent_id for a in agents}) != len(agents):
         raise ConfigError("agents: every agent id must be different")
     catalog = dict(CATALOG)
@@ -173,6 +202,13 @@ def load(path: str | Path) -> ClusterConfig:
             raise ConfigError(f"task_types.{name}: every capability must be a non-empty name")
         catalog[name] = TaskType(name, f"subtasks: {', '.join(capabilities)}", _subtasks_of(tuple(capabilities)))
     stores = _stores(_get(raw, "stores", dict, {}), bind)
+    tls = _get(raw, "tls", dict, {})
+    unknown = sorted(set(tls) - {"folder"})
+    if unknown:
+        raise ConfigError(f"tls.{unknown[0]}: unknown; known: folder")
+    tls_folder = Path(_get(tls, "folder", str, "", "tls.folder")) if tls.get("folder") else None
+    if tls_folder is not None and not tls_folder.is_absolute():
+        tls_folder = (path.parent / tls_folder).resolve()
     return ClusterConfig(
         path,
         data_dir,
@@ -184,6 +220,7 @@ def load(path: str | Path) -> ClusterConfig:
         catalog,
         stores,
         limits,
+        tls_folder,
     )
 
 
@@ -204,13 +241,23 @@ def _stores(raw: dict[str, Any], bind: str) -> StoresConfig:
         raise ConfigError("stores: give URLs (documents, redis) only with embedded: false")
     if embedded and not ipaddress.ip_address(bind).is_loopback:
         raise ConfigError(
-            f"stores.embedded: the embedded stores have no authentication of their own (documents) and "
-            f"listen on bind ({bind}); use a loopback bind, or embedded: false with your own servers"
+            f"stores.embedded: the embedded stores listen on bind ({bind}) without TLS; use a loopback bind, "
+            "or embedded: false with your own servers"
         )
     if embedded and stores.documents_port == stores.redis_port:
         raise ConfigError("stores: documents_port and redis_port must be different")
     if stores.documents and not stores.documents.startswith(("mongodb://", "mongodb+srv://")):
         raise ConfigError(f"stores.documents: {stores.documents!r} is not a mongodb:// URL")
+    if stores.documents:
+        parts = urllib.parse.urlsplit(stores.documents)
+        x509 = urllib.parse.parse_qs(parts.query).get("authMechanism") == ["MONGODB-X509"]
+        if not parts.username and not x509:
+            raise ConfigError(
+                "stores.documents: the URL carries no credentials; give mongodb://user:password@host/... "
+                "(or authMechanism=MONGODB-X509) so the store takes no reads or writes from anyone"
+            )
+    if stores.redis and not urllib.parse.urlsplit(stores.redis).password:
+        raise ConfigError("stores.redis: the URL carries no password; give redis://user:password@host:port")
     if stores.redis and not stores.redis.startswith(("redis://", "rediss://")):
         raise ConfigError(f"stores.redis: {stores.redis!r} is not a redis:// URL")
     return stores

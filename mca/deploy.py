@@ -36,6 +36,7 @@ from mca.readmodel import session_document, session_events
 from mca.replica import Replica, ReplicaConfig
 from mca.sdk import Context
 from mca.stores import agent_graph_user, start_documents, start_redis
+from mca.tls import Identity, Principal
 from protocol.model import Timing
 
 NAMESPACE = "mca"
@@ -86,7 +87,7 @@ class StoreActor:
         self._kind = kind
         data, bind, stores = config.data_dir, config.bind, config.stores
         if kind == "documents":
-            self._store: Any = start_documents(data, bind, stores.documents_port)
+            self._store: Any = start_documents(data, bind, stores.documents_port, config.secret("documents.secret"))
         else:
             self._store = start_redis(data, bind, stores.redis_port, config.secret("redis.secret"))
         self._stopping = False
@@ -158,10 +159,12 @@ class ReplicaActor:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class AgentActor:
-    def __init__(self, spec: AgentSpec, bind: str, mca: list[str], timing: Timing, context: Context) -> None:
+    def __init__(
+        self, spec: AgentSpec, bind: str, mca: list[str], identity: Identity, timing: Timing, context: Context
+    ) -> None:
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
         self._loop = LoopThread(f"agent-{spec.agent_id}")
-        self._host = AgentHost(spec.build(), f"{bind}:0", mca, timing, context)
+        self._host = AgentHost(spec.build(), f"{bind}:0", mca, identity, timing, context)
         self._loop.run(self._host.start(), timeout=600)  # setup may load and embed an ontology
 
     def ask(self, question: str, k: int = 5, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
@@ -215,12 +218,15 @@ def deploy(config: ClusterConfig, detached: bool = False, spread: bool = False) 
             ).remote(kind, config)
         ray.get([a.status.remote() for a in stores.values()], timeout=120)
     replicas: dict[str, Any] = {}
+    grants = config.grants()
     for i, me in enumerate(config.replicas):
         replica_config = ReplicaConfig(
             me=me,
             peers=tuple(r for r in config.replicas if r != me),
             data_dir=str(config.data_dir),
             password=password,
+            identity=config.identity(Principal("replica", me.replica_id)),
+            grants=grants,
             timing=config.timing,
             limits=config.limits,
             catalog=config.catalog,
@@ -238,7 +244,14 @@ def deploy(config: ClusterConfig, detached: bool = False, spread: bool = False) 
     agents = {
         spec.agent_id: AgentActor.options(  # type: ignore[attr-defined]
             name=agent_actor_name(spec.agent_id), namespace=NAMESPACE, lifetime=lifetime, runtime_env=env
-        ).remote(spec, config.bind, config.task_addresses, config.timing, _context(config, spec, stores))
+        ).remote(
+            spec,
+            config.bind,
+            config.task_addresses,
+            config.identity(Principal("agent", spec.agent_id)),
+            config.timing,
+            _context(config, spec, stores),
+        )
         for spec in config.agents
     }
     deployment = Deployment(replicas, agents, stores)

@@ -1,11 +1,14 @@
 """An in-process cluster: three MCA replicas and some agents on one event loop in a background
-thread, every listener on 127.0.0.1. Real pysyncobj, real gRPC; only the process layout is
-simplified (the Ray deployment runs the same ``Replica`` and ``AgentHost`` in actors).
+thread, every listener on 127.0.0.1 with TLS. Real pysyncobj, real gRPC; only the process layout
+is simplified (the Ray deployment runs the same ``Replica`` and ``AgentHost`` in actors).
 
 Used by the integration tests and by anyone embedding the runtime in a Python program::
 
     with EmbeddedCluster(data_dir, agents=[Echo()]) as cluster:
-        client_addresses = cluster.task_addresses
+        async with cluster.client() as client: ...
+
+Its CA and every identity live in ``data_dir/tls``, as with ``mca up``; the agents given are
+the deployment (each is granted what its ``capabilities`` and ``capacity`` say).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from mca.agent_host import AgentHost
 from mca.catalog import CATALOG, TaskType
 from mca.loop import LoopThread
-from mca.replica import Replica, ReplicaAddress, ReplicaConfig
-from mca.sdk import Agent, Context
+from mca.replica import Grant, Replica, ReplicaAddress, ReplicaConfig
+from mca.sdk import Agent, Client, Context
+from mca.tls import TLS_FOLDER, Identity, Principal, identity_in
 from protocol.model import Limits, Timing
 
 if TYPE_CHECKING:
@@ -80,6 +84,16 @@ class EmbeddedCluster:
     def task_addresses(self) -> list[str]:
         return [a.grpc for a in self.addresses]
 
+    def identity(self, principal: Principal) -> Identity:
+        """``principal``'s credential, issued by this cluster's CA (in ``data_dir/tls``)."""
+        return identity_in(Path(self.data_dir) / TLS_FOLDER, principal)
+
+    def client(self, name: str = "local", operator: bool = False, retry_seconds: float = 15.0) -> Client:
+        """An SDK client as ``client:<name>`` (or ``operator:<name>``, who sees every session).
+        Create it on the loop that will use it."""
+        principal = Principal("operator" if operator else "client", name)
+        return Client(self.task_addresses, self.identity(principal), retry_seconds=retry_seconds)
+
     def wait_ready(self, agents: int, seconds: float = 20.0) -> None:
         """Block until a leader has applied the registration of ``agents`` agents (bounded)."""
         deadline = time.monotonic() + seconds
@@ -101,7 +115,14 @@ class EmbeddedCluster:
         for address in self.addresses:
             self.run(self._start_replica(address))
         for agent in self._agents:
-            host = AgentHost(agent, "127.0.0.1:0", self.task_addresses, self.timing, self._context(agent.agent_id))
+            host = AgentHost(
+                agent,
+                "127.0.0.1:0",
+                self.task_addresses,
+                self.identity(Principal("agent", agent.agent_id)),
+                self.timing,
+                self._context(agent.agent_id),
+            )
             self.run(host.start(), timeout=300)  # setup may load an ontology and embed it
             self.hosts.append(host)
         return self
@@ -129,6 +150,8 @@ class EmbeddedCluster:
             peers=tuple(a for a in self.addresses if a != me),
             data_dir=self.data_dir,
             password=self.password,
+            identity=self.identity(Principal("replica", me.replica_id)),
+            grants={a.agent_id: Grant(frozenset(a.capabilities), a.capacity) for a in self._agents},
             timing=self.timing,
             limits=self.limits,
             catalog=self._catalog,

@@ -25,24 +25,32 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 
+from mca.tls import REPLICA, Identity
+
 M = TypeVar("M", bound=Hashable)
 
 log = logging.getLogger(__name__)
 
 
 class Outbox:
-    """One channel per address, and one-way calls whose failure is the protocol's to retry."""
+    """One channel per address (TLS, presenting ``identity``), and one-way calls whose failure
+    is the protocol's to retry."""
 
-    def __init__(self) -> None:
-        self._channels: dict[str, grpc.aio.Channel] = {}
+    def __init__(self, identity: Identity | None = None) -> None:
+        self._identity = identity
+        self._channels: dict[tuple[str, str], grpc.aio.Channel] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._in_flight: set[Hashable] = set()
 
-    def channel(self, address: str) -> grpc.aio.Channel:
-        channel = self._channels.get(address)
+    def channel(self, address: str, server: str = REPLICA) -> grpc.aio.Channel:
+        """The channel to ``address``, whose certificate must carry the DNS name ``server``
+        (``mca.tls.server_name``; by default, any replica's)."""
+        channel = self._channels.get((address, server))
         if channel is None:
-            channel = grpc.aio.insecure_channel(address)
-            self._channels[address] = channel
+            if self._identity is None:
+                raise RuntimeError("this outbox has no identity to call peers with")
+            channel = self._identity.channel(address, server)
+            self._channels[(address, server)] = channel
         return channel
 
     def busy(self, key: Hashable) -> bool:

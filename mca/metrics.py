@@ -203,6 +203,7 @@ class RayExporter:
         ("votes_total", ("vote",)),
         ("decisions_total", ("decision",)),
         ("leader_changes_total", ()),
+        ("calls_refused_total", ("reason",)),
     )
 
     def __init__(self, replica_id: str) -> None:

@@ -7,7 +7,7 @@ The Raft log is the source of truth; people and tools query history in a documen
   parameters, results, state) with the session's domain events embedded in its ``events`` array
   (``TaskAccepted``, ``CoordinationStarted``, ``TaskCompleted``, ``MealPlanGenerated``...; each
   with ``seq``, the sequence number ``Watch`` streams, and ``event``, ``kind``, ``state``,
-  ``detail``), in ``seq`` order; unique on ``_id`` (the session id) and on ``idempotency_key``;
+  ``detail``), in ``seq`` order; unique on ``_id`` (the session id) and on ``(owner, idempotency_key)``;
 * ``agent_capabilities``: one document per agent (capabilities, capacity, incarnation);
 * ``events``: one ``AgentRegistered`` per agent registration (``session_id`` is
   ``agent:<agent id>``, ``seq`` its incarnation); unique on ``(session_id, seq, event)``;
@@ -81,11 +81,11 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
 from protocol.entries import Accepted, Entry, Registered
 from protocol.entries import Batch as EntryBatch
-from protocol.ledger import AgentRecord, Ledger, SessionRecord
+from protocol.ledger import AgentRecord, Ledger, SessionRecord, owned_key
 
 SESSIONS = "coordination_sessions"
 AGENTS = "agent_capabilities"
@@ -149,6 +149,7 @@ def session_document(record: SessionRecord) -> dict[str, Any]:
         "_id": record.session_id,
         "version": len(record.events),
         "idempotency_key": record.idempotency_key,
+        "owner": record.owner,
         "task_type": record.task.task_type,
         "success_criteria": list(record.task.success_criteria),
         "subtasks": [
@@ -404,7 +405,11 @@ class ReadModel:
             self._taken = 0
 
     async def ensure_indexes(self) -> None:
-        await self._db[SESSIONS].create_index([("idempotency_key", ASCENDING)], unique=True)
+        # Keys are unique per owner (two clients may each use "job-1"). The index of versions
+        # before ownership, unique on the key alone, would refuse that: it goes.
+        with contextlib.suppress(OperationFailure):
+            await self._db[SESSIONS].drop_index("idempotency_key_1")
+        await self._db[SESSIONS].create_index([("owner", ASCENDING), ("idempotency_key", ASCENDING)], unique=True)
         await self._db[SESSIONS].create_index([("state", ASCENDING)])
         await self._db[EVENTS].create_index(
             [("session_id", ASCENDING), ("seq", ASCENDING), ("event", ASCENDING)], unique=True
@@ -454,7 +459,7 @@ class ReadModel:
                     if isinstance(record, Registered):
                         self._dirty_agents.add(record.agent_id)
                     elif isinstance(record, Accepted):
-                        session_id = ledger.by_key.get(record.idempotency_key)
+                        session_id = ledger.by_key.get(owned_key(record.owner, record.idempotency_key))
                         if session_id is not None:
                             self._pending.setdefault(session_id, behind)
                     else:

@@ -34,7 +34,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -42,12 +42,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from mca.boundary import ON_BEHALF_OF, Boundary, caller
 from mca.catalog import CATALOG, TaskType, check_document, task_from_request
 from mca.io import Outbox, PeerLink, TimerWheel
 from mca.livestate import NOTE_LENGTH_MAX, LiveState, Progress
 from mca.metrics import Metrics
 from mca.raftlog import RaftDecisionLog, RaftTiming
 from mca.readmodel import History, ReadModel
+from mca.tls import Identity, Principal, server_name
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
@@ -64,7 +66,7 @@ from protocol.wire import LEADER_HINT, RETRY_AFTER, TO_AGENT_FIELD, from_proto, 
 #: How long a client request waits for its entry to be applied before it is told to retry.
 APPLY_WAIT_SECONDS = 10.0
 #: Metadata on a call a follower forwards to the leader (a call is forwarded at most once).
-FORWARDED = (("mca-forwarded", "1"),)
+FORWARDED = ("mca-forwarded", "1")
 #: An agent with no heartbeat for this long is shown as offline.
 HEARTBEAT_STALE_SECONDS = 3.0
 
@@ -75,6 +77,15 @@ STATUS = {
     "NOT_FOUND": grpc.StatusCode.NOT_FOUND,
     "UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "RESOURCE_EXHAUSTED": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "PERMISSION_DENIED": grpc.StatusCode.PERMISSION_DENIED,
+}
+
+#: Who may call each service of a replica (``mca.boundary``): clients and operators the tasks,
+#: agents the coordination. Replicas call neither, except to relay a caller's call, which then
+#: counts as the caller's.
+SERVES = {
+    pb.DESCRIPTOR.services_by_name["TaskService"].full_name: frozenset({"client", "operator"}),
+    pb.DESCRIPTOR.services_by_name["CoordinationService"].full_name: frozenset({"agent"}),
 }
 
 #: How long one batched call to an agent may take before its messages count as lost (the
@@ -90,11 +101,23 @@ class ReplicaAddress:
 
 
 @dataclass(frozen=True)
+class Grant:
+    """What an agent of the deployment may claim when it registers."""
+
+    capabilities: frozenset[str]
+    capacity: int
+
+
+@dataclass(frozen=True)
 class ReplicaConfig:
     me: ReplicaAddress
     peers: tuple[ReplicaAddress, ...]
     data_dir: str
     password: str
+    #: This replica's TLS identity (``replica:<id>``), for its listener and its calls.
+    identity: Identity = field(repr=False)
+    #: The agents of the deployment, by id: an agent registers only within its grant.
+    grants: Mapping[str, Grant] = field(default_factory=dict)
     timing: Timing = field(default_factory=Timing)
     limits: Limits = field(default_factory=Limits)
     raft: RaftTiming = field(default_factory=RaftTiming)
@@ -119,7 +142,7 @@ class Replica:
         self._server: grpc.aio.Server | None = None
         self._timers = TimerWheel(self._timers_fired)
         self._group = GroupCommit()
-        self._links: dict[str, PeerLink[Any]] = {}  # by agent address
+        self._links: dict[tuple[str, str], PeerLink[Any]] = {}  # by (agent id, address)
         # Effects of applied records, gathered on the tick thread until their batch is done.
         self._applied_effects: list[tuple[list[Effect], str, Leader | None]] = []
         #: How well batching works, for ``mca status`` and the bench: Raft entries appended and
@@ -131,7 +154,7 @@ class Replica:
         )
         self._waiting: dict[str, asyncio.Future[Any]] = {}
         self._tokens = itertools.count(1)
-        self._outbox = Outbox()
+        self._outbox = Outbox(config.identity)
         self._watchers: dict[str, list[asyncio.Future[None]]] = {}
         self._ending: dict[str, list[asyncio.Future[None]]] = {}  # Submit(wait) until terminal
         self._heartbeats: dict[str, float] = {}
@@ -165,7 +188,8 @@ class Replica:
         log.subscribe(self._applied_on_tick_thread)
         log.on_batch(self._batch_done_on_tick_thread)
         await self.live.start()
-        server = grpc.aio.server()
+        boundary = Boundary(SERVES, lambda reason: self.metrics.count("calls_refused_total", {"reason": reason}))
+        server = grpc.aio.server(interceptors=[boundary])
         pb_grpc.add_TaskServiceServicer_to_server(_TaskService(self), server)
         pb_grpc.add_CoordinationServiceServicer_to_server(_CoordinationService(self), server)
         health_servicer = health.aio.HealthServicer()
@@ -174,7 +198,7 @@ class Replica:
         for name in ("", *names):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-        if server.add_insecure_port(c.me.grpc) == 0:
+        if server.add_secure_port(c.me.grpc, c.identity.server_credentials()) == 0:
             raise OSError(f"cannot listen on {c.me.grpc}")
         await server.start()
         self._server = server
@@ -371,17 +395,20 @@ class Replica:
         agent = self._log().ledger.agents.get(to)
         if type(message) not in TO_AGENT_FIELD or agent is None or not agent.address:
             return  # a client that is gone, or an agent we cannot reach: senders retry
-        link = self._links.get(agent.address)
+        link = self._links.get((to, agent.address))
         if link is None:
-            link = self._links[agent.address] = PeerLink(
-                functools.partial(self._deliver_to_agent, agent.address), self._outbox
+            link = self._links[to, agent.address] = PeerLink(
+                functools.partial(self._deliver_to_agent, to, agent.address), self._outbox
             )
         link.send(message)
 
-    async def _deliver_to_agent(self, address: str, batch: list[Any]) -> None:
+    async def _deliver_to_agent(self, agent_id: str, address: str, batch: list[Any]) -> None:
         """One batched call to an agent; its reply carries the agent's answers (votes,
-        acknowledgements), stepped at once as if they had come in a call of their own."""
-        stub = pb_grpc.AgentServiceStub(self._outbox.channel(address))
+        acknowledgements), stepped at once as if they had come in a call of their own. TLS
+        makes sure the server is ``agent_id`` (its certificate's name), so its answers are
+        taken as that agent's and no other's."""
+        server = server_name(Principal("agent", agent_id))
+        stub = pb_grpc.AgentServiceStub(self._outbox.channel(address, server))
         self.batching["calls_out"] += 1
         self.batching["messages_out"] += len(batch)
         reply = await stub.Deliver(pack(batch, to_agent=True), timeout=DELIVER_TIMEOUT_SECONDS)
@@ -389,9 +416,10 @@ class Replica:
         self.batching["answers"] += len(answers)
         # The same boundary as a Deliver call of the agent's own: a refused answer is dropped
         # (logged), never stepped; its sender resends or fails the subtask.
-        answers, refused = _sift(answers)
+        answers, refused = self.sift(answers, agent_id)
         if refused:
-            logging.getLogger(__name__).warning("answers from %s refused: %s", address, refused[:3])
+            self.metrics.count("calls_refused_total", {"reason": "message"})
+            logging.getLogger(__name__).warning("answers from %s at %s refused: %s", agent_id, address, refused[:3])
         if answers and self.step_many(answers):
             self.took(answers)
 
@@ -516,6 +544,51 @@ class Replica:
         """Why ``session_id`` is not in the ledger: never issued, or settled and retired."""
         return str(UnknownSession(session_id, self.ledger.retired(session_id)))
 
+    def sift(self, messages: list[object], agent_id: str) -> tuple[list[object], list[Refused]]:
+        """The messages of ``agent_id`` that pass the boundary checks (``_refusal``), and the
+        refused ones. A message about a retired session is a late repeat: neither."""
+        taken: list[object] = []
+        refused: list[Refused] = []
+        with self._log().guard:
+            ledger = self.ledger
+            for i, message in enumerate(messages):
+                code, why = _refusal(message, agent_id, ledger)
+                if code is not grpc.StatusCode.OK:
+                    refused.append((i, code, why))
+                elif not why:
+                    taken.append(message)
+        return taken, refused
+
+    def registration_refused(self, message: m.Register, principal: Principal) -> tuple[grpc.StatusCode, str] | None:
+        """Why ``principal`` may not register ``message`` (None: it may): only as itself,
+        within its grant, and not as an earlier life than the registered one."""
+        if message.agent_id != principal.name:
+            return (
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"agent_id: {_short(message.agent_id)} is not the caller ({principal})",
+            )
+        grant = self.config.grants.get(message.agent_id)
+        if grant is None:
+            return grpc.StatusCode.PERMISSION_DENIED, f"agent {principal.name} is not an agent of this deployment"
+        extra = sorted(set(message.capabilities) - grant.capabilities)
+        if extra:
+            return (
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"capabilities: {_short(extra[0])} is not granted to {principal.name} "
+                f"(granted: {', '.join(sorted(grant.capabilities))})",
+            )
+        if message.capacity > grant.capacity:
+            return (
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"capacity: {message.capacity} is more than the {grant.capacity} granted to {principal.name}",
+            )
+        try:
+            with self._log().guard:
+                check_register(message, self.ledger)
+        except CoordinationError as exc:
+            return STATUS.get(exc.status, grpc.StatusCode.FAILED_PRECONDITION), str(exc)
+        return None
+
     def took(self, messages: Iterable[object]) -> None:
         """Bookkeeping for agent messages the leader stepped: who was heard, votes counted."""
         now = time.monotonic()
@@ -583,7 +656,7 @@ class _Forwarding:
         answers from its own copy, which may lag behind what the client already saw."""
         if self.replica.is_leader:
             return None
-        if any(key == FORWARDED[0][0] for key, _ in context.invocation_metadata() or ()):
+        if any(key == FORWARDED[0] for key, _ in context.invocation_metadata() or ()):
             # Forwarded once already: two replicas disagree on who leads; never bounce a call.
             await _abort(context, grpc.StatusCode.UNAVAILABLE, "leadership is changing; retry")
         address = self.replica.leader_grpc_address()
@@ -615,16 +688,19 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
         if channel is not None:
             return await _relay(
                 context,
-                pb_grpc.TaskServiceStub(channel).Submit(request, timeout=_remaining(context), metadata=FORWARDED),
+                pb_grpc.TaskServiceStub(channel).Submit(
+                    request, timeout=_remaining(context, unbounded=request.wait), metadata=_forwarded()
+                ),
             )
-        reply = await self._ask(context, lambda token: m.Submit(token, key, task))
+        owner = str(caller())
+        reply = await self._ask(context, lambda token: m.Submit(token, key, task, owner))
         if not isinstance(reply, m.SubmitReply):
             await _abort(context, grpc.StatusCode.INTERNAL, "unexpected answer from the coordinator")
         if reply.status == "RESOURCE_EXHAUSTED":
             retry_after = self.replica.config.limits.retry_after
             context.set_trailing_metadata(((RETRY_AFTER, f"{retry_after * 1000:.0f}"),))
         if reply.status != "OK":
-            await _abort(context, STATUS.get(reply.status, grpc.StatusCode.UNKNOWN), reply.error)
+            await _abort(context, STATUS.get(reply.status, grpc.StatusCode.INTERNAL), reply.error)
         record = self.replica.ledger.session(reply.session_id)
         if record is None:  # retired in the meantime (a retry of a key at the edge of its window)
             await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.unknown(reply.session_id))
@@ -636,11 +712,10 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
         channel = await self.leader_channel(context)
         if channel is not None:
             return await _relay(
-                context, pb_grpc.TaskServiceStub(channel).Get(request, timeout=_remaining(context), metadata=FORWARDED)
+                context,
+                pb_grpc.TaskServiceStub(channel).Get(request, timeout=_remaining(context), metadata=_forwarded()),
             )
-        record = self.replica.ledger.session(request.session_id)
-        if record is None:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.unknown(request.session_id))
+        record = await self._owned(context, request.session_id)
         return self.replica.session_view(record)
 
     async def Cancel(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -648,13 +723,14 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
         if channel is not None:
             return await _relay(
                 context,
-                pb_grpc.TaskServiceStub(channel).Cancel(request, timeout=_remaining(context), metadata=FORWARDED),
+                pb_grpc.TaskServiceStub(channel).Cancel(request, timeout=_remaining(context), metadata=_forwarded()),
             )
+        await self._owned(context, request.session_id)
         reply = await self._ask(context, lambda token: m.Cancel(token, request.session_id))
         if not isinstance(reply, m.CancelReply):
             await _abort(context, grpc.StatusCode.INTERNAL, "unexpected answer from the coordinator")
         if reply.status != "OK":
-            await _abort(context, STATUS.get(reply.status, grpc.StatusCode.UNKNOWN), reply.error)
+            await _abort(context, STATUS.get(reply.status, grpc.StatusCode.INTERNAL), reply.error)
         record = self.replica.ledger.session(request.session_id)
         if record is None:
             await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.unknown(request.session_id))
@@ -664,14 +740,12 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
         channel = await self.leader_channel(context)
         if channel is not None:
             try:
-                async for event in pb_grpc.TaskServiceStub(channel).Watch(request, metadata=FORWARDED):
+                async for event in pb_grpc.TaskServiceStub(channel).Watch(request, metadata=_forwarded()):
                     yield event
             except grpc.aio.AioRpcError as exc:
                 await _abort(context, exc.code(), exc.details() or "")
             return
-        record = self.replica.ledger.session(request.session_id)
-        if record is None:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.unknown(request.session_id))
+        record = await self._owned(context, request.session_id)
         sent = max(0, int(request.after_seq))
         live = self.replica.live
         async with live.listen(record.session_id) as reports:
@@ -713,9 +787,20 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
         if channel is not None:
             return await _relay(
                 context,
-                pb_grpc.TaskServiceStub(channel).ListAgents(request, timeout=_remaining(context), metadata=FORWARDED),
+                pb_grpc.TaskServiceStub(channel).ListAgents(
+                    request, timeout=_remaining(context), metadata=_forwarded()
+                ),
             )
         return pb.ListAgentsReply(agents=await self.replica.agent_views())
+
+    async def _owned(self, context: grpc.aio.ServicerContext, session_id: str) -> SessionRecord:
+        """The session, if the caller owns it or is an operator. Someone else's session is
+        NOT_FOUND with the words of one that does not exist: its existence is not told."""
+        record = self.replica.ledger.session(session_id)
+        principal = caller()
+        if record is None or not (principal.operator or record.owner == str(principal)):
+            await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.unknown(session_id))
+        return record
 
     async def _ask(self, context: grpc.aio.ServicerContext, make: Callable[[str], object]) -> object:
         try:
@@ -728,47 +813,68 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
                 "retry with the same idempotency key: it is safe",
             )
         except CoordinationError as exc:  # pragma: no cover - the core answers, it does not raise
-            await _abort(context, STATUS.get(exc.status, grpc.StatusCode.UNKNOWN), str(exc))
+            await _abort(context, STATUS.get(exc.status, grpc.StatusCode.INTERNAL), str(exc))
 
 
-def _sift(messages: list[object]) -> tuple[list[object], list[tuple[int, str]]]:
-    """The messages that pass the boundary checks, and (index, why) for each refused one."""
-    taken: list[object] = []
-    refused: list[tuple[int, str]] = []
-    for i, message in enumerate(messages):
-        why = _refusal(message)
-        if why:
-            refused.append((i, why))
-        else:
-            taken.append(message)
-    return taken, refused
+#: A refused message of a batch: its index, the status, and why.
+Refused = tuple[int, grpc.StatusCode, str]
+#: Not refused, not stepped: a late repeat about a session that settled and retired.
+_LATE = (grpc.StatusCode.OK, "late")
 
 
-def _refusal(message: object) -> str:
-    """Why an agent's protocol message is refused at the boundary ('' when it is taken)."""
+def _refusal(message: object, agent_id: str, ledger: Ledger) -> tuple[grpc.StatusCode, str]:
+    """Why an agent's protocol message is refused at the boundary ((OK, '') when it is taken):
+    it must be the caller's own, about a session that exists and a subtask assigned to the
+    caller; a result's document must be one the read model can store."""
+    claimed = getattr(message, "agent_id", None)
+    if claimed != agent_id:
+        return grpc.StatusCode.PERMISSION_DENIED, f"agent_id: {_short(str(claimed))} is not the caller ({agent_id})"
+    session_id = getattr(message, "session_id", "")
+    record = ledger.session(session_id)
+    if record is None:
+        if ledger.retired(session_id):
+            return _LATE
+        return grpc.StatusCode.NOT_FOUND, f"session_id: {UnknownSession(session_id)}"
+    subtask_id = getattr(message, "subtask_id", "")
+    if not any(a.subtask_id == subtask_id and a.agent_id == agent_id for a in record.assignments):
+        return (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"subtask_id: {_short(subtask_id)} of session {session_id} is not assigned to {agent_id}",
+        )
     if isinstance(message, m.Result) and message.outcome.document:
         document = message.outcome.document
         if len(document) > RESULT_DOCUMENT_LENGTH_MAX:
-            return f"outcome.document: longer than {RESULT_DOCUMENT_LENGTH_MAX} characters"
+            return (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"outcome.document: longer than {RESULT_DOCUMENT_LENGTH_MAX} characters",
+            )
         why = check_document(document)
-        return f"outcome.document: {why}" if why else ""
-    return ""
+        if why:
+            return grpc.StatusCode.INVALID_ARGUMENT, f"outcome.document: {why}"
+    return grpc.StatusCode.OK, ""
 
 
 class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  # type: ignore[misc]
     async def Deliver(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """An agent's batch: what passes the checks is stepped; the first refusal (if any) is
+        the call's status, naming the message's index (the others were taken)."""
+        replica = self.replica
+        if not replica.is_leader:  # a follower's ledger may lag: it judges nothing
+            await self._not_leader(context)
         messages = unpack(request)
-        self.replica.batching["calls_in"] += 1
-        self.replica.batching["messages_in"] += len(messages)
-        taken, refused = _sift(messages)
+        replica.batching["calls_in"] += 1
+        replica.batching["messages_in"] += len(messages)
+        taken, refused = replica.sift(messages, caller().name)
         if taken:
-            if not self.replica.step_many(taken):
+            if not replica.step_many(taken):
                 await self._not_leader(context)
-            self.replica.took(taken)
+            replica.took(taken)
         if refused:
-            first, why = refused[0]
+            first, code, why = refused[0]
             more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"messages[{first}].{why}{more}")
+            replica.metrics.count("calls_refused_total", {"reason": "message"})
+            logging.getLogger(__name__).warning("refused from %s: messages[%d].%s%s", caller(), first, why, more)
+            await _abort(context, code, f"messages[{first}].{why}{more}")
         return pb.Empty()
 
     async def _not_leader(self, context: grpc.aio.ServicerContext) -> NoReturn:
@@ -782,41 +888,64 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
         )
 
     async def Register(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        message = from_proto(request, m.Register)
-        try:
-            check_register(message)
-        except InvalidTask as exc:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if not self.replica.step(message):
+        replica = self.replica
+        if not replica.is_leader:  # only the leader's ledger says which incarnation is current
             await self._not_leader(context)
-        self.replica.heard_from(message.agent_id)
+        message = from_proto(request, m.Register)
+        refused = replica.registration_refused(message, caller())
+        if refused is not None:
+            await self._refuse(context, *refused)
+        if not replica.step(message):
+            await self._not_leader(context)
+        replica.heard_from(message.agent_id)
         return pb.Empty()
 
     async def ReportProgress(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         replica = self.replica
         if not replica.is_leader:
             await self._not_leader(context)
+        await self._as_caller(context, request.agent_id)
         report = Progress(request.session_id, request.subtask_id, request.fraction, request.note[:NOTE_LENGTH_MAX])
         why = replica.check_progress(report, request.agent_id)
         if why:
-            await _abort(context, grpc.StatusCode.FAILED_PRECONDITION, why)
+            await self._refuse(context, grpc.StatusCode.FAILED_PRECONDITION, why)
         await replica.live.report(report)
         return pb.Empty()
 
     async def Heartbeat(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if self.replica.is_leader:
-            self.replica.heartbeat(request.agent_id)
-            return pb.Empty()
-        channel = await self.leader_channel(context)
-        if channel is None:
-            self.replica.heard_from(request.agent_id)
-            return pb.Empty()
-        return await _relay(
-            context,
-            pb_grpc.CoordinationServiceStub(channel).Heartbeat(
-                request, timeout=_remaining(context), metadata=FORWARDED
-            ),
-        )
+        replica = self.replica
+        await self._as_caller(context, request.agent_id)
+        if not replica.is_leader:
+            channel = await self.leader_channel(context)
+            if channel is not None:
+                return await _relay(
+                    context,
+                    pb_grpc.CoordinationServiceStub(channel).Heartbeat(
+                        request, timeout=_remaining(context), metadata=_forwarded()
+                    ),
+                )
+        if request.agent_id not in replica.ledger.agents:  # the table of who was heard stays bounded
+            await self._refuse(
+                context,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"agent {_short(request.agent_id)} has not registered (or its registration is not applied yet)",
+            )
+        replica.heartbeat(request.agent_id)
+        return pb.Empty()
+
+    async def _as_caller(self, context: grpc.aio.ServicerContext, agent_id: str) -> None:
+        """An agent speaks for itself only."""
+        if agent_id != caller().name:
+            await self._refuse(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"agent_id: {_short(agent_id)} is not the caller ({caller()})",
+            )
+
+    async def _refuse(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, why: str) -> NoReturn:
+        self.replica.metrics.count("calls_refused_total", {"reason": code.name.lower()})
+        logging.getLogger(__name__).warning("refused from %s (%s): %s", caller(), context.peer(), why)
+        await _abort(context, code, why)
 
 
 def _progress_event(report: Progress, seq: int, state: str) -> Any:
@@ -845,9 +974,19 @@ async def _relay(context: grpc.aio.ServicerContext, call: Awaitable[Any]) -> Any
         await _abort(context, exc.code(), exc.details() or "")
 
 
-def _remaining(context: grpc.aio.ServicerContext) -> float:
-    left = context.time_remaining()
-    return APPLY_WAIT_SECONDS if left is None else max(0.1, left)
+def _remaining(context: grpc.aio.ServicerContext, unbounded: bool = False) -> float | None:
+    """The deadline for relaying a call: the caller's own; without one, APPLY_WAIT_SECONDS,
+    or none at all for a call that may rightly take as long as a task (``Submit(wait)``)."""
+    left: float | None = context.time_remaining()
+    if left is None:
+        return None if unbounded else APPLY_WAIT_SECONDS
+    return max(0.1, left)
+
+
+def _forwarded() -> tuple[tuple[str, str], ...]:
+    """Metadata of a call relayed to the leader: relayed once, for the caller (``mca.boundary``
+    believes this from a replica's certificate only)."""
+    return (FORWARDED, (ON_BEHALF_OF, str(caller())))
 
 
 def _short(value: str, length: int = 64) -> str:

@@ -2,9 +2,12 @@
 
 Clients::
 
-    async with Client(["127.0.0.1:7100"]) as client:
+    async with Client(["127.0.0.1:7100"], identity="data/tls/operator-local") as client:
         session = await client.submit("echo", {"value": 3}, wait=True)
         async for event in client.watch(session.session_id): ...
+
+Every call is TLS with a client certificate (``identity``: a folder from ``mca credentials
+issue``, or ``$MCA_IDENTITY``); a client sees and cancels its own sessions only.
 
 Agents::
 
@@ -31,6 +34,7 @@ from typing import Any
 
 import grpc
 
+from mca.tls import Identity, identity_from_env
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
 from protocol.model import Assignment
@@ -43,6 +47,7 @@ __all__ = [
     "Client",
     "Context",
     "Event",
+    "Identity",
     "Job",
     "Output",
     "Refuse",
@@ -184,13 +189,21 @@ class AgentInfo:
 
 class Client:
     """A connection to an MCA cluster: any replica answers; a call that finds no leader is
-    retried on the next address for up to ``retry_seconds``."""
+    retried on the next address for up to ``retry_seconds``. ``identity`` is the client's
+    credential (an ``Identity``, or the folder holding one; by default ``$MCA_IDENTITY``)."""
 
-    def __init__(self, addresses: list[str], retry_seconds: float = 15.0) -> None:
+    def __init__(
+        self, addresses: list[str], identity: Identity | str | None = None, retry_seconds: float = 15.0
+    ) -> None:
         if not addresses:
             raise ValueError("give at least one MCA address, e.g. 127.0.0.1:7100")
+        if identity is None:
+            identity = identity_from_env()
+        elif not isinstance(identity, Identity):
+            identity = Identity.load(identity)
+        self.identity = identity
         self._addresses = list(addresses)
-        self._channels = [grpc.aio.insecure_channel(a) for a in addresses]
+        self._channels = [identity.channel(a) for a in addresses]
         self._next = 0
         self._retry_seconds = retry_seconds
 
@@ -249,6 +262,7 @@ class Client:
                     yield Event(e.session_id, e.seq, e.kind, e.state, e.detail, e.subtask_id, progress)
                 return
             except grpc.aio.AioRpcError as exc:
+                _refused_handshake(exc)
                 if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                     raise RequestRejected(exc.code().name, exc.details() or "") from exc
                 failing_since = loop.time() if failing_since is None else failing_since
@@ -267,6 +281,7 @@ class Client:
             try:
                 reply = await call
             except grpc.aio.AioRpcError as exc:
+                _refused_handshake(exc)
                 code = exc.code()
                 retryable = code in (
                     grpc.StatusCode.UNAVAILABLE,
@@ -298,6 +313,22 @@ class Client:
             self._next = self._addresses.index(hint)
             return True
         return False
+
+
+#: What gRPC's details say when the TLS handshake failed: no retry mends that.
+_HANDSHAKE = ("handshake failed", "CERTIFICATE_VERIFY_FAILED", "Hostname Verification", "certificate")
+
+
+def _refused_handshake(exc: grpc.aio.AioRpcError) -> None:
+    """A TLS handshake the server refused (a certificate from another CA, an expired one) or
+    whose server is not a replica of this cluster: say so at once, as UNAUTHENTICATED."""
+    details = exc.details() or ""
+    if exc.code() is grpc.StatusCode.UNAVAILABLE and any(s in details for s in _HANDSHAKE):
+        raise RequestRejected(
+            "UNAUTHENTICATED",
+            "the TLS handshake with the cluster failed: is the client's identity issued by this "
+            f"cluster's CA, unexpired, and the address a replica's? ({details[-160:]})",
+        ) from exc
 
 
 def _retry_after(metadata: Any) -> float:

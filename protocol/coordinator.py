@@ -110,6 +110,11 @@ class Coordinator:
     def _classify(self, event: object, record: SessionRecord, ledger: Ledger) -> Input | None:
         if isinstance(event, (Vote, Ack, QueryDecision, Result)) and not _from_participant(event, record):
             return None  # not a subtask of this session, or not from the agent it is assigned to
+        if isinstance(event, Result) and event.incarnation != ledger.incarnation(event.agent_id):
+            # Only the agent's current life reports results: an earlier life's execution ended
+            # with it (the new one executes again, told by RegisterReply), and an incarnation
+            # that never registered is a forgery.
+            return None
         if isinstance(event, Vote):
             if event.incarnation != ledger.incarnation(event.agent_id):
                 return None  # a vote from an earlier life of the agent is void

@@ -29,6 +29,7 @@ from protocol.model import Assignment, Decision, Outcome, Params, TaskSpec
 class Accepted:
     idempotency_key: str
     task: TaskSpec
+    owner: str = ""
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,16 @@ class SessionAlreadyTerminal(CoordinationError):
         self.state = state
 
 
+class StaleRegistration(CoordinationError):
+    """A registration of an earlier life of an agent than the one the log knows."""
+
+    def __init__(self, agent_id: str, incarnation: int, current: int) -> None:
+        super().__init__(
+            f"incarnation: agent {_short(agent_id)} is registered with incarnation {current}; "
+            f"{incarnation} is an earlier life (an agent's incarnation must grow with each start)"
+        )
+
+
 class IllegalTransition(InvariantViolation):
     """A machine was asked to take a transition its table does not have."""
 

@@ -23,10 +23,11 @@ from protocol.errors import (
     InvariantViolation,
     Overloaded,
     SessionAlreadyTerminal,
+    StaleRegistration,
     UnknownSession,
 )
 from protocol.events import Applied, BecameLeader, TimerFired
-from protocol.ledger import ApplyResult, Ledger
+from protocol.ledger import ApplyResult, Ledger, owned_key
 from protocol.messages import (
     Ack,
     Cancel,
@@ -73,9 +74,9 @@ class Leader:
             return self._cancel(event, now)
         if isinstance(event, Register):
             try:
-                check_register(event)
-            except InvalidMessage:
-                return []  # never into the log; the gRPC edge answers INVALID_ARGUMENT
+                check_register(event, self.ledger)
+            except CoordinationError:
+                return []  # never into the log; the gRPC edge answers with the error's status
             entry = Registered(event.agent_id, event.capabilities, event.capacity, event.incarnation, event.address)
             return [Append(entry)]
         if isinstance(event, (Vote, Ack, QueryDecision, Result)):
@@ -94,9 +95,10 @@ class Leader:
         key = request.idempotency_key
         try:
             request.task.validate()
-            if not isinstance(key, str) or not key or len(key) > 128:
-                raise CoordinationError("idempotency_key: must be a non-empty string of at most 128 characters")
-            existing = self.ledger.by_key.get(key)
+            if not isinstance(key, str) or not key or len(key) > 128 or not key.isprintable():
+                raise CoordinationError("idempotency_key: must be 1 to 128 printable characters")
+            owned = owned_key(request.owner, key)
+            existing = self.ledger.by_key.get(owned)
             if existing is not None and NO_IDEMPOTENCY not in self._defects:
                 record = self.ledger.sessions[existing]
                 if record.task != request.task:
@@ -105,12 +107,12 @@ class Leader:
             check_capable(request.task, self.ledger)
             in_flight = self.ledger.in_flight + len(self._waiting_submits)
             # A retry of a key already on its way to the log adds no session: never refused.
-            if key not in self._waiting_submits and in_flight >= self._limits.sessions_in_flight_max:
+            if owned not in self._waiting_submits and in_flight >= self._limits.sessions_in_flight_max:
                 raise Overloaded(in_flight, self._limits.retry_after)
         except CoordinationError as exc:
             return [Send(request.client, SubmitReply(key, error=str(exc), status=exc.status))]
-        self._waiting_submits.setdefault(key, []).append((request.client, request.task))
-        return [Append(Accepted(key, request.task))]
+        self._waiting_submits.setdefault(owned, []).append((request.client, request.task))
+        return [Append(Accepted(key, request.task, request.owner))]
 
     def _cancel(self, request: Cancel, now: float) -> list[Effect]:
         record = self.ledger.session(request.session_id)
@@ -145,7 +147,7 @@ class Leader:
         key = entry.idempotency_key
         record = self.ledger.sessions[result.session_id]
         effects: list[Effect] = []
-        for client, task in self._waiting_submits.pop(key, []):
+        for client, task in self._waiting_submits.pop(owned_key(entry.owner, key), []):
             if task == record.task:
                 effects.append(Send(client, SubmitReply(key, result.session_id)))
             else:  # two different tasks raced under one key: only the first one is the session
@@ -220,7 +222,7 @@ class Leader:
 
 def _key_reused(key: str, session_id: str) -> CoordinationError:
     return CoordinationError(
-        f"idempotency_key: {key!r} was already used for a different task (session {session_id}); "
+        f"idempotency_key: {key[:40]!r} was already used for a different task (session {session_id}); "
         "use a new key for a new task"
     )
 
@@ -231,9 +233,18 @@ CAPACITY_MAX = 100_000
 ADDRESS_LENGTH_MAX = 256
 
 
-def check_register(message: Register) -> None:
-    """Reject a malformed registration with the field to fix (``InvalidMessage``)."""
+#: An incarnation is the agent's start time in nanoseconds: positive, within 64 bits.
+INCARNATION_MAX = 2**63 - 1
+
+
+def check_register(message: Register, ledger: Ledger | None = None) -> None:
+    """Reject a malformed registration with the field to fix (``InvalidMessage``) and, given
+    the ledger, one of an earlier life than the registered one (``StaleRegistration``): neither
+    reaches the log. The same incarnation again is a retry (its reply may have been lost)."""
     _name("agent_id", message.agent_id)
+    incarnation = message.incarnation
+    if isinstance(incarnation, bool) or not isinstance(incarnation, int) or not 1 <= incarnation <= INCARNATION_MAX:
+        raise InvalidMessage("incarnation", "must be a positive whole number (the agent's start, in nanoseconds)")
     if not message.capabilities or len(message.capabilities) > CAPABILITIES_MAX:
         raise InvalidMessage("capabilities", f"declare 1 to {CAPABILITIES_MAX} capabilities")
     for capability in message.capabilities:
@@ -243,6 +254,9 @@ def check_register(message: Register) -> None:
     address = message.address
     if len(address) > ADDRESS_LENGTH_MAX or not address.isprintable() or (address and ":" not in address):
         raise InvalidMessage("address", "must be host:port")
+    current = ledger.incarnation(message.agent_id) if ledger is not None else 0
+    if incarnation < current:
+        raise StaleRegistration(message.agent_id, incarnation, current)
 
 
 def _name(field: str, value: str) -> None:

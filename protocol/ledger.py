@@ -83,6 +83,8 @@ class SessionRecord:
     session_id: str
     idempotency_key: str
     task: TaskSpec
+    #: Who submitted it (a principal, ``role:name``); empty in the simulator.
+    owner: str = ""
     state: SessionState = SessionState.INITIALIZED
     assignments: tuple[Assignment, ...] = ()
     parameters: Params = ()
@@ -129,6 +131,13 @@ class ApplyResult:
     #: Settled: the sessions this record retired (they leave the ledger; a projection that has
     #: not written them yet keeps these last versions).
     retired: tuple[SessionRecord, ...] = ()
+
+
+def owned_key(owner: str, idempotency_key: str) -> str:
+    """The key of ``by_key``: idempotency keys are scoped by owner. Keys and principals are
+    printable, so the unit separator cannot be part of either; without an owner (the
+    simulator, snapshots from before ownership) it is the key itself."""
+    return f"{owner}\x1f{idempotency_key}" if owner else idempotency_key
 
 
 #: Settled sessions the ledger keeps (older ones retire with their idempotency keys: this is also
@@ -228,7 +237,8 @@ class Ledger:
         raise InvariantViolation(f"unknown entry {entry!r}")
 
     def _accepted(self, entry: Accepted) -> ApplyResult:
-        existing = self.by_key.get(entry.idempotency_key)
+        key = owned_key(entry.owner, entry.idempotency_key)
+        existing = self.by_key.get(key)
         if existing is not None and NO_IDEMPOTENCY not in self._defects:
             record = self.sessions[existing]
             return ApplyResult(False, existing, state=record.state)
@@ -238,10 +248,10 @@ class Ledger:
             raise InvariantViolation(f"an invalid task reached the log: {exc}") from exc
         self._issued += 1
         session_id = f"s{self._issued}"
-        record = SessionRecord(session_id, entry.idempotency_key, entry.task)
+        record = SessionRecord(session_id, entry.idempotency_key, entry.task, entry.owner)
         self.sessions[session_id] = record
         self._active[session_id] = record
-        self.by_key[entry.idempotency_key] = session_id
+        self.by_key[key] = session_id
         record.record("accepted", entry.task.task_type)
         return ApplyResult(True, session_id, created=True, state=record.state)
 
@@ -389,7 +399,8 @@ class Ledger:
 
     def _retire(self, session_id: str) -> SessionRecord:
         record = self.sessions.pop(session_id)
-        if self.by_key.get(record.idempotency_key) == session_id:
-            del self.by_key[record.idempotency_key]
+        key = owned_key(record.owner, record.idempotency_key)
+        if self.by_key.get(key) == session_id:
+            del self.by_key[key]
         self.retired_total += 1
         return record

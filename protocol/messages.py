@@ -24,6 +24,9 @@ class Submit:
     client: str
     idempotency_key: str
     task: TaskSpec
+    #: The principal that submitted (authenticated at the edge): it owns the session, and its
+    #: idempotency keys are its own (two owners may use the same key for different tasks).
+    owner: str = ""
 
 
 @dataclass(frozen=True)

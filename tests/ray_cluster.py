@@ -54,7 +54,7 @@ def ray_deployment(config: ClusterConfig) -> Iterator[Deployment]:
 
 
 async def wait_agents(config: ClusterConfig) -> None:
-    async with Client(config.task_addresses, retry_seconds=60) as client:
+    async with Client(config.task_addresses, config.operator_identity(), retry_seconds=60) as client:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if len([a for a in await client.agents() if a.status != "offline"]) >= len(config.agents):

@@ -50,7 +50,7 @@ def test_nothing_acknowledged_is_lost_under_sigkill(cluster: tuple[ClusterConfig
 
     async def stream() -> dict[str, str]:
         acknowledged: dict[str, str] = {}
-        async with Client(config.task_addresses, retry_seconds=60) as client:
+        async with Client(config.task_addresses, config.operator_identity(), retry_seconds=60) as client:
             gate = asyncio.Semaphore(16)
 
             async def one(i: int) -> None:
@@ -75,7 +75,7 @@ def test_nothing_acknowledged_is_lost_under_sigkill(cluster: tuple[ClusterConfig
     assert len(set(acknowledged.values())) == TASKS  # one session per key
 
     async def settle() -> list[Session]:
-        async with Client(config.task_addresses, retry_seconds=60) as client:
+        async with Client(config.task_addresses, config.operator_identity(), retry_seconds=60) as client:
             deadline = time.monotonic() + 240
             ended: dict[str, Session] = {}
             while True:

@@ -17,8 +17,9 @@ import redis
 from knowledge.server import FalkorServer
 from mca.embedded import EmbeddedCluster
 from mca.replica import HEARTBEAT_STALE_SECONDS
-from mca.sdk import Agent, Client, Event, Job, RequestRejected
+from mca.sdk import Agent, Event, Job, RequestRejected
 from mca.stores import redis_url
+from mca.tls import Principal
 
 GATES: dict[str, asyncio.Event] = {}
 
@@ -76,7 +77,7 @@ def test_heartbeats_keep_an_expiring_status_key(cluster: EmbeddedCluster, redis_
 def watch_until(cluster: EmbeddedCluster, session_id: str, stop: Any, after: int = 0) -> list[Event]:
     async def main() -> list[Event]:
         seen: list[Event] = []
-        async with Client(cluster.task_addresses) as client:
+        async with cluster.client() as client:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(20):
                     async for e in client.watch(session_id, after_seq=after):
@@ -90,7 +91,7 @@ def watch_until(cluster: EmbeddedCluster, session_id: str, stop: Any, after: int
 
 def test_progress_reaches_watch_through_redis(cluster: EmbeddedCluster, redis_server: FalkorServer) -> None:
     async def submit() -> str:
-        async with Client(cluster.task_addresses) as client:
+        async with cluster.client() as client:
             return (await client.submit("steps", {}, key="live-1")).session_id
 
     session_id = asyncio.run(submit())
@@ -124,7 +125,7 @@ def test_a_report_for_a_subtask_the_agent_does_not_hold_is_refused(cluster: Embe
     async def report(**fields: Any) -> str:
         import grpc
 
-        async with grpc.aio.insecure_channel(leader.config.me.grpc) as channel:
+        async with cluster.identity(Principal("agent", "stepper-1")).channel(leader.config.me.grpc) as channel:
             stub = pb_grpc.CoordinationServiceStub(channel)
             try:
                 await stub.ReportProgress(pb.Progress(**fields), timeout=5)
@@ -132,10 +133,14 @@ def test_a_report_for_a_subtask_the_agent_does_not_hold_is_refused(cluster: Embe
                 return f"{exc.code().name}: {exc.details()}"
         return "OK"
 
-    assert asyncio.run(report(agent_id="x", session_id="nope", subtask_id="t", fraction=0.5)).startswith(
+    assert asyncio.run(report(agent_id="stepper-1", session_id="nope", subtask_id="t", fraction=0.5)).startswith(
         "FAILED_PRECONDITION: session_id"
     )
-    assert "fraction" in asyncio.run(report(agent_id="x", session_id="s1", subtask_id="t", fraction=1.5))
+    assert "fraction" in asyncio.run(report(agent_id="stepper-1", session_id="s1", subtask_id="t", fraction=1.5))
+    # Another agent's name is not the caller's to use.
+    assert asyncio.run(report(agent_id="x", session_id="s1", subtask_id="t", fraction=0.5)).startswith(
+        "PERMISSION_DENIED: agent_id"
+    )
 
 
 def test_a_new_leader_reads_agent_status_from_redis(cluster: EmbeddedCluster) -> None:
@@ -149,7 +154,7 @@ def test_a_new_leader_reads_agent_status_from_redis(cluster: EmbeddedCluster) ->
     assert new is not None and new is not old
 
     async def listed() -> list[str]:
-        async with Client(cluster.task_addresses) as client:
+        async with cluster.client() as client:
             return [a.status for a in await client.agents()]
 
     # Asked at once: the new leader has heard no heartbeat yet, the key in Redis has not expired.

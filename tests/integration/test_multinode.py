@@ -69,7 +69,7 @@ def test_a_task_completes_across_nodes(spread_cluster: tuple[ClusterConfig, Depl
     config, _ = spread_cluster
 
     async def main() -> Session:
-        async with Client(config.task_addresses, retry_seconds=60) as client:
+        async with Client(config.task_addresses, config.operator_identity(), retry_seconds=60) as client:
             return await client.submit("echo_pair", {"value": 5}, wait=True)
 
     session = asyncio.run(main())

@@ -13,10 +13,12 @@ import grpc
 import pytest
 
 from mca.embedded import EmbeddedCluster
-from mca.sdk import Agent, Client, Job, RequestRejected
+from mca.sdk import Agent, Job, RequestRejected
+from mca.tls import Principal
 from protocol import ledger as ledger_module
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
+from protocol.ledger import owned_key
 from protocol.model import Limits
 from protocol.wire import RETRY_AFTER
 
@@ -52,14 +54,14 @@ def test_past_the_bound_submits_are_refused_with_a_hint_and_the_sdk_gets_them_al
     assert leader is not None
 
     async def main() -> tuple[list[str], grpc.aio.AioRpcError, int]:
-        async with Client(cluster.task_addresses, retry_seconds=60) as client:
+        async with cluster.client(retry_seconds=60) as client:
             # Four slow sessions fill the bound; a raw call past it is refused at once.
             holders = [
                 asyncio.create_task(client.submit("echo", {"sleep": 1.0}, key=f"hold-{i}", wait=True)) for i in range(4)
             ]
             await asyncio.sleep(0.3)
             before = len(leader.ledger.sessions)
-            async with grpc.aio.insecure_channel(leader.config.me.grpc) as channel:
+            async with cluster.identity(Principal("client", "local")).channel(leader.config.me.grpc) as channel:
                 request = pb.SubmitRequest(idempotency_key="refused", task_type="echo", payload="{}")
                 with pytest.raises(grpc.aio.AioRpcError) as refused:
                     await pb_grpc.TaskServiceStub(channel).Submit(request, timeout=5)
@@ -73,15 +75,15 @@ def test_past_the_bound_submits_are_refused_with_a_hint_and_the_sdk_gets_them_al
     assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "retry with the same idempotency key" in (refused.details() or "")
     assert dict(refused.trailing_metadata() or ()).get(RETRY_AFTER) == "20"
-    assert appended == 0 and "refused" not in leader.ledger.by_key
+    assert appended == 0 and owned_key("client:local", "refused") not in leader.ledger.by_key
     assert states == ["completed"] * 24
-    keys = [k for k in leader.ledger.by_key if k.startswith("burst-")]
-    assert len(keys) == len(set(keys))  # at most one session per key, though each was retried
+    keys = [r.idempotency_key for r in leader.ledger.sessions.values() if r.idempotency_key.startswith("burst-")]
+    assert keys and len(keys) == len(set(keys))  # at most one session per key, though each was retried
 
 
 def test_a_retired_session_is_not_found_with_the_reason(cluster: EmbeddedCluster) -> None:
     async def main() -> tuple[str, RequestRejected, RequestRejected]:
-        async with Client(cluster.task_addresses) as client:
+        async with cluster.client() as client:
             first = await client.submit("echo", {"value": 1}, wait=True)
             for i in range(8):  # more than the five settled sessions the ledger keeps
                 await client.submit("echo", {"value": i}, key=f"later-{i}", wait=True)

@@ -26,6 +26,7 @@ from mca.config import ClusterConfig
 from mca.deploy import Deployment
 from mca.sdk import Client, Session
 from mca.stores import listening_sockets
+from mca.tls import REPLICA
 from tests.ray_cluster import ray_deployment, write_cluster_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +50,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ClusterC
 
 def submit(config: ClusterConfig, task_type: str, payload: dict[str, float]) -> Session:
     async def main() -> Session:
-        async with Client(config.task_addresses, retry_seconds=60) as client:
+        async with Client(config.task_addresses, config.operator_identity(), retry_seconds=60) as client:
             return await client.submit(task_type, payload, wait=True)
 
     return asyncio.run(main())
@@ -78,10 +79,16 @@ def test_a_custom_sdk_agent_negotiates_with_a_builtin_one(cluster: tuple[Cluster
 def test_a_stock_reflection_client_submits_without_our_stubs(cluster: tuple[ClusterConfig, Deployment]) -> None:
     config, _ = cluster
 
+    identity = config.operator_identity()  # what grpcurl would be given: -cacert, -cert, -key
+
     async def main() -> dict[str, Any]:
-        async with grpc.aio.insecure_channel(config.task_addresses[0]) as channel:
+        async with identity.channel(config.task_addresses[0]) as channel:
             # Discovery over server reflection only (sync client, as reflection tools use).
-            sync = grpc.insecure_channel(config.task_addresses[0])
+            sync = grpc.secure_channel(
+                config.task_addresses[0],
+                grpc.ssl_channel_credentials(identity.ca, identity.key, identity.cert),
+                options=(("grpc.ssl_target_name_override", REPLICA),),
+            )
             database = ProtoReflectionDescriptorDatabase(sync)
             pool = descriptor_pool.DescriptorPool(database)
             assert "mca.v1.TaskService" in database.get_services()
@@ -151,7 +158,7 @@ def test_a_killed_leader_is_replaced_and_restarted(cluster: tuple[ClusterConfig,
     assert after.state == "completed"
 
     async def check() -> Session:
-        async with Client(config.task_addresses, retry_seconds=60) as client:
+        async with Client(config.task_addresses, config.operator_identity(), retry_seconds=60) as client:
             return await client.get(before.session_id)
 
     assert asyncio.run(check()).state == "completed"  # nothing applied was lost

@@ -31,10 +31,10 @@ from mca.readmodel import (
     session_events,
 )
 from mca.replica import Replica
-from mca.sdk import Agent, Client, Job, Output, Session
+from mca.sdk import Agent, Job, Output, Session
 from mca.stores import StoreProcess, documents_url
 from protocol.entries import Accepted, Decided, Entry, Finished, Planned, Registered, Settled
-from protocol.ledger import Ledger
+from protocol.ledger import Ledger, owned_key
 from protocol.model import Decision, Outcome
 from tests.integration.conftest import database_url
 from tests.unit.helpers import PLAN, WELLNESS
@@ -76,7 +76,7 @@ def wait_for(condition: Any, what: str, seconds: float = 20.0) -> None:
 
 def submit_all(cluster: EmbeddedCluster, tasks: list[tuple[str, str, dict[str, float]]]) -> None:
     async def main() -> None:
-        async with Client(cluster.task_addresses) as client:
+        async with cluster.client() as client:
             await asyncio.gather(*(client.submit(t, p, key=k, wait=True) for k, t, p in tasks))
 
     asyncio.run(main())
@@ -134,7 +134,7 @@ def test_every_session_and_event_is_in_the_read_model(cluster: EmbeddedCluster) 
 
 def test_a_result_document_is_kept_once_per_subtask(cluster: EmbeddedCluster) -> None:
     async def main() -> Session:
-        async with Client(cluster.task_addresses) as client:
+        async with cluster.client() as client:
             return await client.submit("echo_pair", {"value": 4, "with_document": 1}, key="rm-doc", wait=True)
 
     session = asyncio.run(main())
@@ -187,7 +187,7 @@ def test_a_late_write_of_an_older_version_changes_nothing(cluster: EmbeddedClust
     leader = caught_up(cluster)
     model = leader.read_model
     assert model is not None
-    session_id = leader.ledger.by_key["rm-late"]
+    session_id = leader.ledger.by_key[owned_key("client:local", "rm-late")]
     current = session_document(leader.ledger.sessions[session_id])
     older = current | {"version": 2, "state": "negotiating"}
     cluster.run(model._write_versioned("coordination_sessions", [older]))
@@ -200,7 +200,7 @@ def test_a_new_leader_rebuilds_a_read_model_that_fell_behind(cluster: EmbeddedCl
     leader = caught_up(cluster)
     model = leader.read_model
     assert model is not None
-    lost = leader.ledger.by_key["rm-rebuild-0"]
+    lost = leader.ledger.by_key[owned_key("client:local", "rm-rebuild-0")]
 
     async def lose_documents(m: ReadModel) -> None:
         # The store lost writes (say, restored from an old backup): a session is gone and the

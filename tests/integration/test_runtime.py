@@ -4,7 +4,6 @@ would: three replicas and two agents on 127.0.0.1, tasks submitted through the S
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -17,9 +16,13 @@ import pytest
 from mca.catalog import CATALOG, TaskType
 from mca.embedded import EmbeddedCluster
 from mca.sdk import Agent, Client, Job, RequestRejected
+from mca.tls import Principal
+from protocol.ledger import owned_key
 from protocol.model import SubtaskSpec
 
 T = TypeVar("T")
+#: Who ``cluster.client()`` is.
+CLIENT = Principal("client", "local")
 COMPENSATED: list[str] = []
 
 
@@ -55,7 +58,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluste
 
 def client_run(cluster: EmbeddedCluster, body: Callable[[Client], Awaitable[T]]) -> T:
     async def main() -> T:
-        async with Client(cluster.task_addresses) as client:
+        async with cluster.client() as client:
             return await body(client)
 
     return asyncio.run(main())
@@ -113,7 +116,7 @@ def test_bad_input_is_rejected_and_changes_nothing(
     sessions_before = len(leader.ledger.sessions)
 
     async def body() -> grpc.aio.AioRpcError:
-        async with grpc.aio.insecure_channel(cluster.task_addresses[0]) as channel:
+        async with cluster.identity(CLIENT).channel(cluster.task_addresses[0]) as channel:
             request = pb.SubmitRequest(idempotency_key=key, task_type=task_type, payload=payload)
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await pb_grpc.TaskServiceStub(channel).Submit(request)
@@ -123,7 +126,7 @@ def test_bad_input_is_rejected_and_changes_nothing(
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (error.details() or "").startswith(field)
     assert len(leader.ledger.sessions) == sessions_before  # nothing was accepted for it
-    assert key not in leader.ledger.by_key
+    assert owned_key(str(CLIENT), key) not in leader.ledger.by_key
 
 
 def test_no_capable_agent_is_a_failed_precondition(cluster: EmbeddedCluster) -> None:
@@ -214,29 +217,29 @@ def test_a_bogus_result_cannot_wedge_the_log(cluster: EmbeddedCluster) -> None:
 
     async def body(client: Client) -> Any:
         session = await client.submit("echo", {"sleep": 0.5})
-        async with grpc.aio.insecure_channel(cluster.task_addresses[0]) as channel:
+        echo = cluster.identity(Principal("agent", "echo-1"))  # a real agent's key, misused
+        leader = cluster.leader()
+        assert leader is not None
+        async with echo.channel(leader.config.me.grpc) as channel:
             stub = pb_grpc.CoordinationServiceStub(channel)
             bogus = pb.Result(
-                agent_id="intruder",
+                agent_id="echo-1",
                 incarnation=1,
                 session_id=session.session_id,
                 subtask_id="not-a-subtask",
                 outcome=pb.Outcome(ok=True),
             )
-            for address in cluster.task_addresses:  # whichever replica leads
-                async with grpc.aio.insecure_channel(address) as ch:
-                    with contextlib.suppress(grpc.aio.AioRpcError):
-                        await pb_grpc.CoordinationServiceStub(ch).Deliver(
-                            pb.ToMcaBatch(messages=[pb.ToMca(result=bogus)])
-                        )
+            with pytest.raises(grpc.aio.AioRpcError) as stray:
+                await stub.Deliver(pb.ToMcaBatch(messages=[pb.ToMca(result=bogus)]))
             with pytest.raises(grpc.aio.AioRpcError) as bad:
-                await stub.Register(pb.Register(agent_id="", capabilities=[], capacity=-5, incarnation=1))
+                await stub.Register(pb.Register(agent_id="echo-1", capabilities=[], capacity=-5, incarnation=1))
         after = await client.submit("echo", {"value": 3}, wait=True)
-        return await client.get(session.session_id), after, bad.value
+        return await client.get(session.session_id), after, bad.value, stray.value
 
-    first, after, bad = client_run(cluster, body)
+    first, after, bad, stray = client_run(cluster, body)
     assert first.state in ("executing", "completed") and after.state == "completed"
-    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT and "agent_id" in (bad.details() or "")
+    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT and "capabilities" in (bad.details() or "")
+    assert stray.code() == grpc.StatusCode.FAILED_PRECONDITION and "subtask_id" in (stray.details() or "")
 
 
 def test_odd_reads_answer_and_end(cluster: EmbeddedCluster) -> None:

@@ -21,7 +21,7 @@ from knowledge.facts import read_fact
 from knowledge.graph import FalkorGraph
 from knowledge.server import FalkorServer
 from mca.embedded import EmbeddedCluster
-from mca.sdk import Client, RequestRejected, Session
+from mca.sdk import RequestRejected, Session
 from mca.stores import StoreProcess
 from npa.agent import NutritionPlanningAgent
 from npa.checks import check_meal_plan
@@ -54,7 +54,7 @@ def cluster(
 
 def submit(cluster: EmbeddedCluster, payload: dict[str, Any], key: str) -> Session:
     async def main() -> Session:
-        async with Client(cluster.task_addresses) as client:
+        async with cluster.client() as client:
             return await client.submit("wellness_plan", payload, key=key, wait=True)
 
     return asyncio.run(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,23 +12,40 @@ from mca.config import ConfigError, load
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_shipped_cluster_yaml_loads_and_binds_loopback() -> None:
-    config = load(ROOT / "cluster.yaml")
+def test_the_shipped_cluster_yaml_loads_and_binds_loopback(tmp_path: Path) -> None:
+    config = dataclasses.replace(load(ROOT / "cluster.yaml"), data_dir=tmp_path)  # secrets go there
     assert len(config.replicas) == 3 and config.bind == "127.0.0.1"
     assert all(r.grpc.startswith("127.0.0.1:") and r.raft.startswith("127.0.0.1:") for r in config.replicas)
     assert {a.agent_id for a in config.agents} == {"echo-1", "echo-2", "wpa-1", "npa-1"}
     assert config.timing.prepare_timeout == 5.0
     assert config.agents[0].build().capabilities == ("echo",)
-    assert config.stores.embedded and config.documents_url.startswith("mongodb://127.0.0.1:")
+    assert config.stores.embedded and config.documents_url.startswith("mongodb://mca:")
+    password = (tmp_path / "documents.secret").read_text().strip()  # made on first use, private
+    assert f"mca:{password}@127.0.0.1:" in config.documents_url
+    assert (tmp_path / "documents.secret").stat().st_mode & 0o077 == 0
+    assert {a: g.capabilities for a, g in config.grants().items()}["npa-1"] == frozenset({"meal_plan"})
     assert "retryWrites=false" in config.documents_url  # DESIGN.md: retryable writes slow SecantusDB
 
 
 def test_production_stores_are_urls(tmp_path: Path) -> None:
     (tmp_path / "cluster.yaml").write_text(
-        GOOD + "stores: {embedded: false, documents: 'mongodb://db:27017/mca', redis: 'redis://cache:6379/0'}\n"
+        GOOD + "stores: {embedded: false, documents: 'mongodb://u:p@db:27017/mca', redis: 'redis://:pw@cache:6379/0'}\n"
     )
     config = load(tmp_path / "cluster.yaml")
-    assert config.documents_url == "mongodb://db:27017/mca" and config.redis_url() == "redis://cache:6379/0"
+    assert config.documents_url == "mongodb://u:p@db:27017/mca" and config.redis_url() == "redis://:pw@cache:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("stores", "field"),
+    [
+        ("{embedded: false, documents: 'mongodb://db:27017/mca'}", "stores.documents: the URL carries no credentials"),
+        ("{embedded: false, redis: 'redis://cache:6379/0'}", "stores.redis: the URL carries no password"),
+    ],
+)
+def test_production_stores_need_credentials(tmp_path: Path, stores: str, field: str) -> None:
+    (tmp_path / "cluster.yaml").write_text(GOOD + f"stores: {stores}\n")
+    with pytest.raises(ConfigError, match=field):
+        load(tmp_path / "cluster.yaml")
 
 
 GOOD = """
