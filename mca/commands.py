@@ -1,9 +1,12 @@
-"""The runtime's subcommands of ``mca``: up, down, status, submit, watch, agents, demo.
+"""The runtime's subcommands of ``mca``: up, down, status, submit, watch, agents, ask,
+credentials, demo.
 
 ``up`` runs in the foreground (Ctrl-C stops everything) or, with ``--detach``, starts a Ray head
 that outlives the command and records it in the data folder; ``down`` stops that head and
 nothing else on the machine (``mca.rayhead``). The other commands talk gRPC to the replicas
-named in cluster.yaml, like any client would.
+named in cluster.yaml, like any client would, over TLS as the local operator (the credential
+in the cluster's credential folder) or as whoever ``$MCA_IDENTITY`` names. ``credentials issue``
+gives someone else a client credential of their own.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from mca import rayhead
 from mca.config import ClusterConfig, ConfigError, load
 from mca.sdk import Client, RequestRejected, Session
 from mca.stores import stop_store_orphans
+from mca.tls import IDENTITY_ENV, TLS_FOLDER, Authority, CredentialError, Identity, Principal, identity_from_env
 
 RAY_TOKEN = Path.home() / ".ray" / "auth_token"
 
@@ -64,6 +68,15 @@ def add_commands(sub: Any) -> None:
         ("level", "exercises: at this level"),
     ):
         ask.add_argument(f"--{flag}", action="append", default=[], help=what)
+    credentials = with_config(
+        sub.add_parser("credentials", help="issue a client's TLS credential from this cluster's CA")
+    )
+    credentials.add_argument("action", choices=["issue"])
+    credentials.add_argument("name", help="who it is for (the principal client:<name>); they own what they submit")
+    credentials.add_argument("--operator", action="store_true", help="an operator: reads and cancels every session")
+    credentials.add_argument(
+        "--out", help="folder to write ca.pem, cert.pem, key.pem to (default ./<name>-credentials)"
+    )
     demo = with_config(sub.add_parser("demo", help="start the cluster, run some tasks, print them, stop"))
     demo.add_argument("--tasks", type=int, default=20, help="how many two-agent tasks (default 20)")
 
@@ -82,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         "submit": _submit,
         "watch": _watch,
         "ask": _ask,
+        "credentials": _credentials,
         "demo": _demo,
     }
     try:
@@ -89,6 +103,32 @@ def run(args: argparse.Namespace) -> int:
     except RequestRejected as exc:
         print(f"mca: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
+    except CredentialError as exc:
+        print(f"mca: {exc}", file=sys.stderr)
+        return 2
+
+
+def _identity(config: ClusterConfig) -> Identity:
+    """Who ``mca`` is: the credential ``$MCA_IDENTITY`` names, else the local operator's (the
+    machine that holds the cluster's credential folder)."""
+    return identity_from_env() if os.environ.get(IDENTITY_ENV) else config.operator_identity()
+
+
+def _credentials(config: ClusterConfig, args: argparse.Namespace) -> int:
+    principal = Principal.parse(f"{'operator' if args.operator else 'client'}:{args.name}")
+    folder = config.tls_folder or config.data_dir / TLS_FOLDER
+    if (folder / "ca.pem").exists() and not (folder / "ca.key").exists():
+        print(f"mca: {folder} holds no CA key (your own PKI keeps it): issue {principal} there", file=sys.stderr)
+        return 2
+    out = Path(args.out or f"{args.name}-credentials")
+    if out.exists() and any(out.iterdir()):
+        print(f"mca: {out} exists and is not empty; choose another --out", file=sys.stderr)
+        return 2
+    identity = Authority.open(folder).issue(principal)
+    identity.save(out)
+    print(f"issued {principal}, valid until {identity.expires():%Y-%m-%d}, in {out}/ (key.pem is private: 0600)")
+    print(f"use it: Client(addresses, identity={str(out)!r}), or MCA_IDENTITY={out} mca submit ...")
+    return 0
 
 
 # --- starting and stopping --------------------------------------------------------------------
@@ -245,7 +285,7 @@ def _wait_ready(config: ClusterConfig, seconds: float = 60.0) -> None:
     async def ready() -> None:
         wanted = {a.agent_id for a in config.agents}
         deadline = time.monotonic() + seconds
-        async with Client(config.task_addresses, config.operator_identity(), retry_seconds=seconds) as client:
+        async with Client(config.task_addresses, _identity(config), retry_seconds=seconds) as client:
             while time.monotonic() < deadline:
                 try:
                     if wanted <= {a.agent_id for a in await client.agents()}:
@@ -263,7 +303,7 @@ def _wait_ready(config: ClusterConfig, seconds: float = 60.0) -> None:
 
 def _print_status(config: ClusterConfig) -> None:
     async def gather() -> Any:
-        async with Client(config.task_addresses, config.operator_identity()) as client:
+        async with Client(config.task_addresses, _identity(config)) as client:
             return await client.agents()
 
     agents = asyncio.run(gather())
@@ -306,7 +346,7 @@ def _status(config: ClusterConfig, args: argparse.Namespace) -> int:
 
 def _agents(config: ClusterConfig, args: argparse.Namespace) -> int:
     async def main() -> None:
-        async with Client(config.task_addresses, config.operator_identity()) as client:
+        async with Client(config.task_addresses, _identity(config)) as client:
             for a in await client.agents():
                 print(f"{a.agent_id}\t{a.status}\t{a.load}/{a.capacity}\t{','.join(a.capabilities)}")
 
@@ -327,7 +367,7 @@ def _submit(config: ClusterConfig, args: argparse.Namespace) -> int:
         return 2
 
     async def main() -> Session:
-        async with Client(config.task_addresses, config.operator_identity()) as client:
+        async with Client(config.task_addresses, _identity(config)) as client:
             return await client.submit(args.task_type, payload, key=args.key, wait=args.wait)
 
     session = asyncio.run(main())
@@ -413,7 +453,7 @@ def _ask(config: ClusterConfig, args: argparse.Namespace) -> int:
 
 def _watch(config: ClusterConfig, args: argparse.Namespace) -> int:
     async def main() -> None:
-        async with Client(config.task_addresses, config.operator_identity()) as client:
+        async with Client(config.task_addresses, _identity(config)) as client:
             async for e in client.watch(args.session_id, after_seq=args.after):
                 if e.progress is not None:
                     print(f"     progress   {e.subtask_id:<12} {e.progress:>4.0%}  {e.detail}", flush=True)
@@ -435,7 +475,7 @@ def _demo_wellness(config: ClusterConfig) -> bool:
     print(f"\nwellness plans for {len(files)} people (examples/profiles), through gRPC:")
 
     async def work() -> list[Session]:
-        async with Client(config.task_addresses, config.operator_identity()) as client:
+        async with Client(config.task_addresses, _identity(config)) as client:
             return list(
                 await asyncio.gather(
                     *(
@@ -475,7 +515,7 @@ def _demo(config: ClusterConfig, args: argparse.Namespace) -> int:
         _print_status(config)
 
         async def work() -> list[Session]:
-            async with Client(config.task_addresses, config.operator_identity()) as client:
+            async with Client(config.task_addresses, _identity(config)) as client:
                 started = time.monotonic()
                 sessions = await asyncio.gather(
                     *(

@@ -74,6 +74,13 @@ class Outbox:
             self._in_flight.add(key)
             task.add_done_callback(lambda _: self._in_flight.discard(key))
 
+    def forget(self, address: str, server: str) -> None:
+        """Close the channel to a peer that moved (an agent restarts on a new port): the table
+        of channels holds the peers of now, not every address they ever had."""
+        channel = self._channels.pop((address, server), None)
+        if channel is not None:
+            self.spawn(channel.close())
+
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()

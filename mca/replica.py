@@ -397,6 +397,9 @@ class Replica:
             return  # a client that is gone, or an agent we cannot reach: senders retry
         link = self._links.get((to, agent.address))
         if link is None:
+            for moved in [k for k in self._links if k[0] == to]:  # its earlier lives' addresses
+                del self._links[moved]
+                self._outbox.forget(moved[1], server_name(Principal("agent", to)))
             link = self._links[to, agent.address] = PeerLink(
                 functools.partial(self._deliver_to_agent, to, agent.address), self._outbox
             )

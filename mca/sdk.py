@@ -264,10 +264,10 @@ class Client:
             except grpc.aio.AioRpcError as exc:
                 _refused_handshake(exc)
                 if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                    raise RequestRejected(exc.code().name, exc.details() or "") from exc
+                    raise _rejected(exc) from exc
                 failing_since = loop.time() if failing_since is None else failing_since
                 if loop.time() - failing_since > self._retry_seconds:
-                    raise RequestRejected(exc.code().name, exc.details() or "") from exc
+                    raise _rejected(exc) from exc
                 self._next += 1
                 await asyncio.sleep(0.1)
 
@@ -290,7 +290,7 @@ class Client:
                 )
                 failing_since = loop.time() if failing_since is None else failing_since
                 if not retryable or loop.time() - failing_since > self._retry_seconds:
-                    raise RequestRejected(code.name, exc.details() or "") from exc
+                    raise _rejected(exc) from exc
                 if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
                     # The cluster is at its bound of sessions in flight and accepted nothing:
                     # retry the same request (same key) after the hint, backing off with jitter
@@ -329,6 +329,19 @@ def _refused_handshake(exc: grpc.aio.AioRpcError) -> None:
             "the TLS handshake with the cluster failed: is the client's identity issued by this "
             f"cluster's CA, unexpired, and the address a replica's? ({details[-160:]})",
         ) from exc
+
+
+def _rejected(exc: grpc.aio.AioRpcError) -> RequestRejected:
+    """The error a call ends with. A server that refuses our certificate closes the connection
+    during the handshake, which gRPC reports as UNAVAILABLE "Socket closed", like a server that
+    is down: after retrying for the whole window, say that it may be either."""
+    details = exc.details() or ""
+    if exc.code() is grpc.StatusCode.UNAVAILABLE and "Socket closed" in details:
+        details += (
+            "; if the cluster is up, the replicas refused this client's certificate: "
+            "is the identity issued by this cluster's CA and unexpired?"
+        )
+    return RequestRejected(exc.code().name, details)
 
 
 def _retry_after(metadata: Any) -> float:

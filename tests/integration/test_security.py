@@ -112,6 +112,25 @@ def test_a_certificate_from_another_ca_is_refused_at_once(cluster: EmbeddedClust
     assert time.monotonic() - started < 10  # told, not retried for the whole retry window
 
 
+def test_a_certificate_the_server_does_not_trust_is_refused_with_a_hint(
+    cluster: EmbeddedCluster, tmp_path: Path
+) -> None:
+    """The client trusts the cluster's CA, but its own certificate is from another: the server
+    closes the handshake, which looks like a server that is down."""
+    stranger = Authority.open(tmp_path / "other-ca").issue(Principal("operator", "local"))
+    ca = cluster.identity(Principal("client", "local")).ca
+    forged = Identity(stranger.principal, ca, stranger.cert, stranger.key)
+
+    async def body() -> RequestRejected:
+        async with Client(cluster.task_addresses, forged, retry_seconds=1) as client:
+            with pytest.raises(RequestRejected) as refused:
+                await client.get("s1")
+            return refused.value
+
+    refused = run(body)
+    assert refused.code == "UNAVAILABLE" and "refused this client's certificate" in refused.message
+
+
 def test_an_expired_certificate_is_refused(cluster: EmbeddedCluster) -> None:
     authority = Authority.open(Path(cluster.data_dir) / "tls")
     long_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=400)
