@@ -87,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"mca: {exc}", file=sys.stderr)
         return 2
+    if RAY_TOKEN.exists():
+        # Ray turns token authentication on by itself only for address "auto"; a driver given
+        # the recorded head's address must say so, and before Ray is first imported.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     handlers = {
         "up": _up,
         "down": _down,
