@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from itertools import accumulate, repeat
 from typing import Any
 
-from protocol.errors import InvalidTask
+from protocol.errors import SHOWN_CHARS_MAX, InvalidTask, shown
 from protocol.model import SubtaskSpec, TaskSpec, params
 
 #: Largest payload accepted, in bytes of UTF-8 JSON.
@@ -53,8 +53,6 @@ DOCUMENT_DEPTH_MAX = 64
 _INT64 = (-(2**63), 2**63 - 1)
 #: Digits of the longest 64-bit integer: a longer digit string is refused without converting it.
 _INT64_DIGITS = 19
-#: Longest part of a caller's text quoted back in a message.
-SHOWN_CHARS_MAX = 40
 #: Longest path of keys named in a message before its middle is left out.
 _PATH_CHARS_MAX = 120
 
@@ -79,18 +77,6 @@ class _Refused:
         self.problem = problem
 
 
-def quoted(text: str) -> str:
-    """``text`` as a message quotes it: its repr (control characters and surrogates escaped),
-    cut to about ``SHOWN_CHARS_MAX`` characters of that repr with the text's length said, so a
-    60 KB field cannot become a 60 KB error. The cut counts escapes: 40 characters that each
-    print as ``\\U000e0001`` would otherwise be 400."""
-    widths = accumulate(len(repr(c)) - 2 for c in text[: SHOWN_CHARS_MAX + 1])
-    kept = sum(1 for width in widths if width <= SHOWN_CHARS_MAX)
-    if kept == len(text):
-        return repr(text)
-    return f"{text[:kept]!r}... ({len(text)} characters)"
-
-
 def field_path(where: str, *keys: str | int) -> str:
     """The dotted path of a part of a JSON value: ``payload.profile.dislikes[0]``. A key that is
     not a short plain name is quoted (cut) in brackets; a path still longer than
@@ -103,7 +89,7 @@ def field_path(where: str, *keys: str | int) -> str:
         elif len(key) <= SHOWN_CHARS_MAX and _PLAIN_KEY.fullmatch(key):
             parts.append(f".{key}" if where or parts else key)
         else:
-            parts.append(f"[{quoted(key)}]")
+            parts.append(f"[{shown(key)}]")
     if len(parts) > 2 and sum(map(len, parts)) > _PATH_CHARS_MAX:
         parts = [parts[0], "...", parts[-1].removeprefix(".")]
     return where + "".join(parts)
@@ -138,8 +124,8 @@ def load_json(text: str, where: str) -> Any:
     def number(digits: str) -> float | _Refused:
         value = float(digits)  # never raises on a JSON number: too large is inf
         if not math.isfinite(value):
-            shown = digits if len(digits) <= SHOWN_CHARS_MAX else f"of {len(digits)} characters"
-            return refuse(f"the number {shown} is out of range (a 64-bit float)")
+            said = digits if len(digits) <= SHOWN_CHARS_MAX else f"of {len(digits)} characters"
+            return refuse(f"the number {said} is out of range (a 64-bit float)")
         return value
 
     def constant(name: str) -> _Refused:
@@ -275,7 +261,7 @@ def task_from_request(
     kind = catalog.get(task_type)
     if kind is None:
         known = ", ".join(sorted(catalog))
-        raise InvalidTask("task_type", f"unknown task type {quoted(task_type)}; this cluster accepts: {known}")
+        raise InvalidTask("task_type", f"unknown task type {shown(task_type)}; this cluster accepts: {known}")
     # Characters first: a text longer in characters is longer in bytes, and is not encoded at all.
     # "surrogatepass" counts a lone surrogate (refused by load_json, with its path) instead of
     # raising UnicodeEncodeError here.

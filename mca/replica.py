@@ -56,7 +56,7 @@ from protocol._pb import coordination_pb2_grpc as pb_grpc
 from protocol.batching import GroupCommit
 from protocol.effects import Append, CancelTimer, Effect, Send, SetTimer
 from protocol.entries import Registered
-from protocol.errors import CoordinationError, InvalidTask, UnknownSession
+from protocol.errors import CoordinationError, InvalidTask, UnknownSession, shown
 from protocol.events import Applied, BecameLeader, TimerFired
 from protocol.leader import Leader, check_register
 from protocol.ledger import Ledger, SessionRecord
@@ -568,7 +568,7 @@ class Replica:
         if message.agent_id != principal.name:
             return (
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"agent_id: {_short(message.agent_id)} is not the caller ({principal})",
+                f"agent_id: {shown(message.agent_id)} is not the caller ({principal})",
             )
         grant = self.config.grants.get(message.agent_id)
         if grant is None:
@@ -577,7 +577,7 @@ class Replica:
         if extra:
             return (
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"capabilities: {_short(extra[0])} is not granted to {principal.name} "
+                f"capabilities: {shown(extra[0])} is not granted to {principal.name} "
                 f"(granted: {', '.join(sorted(grant.capabilities))})",
             )
         if message.capacity > grant.capacity:
@@ -638,9 +638,9 @@ class Replica:
                 return f"session_id: session {record.session_id} is {record.state.value}, not executing"
             owner = next((a.agent_id for a in record.assignments if a.subtask_id == report.subtask_id), None)
         if owner is None:
-            return f"subtask_id: {_short(report.subtask_id)} is not a subtask of {report.session_id}"
+            return f"subtask_id: {shown(report.subtask_id)} is not a subtask of {report.session_id}"
         if owner != agent_id:
-            return f"agent_id: subtask {report.subtask_id} is assigned to {owner}, not {_short(agent_id)}"
+            return f"agent_id: subtask {report.subtask_id} is assigned to {owner}, not {shown(agent_id)}"
         return ""
 
 
@@ -831,7 +831,7 @@ def _refusal(message: object, agent_id: str, ledger: Ledger) -> tuple[grpc.Statu
     caller; a result's document must be one the read model can store."""
     claimed = getattr(message, "agent_id", None)
     if claimed != agent_id:
-        return grpc.StatusCode.PERMISSION_DENIED, f"agent_id: {_short(str(claimed))} is not the caller ({agent_id})"
+        return grpc.StatusCode.PERMISSION_DENIED, f"agent_id: {shown(str(claimed))} is not the caller ({agent_id})"
     session_id = getattr(message, "session_id", "")
     record = ledger.session(session_id)
     if record is None:
@@ -842,7 +842,7 @@ def _refusal(message: object, agent_id: str, ledger: Ledger) -> tuple[grpc.Statu
     if not any(a.subtask_id == subtask_id and a.agent_id == agent_id for a in record.assignments):
         return (
             grpc.StatusCode.FAILED_PRECONDITION,
-            f"subtask_id: {_short(subtask_id)} of session {session_id} is not assigned to {agent_id}",
+            f"subtask_id: {shown(subtask_id)} of session {session_id} is not assigned to {agent_id}",
         )
     if isinstance(message, m.Result) and message.outcome.document:
         document = message.outcome.document
@@ -931,7 +931,7 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
             await self._refuse(
                 context,
                 grpc.StatusCode.FAILED_PRECONDITION,
-                f"agent {_short(request.agent_id)} has not registered (or its registration is not applied yet)",
+                f"agent {shown(request.agent_id)} has not registered (or its registration is not applied yet)",
             )
         replica.heartbeat(request.agent_id)
         return pb.Empty()
@@ -942,7 +942,7 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
             await self._refuse(
                 context,
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"agent_id: {_short(agent_id)} is not the caller ({caller()})",
+                f"agent_id: {shown(agent_id)} is not the caller ({caller()})",
             )
 
     async def _refuse(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, why: str) -> NoReturn:
@@ -990,8 +990,3 @@ def _forwarded() -> tuple[tuple[str, str], ...]:
     """Metadata of a call relayed to the leader: relayed once, for the caller (``mca.boundary``
     believes this from a replica's certificate only)."""
     return (FORWARDED, (ON_BEHALF_OF, str(caller())))
-
-
-def _short(value: str, length: int = 64) -> str:
-    """A client's value quoted in an error, cut so that it cannot blow up the status message."""
-    return repr(value if len(value) <= length else value[:length] + "...")

@@ -12,6 +12,9 @@ Two families, kept apart on purpose (STYLE.md item 7):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from itertools import accumulate
+
 
 class InvariantViolation(Exception):
     """A rule of the protocol was broken: a bug, not an input problem."""
@@ -75,12 +78,12 @@ class UnknownSession(CoordinationError):
     def __init__(self, session_id: str, retired: bool = False) -> None:
         if retired:
             message = (
-                f"session {_short(session_id)} settled and has left the coordinator's memory (it keeps "
+                f"session {shown(session_id)} settled and has left the coordinator's memory (it keeps "
                 "the latest 5,000 settled sessions); its history is in the read model's "
                 "coordination_sessions collection"
             )
         else:
-            message = f"session {_short(session_id)} does not exist"
+            message = f"session {shown(session_id)} does not exist"
         super().__init__(message)
         self.session_id = session_id
 
@@ -89,7 +92,7 @@ class SessionAlreadyTerminal(CoordinationError):
     """A request (such as cancel) arrived after the session reached a terminal state."""
 
     def __init__(self, session_id: str, state: str) -> None:
-        super().__init__(f"session {_short(session_id)} is already {state}; nothing to cancel")
+        super().__init__(f"session {shown(session_id)} is already {state}; nothing to cancel")
         self.session_id = session_id
         self.state = state
 
@@ -99,7 +102,7 @@ class StaleRegistration(CoordinationError):
 
     def __init__(self, agent_id: str, incarnation: int, current: int) -> None:
         super().__init__(
-            f"incarnation: agent {_short(agent_id)} is registered with incarnation {current}; "
+            f"incarnation: agent {shown(agent_id)} is registered with incarnation {current}; "
             f"{incarnation} is an earlier life (an agent's incarnation must grow with each start)"
         )
 
@@ -115,6 +118,29 @@ class IllegalTransition(InvariantViolation):
         self.event = event
 
 
-def _short(value: str, length: int = 64) -> str:
-    """A caller's value quoted in a message, cut so that it cannot blow up the message."""
-    return repr(value if len(value) <= length else value[:length] + "...")
+#: Longest part of a caller's text quoted back in a message.
+SHOWN_CHARS_MAX = 40
+
+
+def shown(value: object) -> str:
+    """A caller's value as an error message quotes it: short whatever the value. Text is cut to
+    ``SHOWN_CHARS_MAX`` characters with its length said, so a 60 KB field cannot become a 60 KB
+    error; an array or object is described, not printed; a huge integer gets its digit count
+    (``repr`` of one over 4,300 digits raises ``ValueError``). Every layer above quotes callers'
+    values through this one function."""
+    if isinstance(value, str):
+        # The cut counts the repr's escapes: 40 characters that each print as \\U000e0001 are 400.
+        widths = accumulate(len(repr(c)) - 2 for c in value[: SHOWN_CHARS_MAX + 1])
+        kept = sum(1 for width in widths if width <= SHOWN_CHARS_MAX)
+        if kept == len(value):
+            return repr(value)
+        return f"{value[:kept]!r}... ({len(value)} characters)"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value).bit_length() > 64:
+        return f"an integer of about {abs(value).bit_length() * 0.30103:.0f} digits"
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return f"an object of {len(value)} fields"
+    if isinstance(value, list | tuple):
+        return f"an array of {len(value)} items"
+    return f"a {type(value).__name__}"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from protocol.errors import InvalidTask
+from protocol.errors import InvalidTask, shown
 
 #: Largest number of subtasks one task may ask for; beyond this a task is a workload, not a task.
 SUBTASKS_MAX = 16
@@ -82,8 +82,7 @@ class TaskSpec:
         for criterion in self.success_criteria:
             if criterion not in SUCCESS_CRITERIA:
                 known = ", ".join(sorted(SUCCESS_CRITERIA))
-                shown = criterion if len(criterion) <= 40 else f"{criterion[:40]}... ({len(criterion)} characters)"
-                raise InvalidTask("success_criteria", f"unknown criterion {shown!r}; known: {known}")
+                raise InvalidTask("success_criteria", f"unknown criterion {shown(criterion)}; known: {known}")
 
 
 def _check_name(field: str, value: object) -> None:

@@ -65,18 +65,25 @@ async def status_of(call: Awaitable[Any]) -> tuple[grpc.StatusCode, str]:
 
 
 def unmoved(cluster: EmbeddedCluster) -> Callable[[], bool]:
-    """A check that the leader's log has not moved since this call."""
+    """A check that the leader's log has not moved since this call. Taken once the cluster is
+    quiet: every session of earlier tests settled and nothing applied for a moment."""
     leader = leader_of(cluster)
-    before = (leader.log.applied_index if leader.log else -1, len(leader.ledger.sessions), dict(leader.ledger.agents))
+
+    def position() -> tuple[int, int, dict[str, Any]]:
+        return (leader.log.applied_index if leader.log else -1, len(leader.ledger.sessions), dict(leader.ledger.agents))
+
+    deadline = time.monotonic() + 20
+    before = position()
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = position()
+        if now == before and leader.ledger.in_flight == 0 and all(r.settled for r in leader.ledger.sessions.values()):
+            break
+        before = now
 
     def check() -> bool:
         time.sleep(0.2)  # anything appended by then has been applied
-        after = (
-            leader.log.applied_index if leader.log else -1,
-            len(leader.ledger.sessions),
-            dict(leader.ledger.agents),
-        )
-        return after == before
+        return position() == before
 
     return check
 
