@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,25 +17,14 @@ import pytest
 
 from mca import replica as replica_module
 from mca.embedded import EmbeddedCluster
-from mca.sdk import Agent, Client, Job, RequestRejected
+from mca.sdk import Client, RequestRejected
 from mca.tls import Authority, Identity, Principal, server_name
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
+from tests.integration.test_runtime import Echo
 
 T = TypeVar("T")
 ECHO_1 = Principal("agent", "echo-1")
-
-
-class Echo(Agent):
-    capabilities = ("echo",)
-    capacity = 8
-
-    def __init__(self, agent_id: str) -> None:
-        self.agent_id = agent_id
-
-    async def execute(self, job: Job) -> Mapping[str, float]:
-        await asyncio.sleep(job.inputs.get("sleep", 0.0))
-        return {"value": 2 * job.inputs.get("value", 0.0)}
 
 
 @pytest.fixture(scope="module")
