@@ -188,9 +188,12 @@ class Ledger:
 
     def retired(self, session_id: str) -> bool:
         """Whether ``session_id`` named a session that settled and has left the ledger."""
-        if session_id in self.sessions or not session_id.startswith("s") or not session_id[1:].isdigit():
+        number = session_id[1:]
+        # Only what the ledger issues: "s" and ASCII decimal digits ("s²" is a digit to isdigit(),
+        # not to int(); 5,000 digits are past int()'s limit).
+        if session_id in self.sessions or session_id[:1] != "s" or not (number.isascii() and number.isdecimal()):
             return False
-        return 1 <= int(session_id[1:]) <= self._issued
+        return len(number) <= 19 and 1 <= int(number) <= self._issued
 
     @property
     def in_flight(self) -> int:

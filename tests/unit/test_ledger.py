@@ -220,6 +220,17 @@ def settle_one(ledger: Ledger, key: str) -> str:
     return sid
 
 
+def test_keys_are_scoped_by_owner() -> None:
+    ledger = Ledger()
+    mine = ledger.apply(Accepted("job-1", WELLNESS, owner="client:alice"))
+    theirs = ledger.apply(Accepted("job-1", WELLNESS, owner="client:mallory"))
+    again = ledger.apply(Accepted("job-1", WELLNESS, owner="client:alice"))
+    assert mine.created and theirs.created and mine.session_id != theirs.session_id
+    assert not again.applied and again.session_id == mine.session_id
+    record = ledger.session(mine.session_id)
+    assert record is not None and record.owner == "client:alice" and record.idempotency_key == "job-1"
+
+
 def test_settled_sessions_retire_past_the_window_with_their_keys() -> None:
     ledger = Ledger(settled_kept=2)
     ledger.apply(Registered("wpa", ("plan_workout",), 2, 1))
@@ -229,6 +240,10 @@ def test_settled_sessions_retire_past_the_window_with_their_keys() -> None:
     assert ledger.session(sids[0]) is None and "k0" not in ledger.by_key and ledger.retired_total == 2
     assert ledger.session(live) is not None and not ledger.retired(live)  # unsettled: never retired
     assert not ledger.retired("s999") and not ledger.retired("x1")  # never issued
+    # Ids a caller makes up that only look like ours: digits to isdigit() but not to int(), or
+    # past int()'s 4,300-digit limit (found by fuzzing Get: they were INTERNAL).
+    for odd in ("s²", "s፩", "s" + "1" * 5000, "s", "s-1", "s+1", "s 1"):
+        assert not ledger.retired(odd)
     # A late repeat for a retired session changes nothing; a key past its window is a new task.
     assert not ledger.apply(Settled(sids[0])).applied
     again = ledger.apply(Accepted("k0", WELLNESS))
