@@ -173,7 +173,8 @@ def test_unique_indexes_refuse_a_second_session_with_the_same_key(
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url(documents, "read_model_test"))
         try:
             db = client.get_default_database()
-            await db["coordination_sessions"].insert_one({"_id": "twin", "idempotency_key": "rm-unique"})
+            twin = {"_id": "twin", "owner": "client:local", "idempotency_key": "rm-unique"}
+            await db["coordination_sessions"].insert_one(twin)  # the key is unique per owner
         finally:
             await client.close()
 
