@@ -42,7 +42,16 @@ from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
 from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution, StopExecution
 from protocol.events import Booted, ExecutionDone, TimerFired
-from protocol.model import RESULT_DOCUMENT_LENGTH_MAX, Assignment, Outcome, Params, Timing, params
+from protocol.model import (
+    RESULT_DOCUMENT_LENGTH_MAX,
+    TEXT_LENGTH_MAX,
+    Assignment,
+    Outcome,
+    Params,
+    Timing,
+    params,
+    params_refusal,
+)
 from protocol.participant import Participant, Refusal
 from protocol.wire import LEADER_HINT, pack, to_proto, unpack
 
@@ -96,12 +105,16 @@ class AgentHost:
             await asyncio.to_thread(agent.setup, self.context)
 
         def offer(a: Assignment) -> Params | Refusal:
+            # Whatever the MCA would refuse is a no vote with the reason here, not a vote that is
+            # refused and resent until the prepare times out.
             try:
-                return params(agent.offers(a))
+                offers = params(agent.offers(a))
+                why = params_refusal("offers", offers)
+                return Refusal(why) if why else offers
             except Refuse as exc:
-                return Refusal(str(exc) or f"agent {agent.agent_id} refused")
+                return Refusal(str(exc)[:TEXT_LENGTH_MAX] or f"agent {agent.agent_id} refused")
             except Exception as exc:  # a bug in the agent's offers is its no vote, not our crash
-                return Refusal(f"offers() failed: {type(exc).__name__}: {exc}")
+                return Refusal(f"offers() failed: {type(exc).__name__}: {exc}"[:TEXT_LENGTH_MAX])
 
         self.participant = Participant(
             agent.agent_id, tuple(agent.capabilities), agent.capacity, time.time_ns(), self._timing, offer
@@ -188,7 +201,7 @@ class AgentHost:
             except asyncio.CancelledError:
                 return  # compensated while running: nothing to report
             except Exception as exc:  # the agent's failure is the subtask's failure, reported
-                outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}")
+                outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}"[:TEXT_LENGTH_MAX])
             finally:
                 self._running.pop(a.subtask_id, None)
             self.step(ExecutionDone(effect.session_id, a.subtask_id, effect.attempt, outcome))
@@ -253,8 +266,12 @@ def _outcome(output: Mapping[str, float] | Output) -> Outcome:
     """What ``execute`` returned, as the result to report. A document the MCA would refuse (too
     large, too deep, an integer over 64 bits) fails the subtask here, with the reason, instead of
     being resent and refused until the execution times out."""
+    values = params(output.values if isinstance(output, Output) else output)
+    why = params_refusal("output", values)
+    if why:
+        return Outcome(False, error=f"result {why}"[:TEXT_LENGTH_MAX])
     if not isinstance(output, Output):
-        return Outcome(True, params(output))
+        return Outcome(True, values)
     document = "" if output.document is None else json.dumps(output.document, allow_nan=False)
     if len(document) > RESULT_DOCUMENT_LENGTH_MAX:
         why = f"{len(document)} characters; at most {RESULT_DOCUMENT_LENGTH_MAX}"
@@ -262,7 +279,7 @@ def _outcome(output: Mapping[str, float] | Output) -> Outcome:
         why = check_document(document) if document else ""
     if why:
         return Outcome(False, error=f"result document: {why}")
-    return Outcome(True, params(output.values), document=document)
+    return Outcome(True, values, document=document)
 
 
 class _AgentService(pb_grpc.AgentServiceServicer):  # type: ignore[misc]

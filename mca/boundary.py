@@ -33,8 +33,9 @@ from mca.tls import CredentialError, Principal
 
 log = logging.getLogger(__name__)
 
-#: Metadata of a call a replica relays for a client: the client's principal.
-ON_BEHALF_OF = "mca-on-behalf-of"
+#: Metadata of a call a replica relays for a client: the client's principal, as UTF-8 bytes (a
+#: binary header: a name may hold any printable character, a text header only ASCII).
+ON_BEHALF_OF = "mca-on-behalf-of-bin"
 
 _CALLER: contextvars.ContextVar[Principal] = contextvars.ContextVar("mca_caller")
 
@@ -58,17 +59,25 @@ class Boundary(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        if handler is None or handler.request_streaming:
-            return handler  # unknown method (UNIMPLEMENTED), or a stream in (reflection)
+        if handler is None:
+            return handler  # unknown method: UNIMPLEMENTED
         service = details.method.rsplit("/", 2)[-2]
         roles = self._serves.get(service)
         metadata = dict(details.invocation_metadata or ())
         on_behalf = metadata.get(ON_BEHALF_OF)
+        if isinstance(on_behalf, bytes):
+            on_behalf = on_behalf.decode("utf-8", "replace")
         decode = handler.request_deserializer
         door = _Door(self, roles, on_behalf if isinstance(on_behalf, str) else None, decode, details.method)
         if handler.unary_unary is not None:
             return handler._replace(request_deserializer=None, unary_unary=door.unary(handler.unary_unary))
-        return handler._replace(request_deserializer=None, unary_stream=door.stream(handler.unary_stream))
+        if handler.unary_stream is not None:
+            return handler._replace(request_deserializer=None, unary_stream=door.stream(handler.unary_stream))
+        # A stream of requests (server reflection): checked who calls, the messages decoded by gRPC.
+        door = _Door(self, roles, door.on_behalf, None, details.method)
+        if handler.stream_unary is not None:
+            return handler._replace(stream_unary=door.unary(handler.stream_unary))
+        return handler._replace(stream_stream=door.stream(handler.stream_stream))
 
     def refuse(self, reason: str) -> None:
         self._refused(reason)
@@ -87,7 +96,7 @@ class _Door:
     ) -> None:
         self._boundary = boundary
         self._roles = roles
-        self._on_behalf = on_behalf
+        self.on_behalf = on_behalf
         self._decode = decode
         self._method = method
 
@@ -119,9 +128,9 @@ class _Door:
                 "unauthenticated",
                 "the client certificate names no principal (role:name); ask for credentials with mca credentials",
             )
-        if principal.role == "replica" and self._on_behalf is not None:
+        if principal.role == "replica" and self.on_behalf is not None:
             try:  # a replica relays a client's call: the client is the caller
-                principal = Principal.parse(self._on_behalf)
+                principal = Principal.parse(self.on_behalf)
             except CredentialError:
                 await self._refuse(
                     context, grpc.StatusCode.INVALID_ARGUMENT, "malformed", f"{ON_BEHALF_OF}: not a principal"

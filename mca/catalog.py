@@ -65,6 +65,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # A \u escape of a surrogate: a lone one (or a pair, which json.loads joins) may be in the value.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+# Control characters (C0 and C1); in JSON text they can only come as \u escapes.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_ESCAPE = re.compile(r"\\u00(?:[01][0-9a-fA-F]|7[fF]|[89][0-9a-fA-F])")
 
 
 class _Refused:
@@ -135,7 +138,7 @@ def load_json(text: str, where: str) -> Any:
         value = json.loads(text, parse_int=integer, parse_float=number, parse_constant=constant)
     except json.JSONDecodeError as exc:
         raise InvalidTask(where, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if refused or _SURROGATE.search(text) or _SURROGATE_ESCAPE.search(text):
+    if refused or _SURROGATE.search(text) or _SURROGATE_ESCAPE.search(text) or _CONTROL_ESCAPE.search(text):
         fault = _fault(value, ())
         if fault is not None:
             path, problem = fault
@@ -160,6 +163,9 @@ def _fault(value: Any, path: tuple[str | int, ...]) -> tuple[tuple[str | int, ..
     for key, item in items:
         if isinstance(key, str) and _SURROGATE.search(key):
             return path, "a key holds a lone surrogate, which is not text; send UTF-8"
+        if isinstance(key, str) and _CONTROL.search(key):
+            # A NUL in a key is no field name to a document store (BSON refuses it outright).
+            return path, "a key holds a control character"
         found = _fault(item, (*path, key))
         if found is not None:
             return found

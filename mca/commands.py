@@ -17,6 +17,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -26,10 +27,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from mca import rayhead
 from mca.config import ClusterConfig, ConfigError, load
 from mca.sdk import Client, RequestRejected, Session
-from mca.stores import stop_store_orphans
+from mca.stores import stop_store_orphans, write_secret
 from mca.tls import IDENTITY_ENV, TLS_FOLDER, Authority, CredentialError, Identity, Principal, identity_from_env
 
 RAY_TOKEN = Path.home() / ".ray" / "auth_token"
@@ -87,10 +90,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"mca: {exc}", file=sys.stderr)
         return 2
-    if RAY_TOKEN.exists():
-        # Ray turns token authentication on by itself only for address "auto"; a driver given
-        # the recorded head's address must say so, and before Ray is first imported.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    if args.command in RAY_COMMANDS:
+        _ray_token()
     handlers = {
         "up": _up,
         "down": _down,
@@ -110,6 +111,23 @@ def run(args: argparse.Namespace) -> int:
     except CredentialError as exc:
         print(f"mca: {exc}", file=sys.stderr)
         return 2
+
+
+#: The commands that start or reach Ray.
+RAY_COMMANDS = frozenset({"up", "down", "status", "ask", "demo"})
+
+
+def _ray_token() -> None:
+    """Ray's token authentication, always on: a head started without a token file runs with
+    none (anyone local could submit a job as us and read the CA key), and Ray turns it on by
+    itself only for ``ray.init(address="auto")``. So: a token in ``~/.ray`` readable by us only,
+    and ``RAY_AUTH_MODE=token`` for the head and this driver, set before Ray is imported."""
+    RAY_TOKEN.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(RAY_TOKEN.parent, 0o700)
+    if not RAY_TOKEN.exists():
+        write_secret(RAY_TOKEN, secrets.token_hex(32))
+    os.chmod(RAY_TOKEN, 0o600)
+    os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def _identity(config: ClusterConfig) -> Identity:
@@ -183,16 +201,21 @@ def _up(config: ClusterConfig, args: argparse.Namespace) -> int:
         print(f"running in the background (Ray head at {head.gcs_address}); stop it with: mca down")
         return 0
     _ray_init(config)
+    record = config.data_dir / FOREGROUND
     deployment = deploy(config, spread=True)
-    _wait_ready(config)
-    _print_status(config)
-    print("Ctrl-C stops the cluster")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with contextlib.suppress(KeyboardInterrupt):
-        stop.wait()
-    teardown(deployment)
-    ray.shutdown()
+    record.write_text(json.dumps({"gcs_address": ray.get_runtime_context().gcs_address, "pid": os.getpid()}))
+    try:
+        _wait_ready(config)
+        _print_status(config)
+        print("Ctrl-C stops the cluster")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    finally:
+        record.unlink(missing_ok=True)
+        teardown(deployment)
+        ray.shutdown()
     return 0
 
 
@@ -245,10 +268,25 @@ def _running_head(config: ClusterConfig) -> rayhead.Head | None:
     return None
 
 
-def _ray_address(config: ClusterConfig) -> str:
-    """Where this config's Ray cluster is: the recorded head, else whatever runs ("auto")."""
+#: Where a foreground ``mca up`` records its Ray cluster while it runs (``mca down`` stops only a
+#: detached head; this is for ``status`` and ``ask``).
+FOREGROUND = "ray-foreground.json"
+
+
+def _ray_address(config: ClusterConfig) -> str | None:
+    """Where this config's Ray cluster is: the recorded detached head, else the one a foreground
+    ``mca up`` recorded while it runs; None when neither runs. Never Ray's "auto", which takes
+    whatever cluster it finds on the machine, another user's included (whose actors we would
+    then call and whose replies we would unpickle)."""
     head = _running_head(config)
-    return head.gcs_address if head is not None else "auto"
+    if head is not None:
+        return head.gcs_address
+    record = config.data_dir / FOREGROUND
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        running = json.loads(record.read_text())
+        if psutil.pid_exists(int(running["pid"])) and psutil.Process(int(running["pid"])).uids().real == os.getuid():
+            return str(running["gcs_address"])
+    return None
 
 
 def _down(config: ClusterConfig, args: argparse.Namespace) -> int:
@@ -342,8 +380,10 @@ def _print_status(config: ClusterConfig) -> None:
 
 
 def _status(config: ClusterConfig, args: argparse.Namespace) -> int:
-    with contextlib.suppress(ConnectionError, ValueError):
-        _ray_init(config, address=_ray_address(config))  # replica details come from Ray when it runs
+    address = _ray_address(config)
+    if address is not None:
+        with contextlib.suppress(ConnectionError, ValueError):
+            _ray_init(config, address=address)  # replica details come from Ray when it runs
     _print_status(config)
     return 0
 
@@ -441,8 +481,12 @@ def _ask(config: ClusterConfig, args: argparse.Namespace) -> int:
         "muscles": args.muscle,
         "levels": args.level,
     }
+    address = _ray_address(config)
+    if address is None:
+        print(f"mca: no cluster of {config.path} runs under Ray here (start it with mca up)", file=sys.stderr)
+        return 1
     try:
-        _ray_init(config, address=_ray_address(config))
+        _ray_init(config, address=address)
         actor = ray.get_actor(agent_actor_name(args.agent_id), namespace=NAMESPACE)
         hits: list[dict[str, Any]] = ray.get(
             actor.ask.remote(args.question, args.k, {k: tuple(v) for k, v in filters.items() if v})

@@ -19,7 +19,7 @@ from mca.catalog import CATALOG, TaskType, numbers
 from mca.replica import Grant, ReplicaAddress
 from mca.sdk import Agent
 from mca.stores import documents_url, redis_url, write_secret
-from mca.tls import TLS_FOLDER, Identity, Principal, identity_in
+from mca.tls import TLS_FOLDER, Identity, Principal, identity_in, private_folder
 from protocol.model import SUBTASKS_MAX, Limits, SubtaskSpec, Timing, params
 
 
@@ -117,7 +117,7 @@ class ClusterConfig:
         """A secret generated once into the data folder (mode 0600) and read from there after."""
         secret = self.data_dir / name
         if not secret.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            private_folder(self.data_dir)
             write_secret(secret, os.urandom(24).hex())
         return secret.read_text().strip()
 

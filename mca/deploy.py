@@ -36,7 +36,7 @@ from mca.readmodel import session_document, session_events
 from mca.replica import Replica, ReplicaConfig
 from mca.sdk import Context
 from mca.stores import agent_graph_user, start_documents, start_redis
-from mca.tls import Identity, Principal
+from mca.tls import Identity, Principal, private_folder
 from protocol.model import Timing
 
 NAMESPACE = "mca"
@@ -201,6 +201,7 @@ class Deployment:
 def deploy(config: ClusterConfig, detached: bool = False, spread: bool = False) -> Deployment:
     """Start the replicas and agents of ``config`` as actors on the connected Ray cluster."""
     lifetime = "detached" if detached else None
+    private_folder(config.data_dir)  # journals, credentials, secrets, stores, the agents' files
     password = config.password()
     # Agents named in cluster.yaml may live next to it (e.g. examples.custom_agent).
     env = {"env_vars": {"PYTHONPATH": str(config.path.resolve().parent)}}

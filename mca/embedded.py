@@ -25,7 +25,7 @@ from mca.catalog import CATALOG, TaskType
 from mca.loop import LoopThread
 from mca.replica import Grant, Replica, ReplicaAddress, ReplicaConfig
 from mca.sdk import Agent, Client, Context
-from mca.tls import TLS_FOLDER, Identity, Principal, identity_in
+from mca.tls import TLS_FOLDER, Identity, Principal, identity_in, private_folder
 from protocol.model import Limits, Timing
 
 if TYPE_CHECKING:
@@ -111,6 +111,7 @@ class EmbeddedCluster:
         return self._runner.run(coroutine, timeout)
 
     def __enter__(self) -> EmbeddedCluster:
+        private_folder(Path(self.data_dir))  # journals, credentials, the agents' files
         self._runner = LoopThread("embedded-cluster")
         for address in self.addresses:
             self.run(self._start_replica(address))

@@ -48,9 +48,11 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 
+from mca.tls import private_folder
 from protocol.batching import records
 from protocol.entries import Batch, Entry
 from protocol.events import Applied
@@ -190,7 +192,7 @@ class RaftDecisionLog:
     ) -> None:
         if not password:
             raise ValueError("the Raft password must not be empty: replica traffic is always authenticated")
-        os.makedirs(data_dir, exist_ok=True)
+        private_folder(Path(data_dir))  # the journal holds the ledger: payloads, owners, results
         self._subscribers: list[Callable[[Applied], None]] = []
         self._batch_subscribers: list[Callable[[], None]] = []
         self._lock = threading.Lock()

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import psutil
 
+from mca.tls import private_folder
+
 #: The record of a running head, in the config's data folder.
 RECORD_NAME = "ray-head.json"
 
@@ -91,7 +93,7 @@ def load(data_dir: Path) -> Head | None:
 
 def save(data_dir: Path, head: Head) -> None:
     path = record_path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(data_dir)
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     temporary.write_text(json.dumps(asdict(head)) + "\n")
     os.replace(temporary, path)

@@ -80,6 +80,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import bson
+from bson.errors import InvalidDocument
 from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
@@ -246,6 +248,18 @@ def _parsed(document: dict[str, Any]) -> dict[str, Any]:
         return document | {"document": json.loads(document["document"])}
     except (ValueError, TypeError) as exc:
         return document | {"document": None, "error": f"not storable JSON: {exc}"[:200]}
+
+
+def _storable(document: dict[str, Any]) -> dict[str, Any]:
+    """``document``, or, if the store could not hold it, its identity and the reason: one bad
+    document must not stop the writer (its batch would be retried forever and the checkpoint
+    never move). The boundary refuses what would do this; this is defence in depth."""
+    try:
+        bson.encode(document)
+    except (InvalidDocument, OverflowError, ValueError, TypeError) as exc:
+        kept = {k: document[k] for k in ("_id", "version", "owner", "idempotency_key", "state") if k in document}
+        return kept | {"error": f"not storable: {exc}"[:200]}
+    return document
 
 
 def agent_document(agent: AgentRecord) -> dict[str, Any]:
@@ -531,14 +545,14 @@ class ReadModel:
         results: list[tuple[str, dict[str, Any]]] = []
         for record in batch.sessions:
             written = self._written_seq.get(record.session_id)
-            (known if written is not None else new).append(session_document(record))
+            (known if written is not None else new).append(_storable(session_document(record)))
             if written is None or any(e.kind == "finished" for e in record.events[written:]):
                 results.extend(result_documents(record))
         await self._insert_or_replace(SESSIONS, new)
         await self._write_versioned(SESSIONS, known)
         await self._write_versioned(AGENTS, batch.agents)
         for collection in sorted({c for c, _ in results}):
-            await self._insert_once(collection, [_parsed(d) for c, d in results if c == collection])
+            await self._insert_once(collection, [_storable(_parsed(d)) for c, d in results if c == collection])
         await self._insert_once(EVENTS, batch.agent_events)
         if batch.checkpoint > self.checkpoint:
             await self._db[META].update_one(

@@ -60,7 +60,7 @@ from protocol.errors import CoordinationError, InvalidTask, UnknownSession, show
 from protocol.events import Applied, BecameLeader, TimerFired
 from protocol.leader import Leader, check_register
 from protocol.ledger import Ledger, SessionRecord
-from protocol.model import NAME_LENGTH_MAX, RESULT_DOCUMENT_LENGTH_MAX, Limits, Timing
+from protocol.model import NAME_LENGTH_MAX, RESULT_DOCUMENT_LENGTH_MAX, Limits, Timing, params_refusal, text_refusal
 from protocol.wire import LEADER_HINT, RETRY_AFTER, TO_AGENT_FIELD, from_proto, pack, unpack
 
 #: How long a client request waits for its entry to be applied before it is told to retry.
@@ -113,7 +113,7 @@ class ReplicaConfig:
     me: ReplicaAddress
     peers: tuple[ReplicaAddress, ...]
     data_dir: str
-    password: str
+    password: str = field(repr=False)
     #: This replica's TLS identity (``replica:<id>``), for its listener and its calls.
     identity: Identity = field(repr=False)
     #: The agents of the deployment, by id: an agent registers only within its grant.
@@ -801,8 +801,18 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
         NOT_FOUND with the words of one that does not exist: its existence is not told."""
         record = self.replica.ledger.session(session_id)
         principal = caller()
-        if record is None or not (principal.operator or record.owner == str(principal)):
-            await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.unknown(session_id))
+        if principal.operator:
+            if record is None:
+                await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.unknown(session_id))
+            return record
+        if record is None or record.owner != str(principal):
+            # One wording for "never issued", "another's" and "retired": ids are sequential, so
+            # telling them apart would tell which of the others' sessions are still running.
+            await _abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"session {shown(session_id)} is none of yours the coordinator holds (never issued, or retired)",
+            )
         return record
 
     async def _ask(self, context: grpc.aio.ServicerContext, make: Callable[[str], object]) -> object:
@@ -844,6 +854,15 @@ def _refusal(message: object, agent_id: str, ledger: Ledger) -> tuple[grpc.Statu
             grpc.StatusCode.FAILED_PRECONDITION,
             f"subtask_id: {shown(subtask_id)} of session {session_id} is not assigned to {agent_id}",
         )
+    if isinstance(message, m.Vote):
+        why = params_refusal("offers", message.offers) or text_refusal("reason", message.reason)
+        if why:
+            return grpc.StatusCode.INVALID_ARGUMENT, why
+    if isinstance(message, m.Result):
+        outcome = message.outcome
+        why = params_refusal("outcome.output", outcome.output) or text_refusal("outcome.error", outcome.error)
+        if why:
+            return grpc.StatusCode.INVALID_ARGUMENT, why
     if isinstance(message, m.Result) and message.outcome.document:
         document = message.outcome.document
         if len(document) > RESULT_DOCUMENT_LENGTH_MAX:
@@ -876,7 +895,9 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
             first, code, why = refused[0]
             more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
             replica.metrics.count("calls_refused_total", {"reason": "message"})
-            logging.getLogger(__name__).warning("refused from %s: messages[%d].%s%s", caller(), first, why, more)
+            logging.getLogger(__name__).warning(
+                "refused from %s (%s): messages[%d].%s%s", caller(), context.peer(), first, why, more
+            )
             await _abort(context, code, f"messages[{first}].{why}{more}")
         return pb.Empty()
 
@@ -986,7 +1007,7 @@ def _remaining(context: grpc.aio.ServicerContext, unbounded: bool = False) -> fl
     return max(0.1, left)
 
 
-def _forwarded() -> tuple[tuple[str, str], ...]:
+def _forwarded() -> tuple[tuple[str, str | bytes], ...]:
     """Metadata of a call relayed to the leader: relayed once, for the caller (``mca.boundary``
     believes this from a replica's certificate only)."""
-    return (FORWARDED, (ON_BEHALF_OF, str(caller())))
+    return (FORWARDED, (ON_BEHALF_OF, str(caller()).encode()))

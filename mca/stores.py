@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from mca.tls import private_folder, write_file
+
 if TYPE_CHECKING:
     from knowledge.server import AgentCredentials, FalkorServer
 
@@ -173,12 +175,6 @@ def provision_documents_user(storage_path: Path, password: str, logfile: Path) -
         raise StoreError(f"documents: cannot write the user into {storage_path}: {why[-1] if why else '?'}")
 
 
-def private_folder(path: Path) -> None:
-    """``path`` created if missing, readable by us only (stores create their files mode 0644)."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-
-
 def start_redis(data_dir: Path, host: str, port: int, password: str) -> FalkorServer:
     """Start redis-server with the FalkorDB module on ``host:port``, data in ``data_dir/redis``;
     ``password`` protects the admin (``default``) user that the live state uses."""
@@ -212,11 +208,7 @@ def agent_graph_user(server: FalkorServer, agent_id: str) -> AgentCredentials:
 
 def write_secret(path: Path, value: str) -> None:
     """Write a secret readable only by us, atomically: a reader sees all of it or no file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value)
-    os.replace(temporary, path)
+    write_file(path, value.encode(), 0o600)
 
 
 def redis_url(host: str, port: int, password: str) -> str:

@@ -120,10 +120,15 @@ class Identity:
         return grpc.aio.secure_channel(address, credentials, options=options)
 
     def save(self, folder: Path) -> None:
+        """Into ``folder``, which must be ours and private (created so when missing)."""
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write(folder / "ca.pem", self.ca, 0o644)
-        _write(folder / "cert.pem", self.cert, 0o644)
-        _write(folder / "key.pem", self.key, 0o600)
+        held = folder.stat()
+        if held.st_uid != os.getuid():
+            raise CredentialError(f"{folder}: belongs to another user; choose a folder of your own")
+        os.chmod(folder, 0o700)
+        write_file(folder / "ca.pem", self.ca, 0o644)
+        write_file(folder / "cert.pem", self.cert, 0o644)
+        write_file(folder / "key.pem", self.key, 0o600)
 
     @classmethod
     def load(cls, folder: str | Path) -> Identity:
@@ -179,9 +184,9 @@ class Authority:
             )  # key_cert_sign, crl_sign
             .sign(key, hashes.SHA256())
         )
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write(key_path, _key_pem(key), 0o600)
-        _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        private_folder(folder)
+        write_file(key_path, _key_pem(key), 0o600)
+        write_file(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
         return cls(cert_path.read_bytes(), key_path.read_bytes())
 
     def issue(self, principal: Principal, now: datetime.datetime | None = None) -> Identity:
@@ -252,6 +257,14 @@ def identity_from_env() -> Identity:
     return Identity.load(folder)
 
 
+def private_folder(path: Path) -> None:
+    """``path`` created if missing and made readable by us only. Everything under the data folder
+    inherits this protection: pysyncobj writes its journal (the ledger: owners, payloads,
+    results), the stores and the agents their files mode 0644."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
 def _builder(
     subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePublicKey, now: datetime.datetime, days: int
 ) -> x509.CertificateBuilder:
@@ -272,10 +285,13 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Write atomically with ``mode`` from the start: a reader sees all of it or no file."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+def write_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write atomically with ``mode`` from the start: a reader sees all of it or no file. The
+    temporary file is created anew (``O_EXCL``) and never through a link (``O_NOFOLLOW``), so a
+    file or link someone else planted cannot receive a key."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.chmod(tmp, mode)

@@ -13,6 +13,8 @@ messages carry an old term that agents ignore once they have heard the new one.
 
 from __future__ import annotations
 
+import re
+
 from protocol.coordinator import AgentRestarted, CancelRequested, Coordinator
 from protocol.defects import NO_DEFECTS, NO_IDEMPOTENCY, Defects
 from protocol.effects import Append, Effect, Send
@@ -233,6 +235,8 @@ CAPACITY_MAX = 100_000
 ADDRESS_LENGTH_MAX = 256
 
 
+_ADDRESS = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?):([0-9]{1,5})")
+
 #: An incarnation is the agent's start time in nanoseconds: positive, within 64 bits.
 INCARNATION_MAX = 2**63 - 1
 
@@ -252,8 +256,11 @@ def check_register(message: Register, ledger: Ledger | None = None) -> None:
     if isinstance(message.capacity, bool) or not 1 <= message.capacity <= CAPACITY_MAX:
         raise InvalidMessage("capacity", f"must be a whole number from 1 to {CAPACITY_MAX}")
     address = message.address
-    if len(address) > ADDRESS_LENGTH_MAX or not address.isprintable() or (address and ":" not in address):
-        raise InvalidMessage("address", "must be host:port")
+    # host:port and nothing else: the leader dials it with its own certificate, so no gRPC target
+    # scheme (unix:, dns:///...) that would send it to a socket or host the agent picks.
+    matched = _ADDRESS.fullmatch(address) if len(address) <= ADDRESS_LENGTH_MAX else None
+    if address and (matched is None or not 1 <= int(matched.group(1)) <= 65535):
+        raise InvalidMessage("address", "must be host:port (an IP address or host name, and a port)")
     current = ledger.incarnation(message.agent_id) if ledger is not None else 0
     if incarnation < current:
         raise StaleRegistration(message.agent_id, incarnation, current)

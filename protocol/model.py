@@ -85,6 +85,32 @@ class TaskSpec:
                 raise InvalidTask("success_criteria", f"unknown criterion {shown(criterion)}; known: {known}")
 
 
+#: What an agent's numbers and words may be: they go into the log, every replica's ledger, its
+#: snapshots, the read model (names become document keys) and the clients' views.
+PARAMS_MAX = 64
+TEXT_LENGTH_MAX = 2_000
+
+
+def params_refusal(field: str, values: Params) -> str:
+    """Why an agent's named numbers cannot travel ('' when they can)."""
+    if len(values) > PARAMS_MAX:
+        return f"{field}: {len(values)} parameters; at most {PARAMS_MAX}"
+    for name, value in values:
+        if not name or len(name) > NAME_LENGTH_MAX or not name.isprintable() or name.startswith("$") or "." in name:
+            return (
+                f"{field}: the name {shown(name)} is not 1 to {NAME_LENGTH_MAX} printable characters "
+                "without '.' or a leading '$'"
+            )
+        if not math.isfinite(value):
+            return f"{field}.{name}: {value} is not a finite number"
+    return ""
+
+
+def text_refusal(field: str, text: str) -> str:
+    """Why an agent's words (an error, a reason) cannot travel ('' when they can)."""
+    return f"{field}: {len(text)} characters; at most {TEXT_LENGTH_MAX}" if len(text) > TEXT_LENGTH_MAX else ""
+
+
 def _check_name(field: str, value: object) -> None:
     if not isinstance(value, str) or not value:
         raise InvalidTask(field, "must be a non-empty string")

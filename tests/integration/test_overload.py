@@ -82,8 +82,10 @@ def test_past_the_bound_submits_are_refused_with_a_hint_and_the_sdk_gets_them_al
 
 
 def test_a_retired_session_is_not_found_with_the_reason(cluster: EmbeddedCluster) -> None:
+    """An operator is told which it is; a client gets one wording for both (see test_security)."""
+
     async def main() -> tuple[str, RequestRejected, RequestRejected]:
-        async with cluster.client() as client:
+        async with cluster.client("ops", operator=True) as client:
             first = await client.submit("echo", {"value": 1}, wait=True)
             for i in range(8):  # more than the five settled sessions the ledger keeps
                 await client.submit("echo", {"value": i}, key=f"later-{i}", wait=True)

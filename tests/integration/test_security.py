@@ -307,6 +307,44 @@ def test_coordination_calls_about_nothing_are_refused(cluster: EmbeddedCluster) 
     assert still()
 
 
+def test_an_agent_cannot_stall_the_read_model_with_names_a_store_refuses(cluster: EmbeddedCluster) -> None:
+    """A compromised agent's own result, for its own subtask, at its current incarnation: a NUL
+    in an output name or a document key would stop the read model's writer for everyone."""
+
+    async def body() -> list[tuple[grpc.StatusCode, str]]:
+        async with cluster.client("stalled") as client:
+            session = await client.submit("echo", {"value": 1, "sleep": 1.0}, key="stall-1")
+            await asyncio.sleep(0.3)
+            leader = leader_of(cluster)
+            record = leader.ledger.session(session.session_id)
+            assert record is not None and record.assignments
+            a = record.assignments[0]
+            incarnation = leader.ledger.incarnation(a.agent_id)
+            results = [
+                pb.Outcome(ok=True, output=[pb.Param(name="a\x00b", value=1.0)]),
+                pb.Outcome(ok=True, document='{"a\\u0000b": 1}'),
+                pb.Outcome(ok=False, error="x" * 100_000),
+            ]
+            codes = []
+            async with cluster.identity(Principal("agent", a.agent_id)).channel(leader.config.me.grpc) as channel:
+                stub = pb_grpc.CoordinationServiceStub(channel)
+                for outcome in results:
+                    forged = pb.Result(
+                        agent_id=a.agent_id,
+                        incarnation=incarnation,
+                        session_id=session.session_id,
+                        subtask_id=a.subtask_id,
+                        outcome=outcome,
+                    )
+                    codes.append(await status_of(stub.Deliver(pb.ToMcaBatch(messages=[pb.ToMca(result=forged)]))))
+            done = await client.submit("echo", {"value": 1, "sleep": 1.0}, key="stall-1", wait=True)
+            assert done.state == "completed" and done.outputs  # the real result, not a forged one
+            return codes
+
+    for code, details in run(body):
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and len(details) < 300, details
+
+
 def test_a_corrupt_body_is_invalid_argument(cluster: EmbeddedCluster) -> None:
     leader = leader_of(cluster).config.me.grpc
     client = cluster.identity(Principal("client", "local"))
@@ -339,6 +377,9 @@ def test_a_relayed_submit_that_waits_keeps_the_callers_deadline(
 
 
 def test_credentials_on_disk_are_private(cluster: EmbeddedCluster) -> None:
+    # The data folder holds the Raft journal (owners, payloads, results), which pysyncobj writes
+    # mode 0644: the folder keeps everyone else out.
+    assert Path(cluster.data_dir).stat().st_mode & 0o077 == 0
     folder = Path(cluster.data_dir) / "tls"
     assert (folder / "ca.key").stat().st_mode & 0o077 == 0
     keys = list(folder.glob("*/key.pem"))

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from protocol.effects import Append, Effect, Send
-from protocol.entries import Accepted, Decided, Planned, Settled
+from protocol.entries import Accepted, Decided, Planned, Registered, Settled
+from protocol.errors import InvalidMessage, StaleRegistration
 from protocol.events import Applied, BecameLeader
-from protocol.leader import Leader
+from protocol.leader import Leader, check_register
 from protocol.ledger import Ledger
 from protocol.messages import Ack, Cancel, CancelReply, Prepare, Register, RegisterReply, Release, Submit, SubmitReply
 from protocol.model import Decision, Limits, SubtaskSpec, TaskSpec
@@ -222,3 +225,38 @@ def test_the_bound_frees_up_as_sessions_settle() -> None:
     (reply,) = replies(drive(leader, Submit("c", "k2", WELLNESS)), SubmitReply)
     assert isinstance(reply, SubmitReply) and reply.status == "OK"
     assert ledger.in_flight == 1 and sum(ledger.load().values()) == 2  # planned: both agents owe 1
+
+
+@pytest.mark.parametrize(
+    ("address", "ok"),
+    [
+        ("127.0.0.1:5000", True),
+        ("[::1]:80", True),
+        ("agents.example:443", True),
+        ("", True),  # the simulator's agents have no address
+        ("unix:/var/run/docker.sock", False),  # a gRPC target the leader would dial with its key
+        ("dns:///example.com:443", False),
+        ("127.0.0.1:0", False),
+        ("127.0.0.1:70000", False),
+        ("host", False),
+    ],
+)
+def test_a_registered_address_is_host_and_port_only(address: str, ok: bool) -> None:
+    message = Register("npa", ("plan_meal",), 1, 1, address)
+    if ok:
+        check_register(message)
+    else:
+        with pytest.raises(InvalidMessage, match="address"):
+            check_register(message)
+
+
+def test_a_registration_of_an_earlier_life_is_refused_before_the_log() -> None:
+    ledger = Ledger()
+    ledger.apply(Registered("npa", ("plan_meal",), 1, 5))
+    with pytest.raises(StaleRegistration, match="earlier life"):
+        check_register(Register("npa", ("plan_meal",), 1, 4), ledger)
+    check_register(Register("npa", ("plan_meal",), 1, 5), ledger)  # the same life again: a retry
+    for incarnation in (0, -1, 2**63):
+        with pytest.raises(InvalidMessage, match="incarnation"):
+            check_register(Register("npa", ("plan_meal",), 1, incarnation), ledger)
+    assert Leader(1, ledger, TIMING).step(Register("npa", ("plan_meal",), 1, 4), NOW) == []  # nothing appended
