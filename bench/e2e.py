@@ -66,9 +66,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from mca.config import AgentSpec, ClusterConfig, load
 from mca.deploy import Deployment, deploy, teardown
 from mca.embedded import free_ports
-from mca.replica import ReplicaAddress
 from mca.sdk import Client, RequestRejected
 from mca.tls import Identity, Principal
+from mca.topology import ReplicaAddress
 
 #: The order the roles are printed in; ``other`` (a descendant of this process that is not Ray,
 #: e.g. multiprocessing's resource tracker) only when it spent anything.

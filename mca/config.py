@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 
 from mca.catalog import CATALOG, TaskType, numbers
-from mca.replica import Grant, ReplicaAddress
 from mca.sdk import Agent
 from mca.stores import documents_url, redis_url, write_secret
 from mca.tls import TLS_FOLDER, Identity, Principal, identity_in, private_folder
+from mca.topology import Grant, ReplicaAddress
 from protocol.model import SUBTASKS_MAX, Limits, SubtaskSpec, Timing, params
 
 

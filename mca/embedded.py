@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from mca.agent_host import AgentHost
 from mca.catalog import CATALOG, TaskType
 from mca.loop import LoopThread
-from mca.replica import Grant, Replica, ReplicaAddress, ReplicaConfig
+from mca.replica import Replica, ReplicaConfig
 from mca.sdk import Agent, Client, Context
 from mca.tls import TLS_FOLDER, Identity, Principal, identity_in, private_folder
+from mca.topology import Grant, ReplicaAddress
 from protocol.model import Limits, Timing
 
 if TYPE_CHECKING:

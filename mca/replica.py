@@ -50,6 +50,7 @@ from mca.metrics import Metrics
 from mca.raftlog import RaftDecisionLog, RaftTiming
 from mca.readmodel import History, ReadModel
 from mca.tls import Identity, Principal, server_name
+from mca.topology import Grant, ReplicaAddress
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
@@ -91,21 +92,6 @@ SERVES = {
 #: How long one batched call to an agent may take before its messages count as lost (the
 #: protocol resends what still matters).
 DELIVER_TIMEOUT_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class ReplicaAddress:
-    replica_id: str
-    raft: str  # host:port of pysyncobj
-    grpc: str  # host:port of the gRPC services
-
-
-@dataclass(frozen=True)
-class Grant:
-    """What an agent of the deployment may claim when it registers."""
-
-    capabilities: frozenset[str]
-    capacity: int
 
 
 @dataclass(frozen=True)
