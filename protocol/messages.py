@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol.model import Assignment, Decision, Outcome, Params, TaskSpec
+from protocol.model import Assignment, Outcome, Params, TaskSpec
 
 # --- client <-> MCA ---------------------------------------------------------------------------
 
@@ -176,6 +176,3 @@ class Release:
 ToAgent = RegisterReply | Prepare | Commit | Abort | ResultAccepted | Release
 FromAgent = Register | Vote | Ack | QueryDecision | Result
 Message = Submit | SubmitReply | Cancel | CancelReply | ToAgent | FromAgent
-
-#: Decision word carried by each decision message, for checkers and logs.
-DECISION_OF = {Commit: Decision.COMMIT, Abort: Decision.ABORT}

@@ -23,6 +23,8 @@ def test_the_simulated_log_is_a_decision_log() -> None:
     log.term, log.leader = 1, "mca-1"
     assert log.append(Batch((Registered("npa", ("plan_meal",), 1, 1),)), term=1)
     assert log.apply_next() and not log.apply_next()
+    assert log.ledger.agents["npa"].capabilities == ("plan_meal",)  # applied to its ledger, once
+    assert not log.append(Batch((Registered("npa", ("plan_meal",), 1, 2),)), term=0)  # an old term
     assert log.ledger.agents["npa"].capacity == 1
 
 

@@ -10,8 +10,11 @@ from protocol.model import SUBTASKS_MAX, SubtaskSpec, TaskSpec, params
 GOOD = TaskSpec("wellness", (SubtaskSpec("plan_workout"), SubtaskSpec("plan_meal", 2)), ("all_subtasks_ok",))
 
 
-def test_a_good_task_passes() -> None:
+def test_good_tasks_pass_up_to_every_bound() -> None:
     GOOD.validate()
+    at_bounds = TaskSpec("t" * 128, (SubtaskSpec("c" * 128, 1),) * SUBTASKS_MAX, ("all_subtasks_ok",))
+    at_bounds.validate()  # raises InvalidTask if a bound is off by one
+    assert len(at_bounds.subtasks) == SUBTASKS_MAX
 
 
 @pytest.mark.parametrize(

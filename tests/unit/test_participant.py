@@ -27,7 +27,7 @@ from protocol.messages import (
 )
 from protocol.model import Assignment
 from protocol.participant import Holding, Participant, Refusal
-from protocol.participant_table import PARTICIPANT_TRANSITIONS, RESERVING, Cue, Held
+from protocol.participant_table import PARTICIPANT_TRANSITIONS, Cue, Held
 from tests.unit.helpers import OK, TIMING
 
 NOW = 5.0
@@ -195,10 +195,6 @@ def test_a_restarted_agent_takes_no_work_until_it_knows_what_it_owns() -> None:
     assert StartExecution("s1", MEAL, (("kcal", 1.0),), 3) in effects
     assert p.holdings["s0.1"].held is Held.EXECUTED and p.reserved() == 2 and not p.recovering
     assert p.step(reply, NOW) == []  # a duplicate reply changes nothing
-
-
-def test_reserving_states_are_exactly_the_live_ones() -> None:
-    assert {Held.PREPARED, Held.COMMITTED, Held.EXECUTED} == RESERVING
 
 
 def test_releasing_a_running_execution_stops_it() -> None:
