@@ -52,7 +52,9 @@ def test_every_replica_applies_the_same_entries_in_order(
     cluster: tuple[list[RaftDecisionLog], list[str], Path],
 ) -> None:
     logs, _, _ = cluster
-    leader: DecisionLog = leader_of(logs)  # structural conformance, checked by mypy
+    leader = leader_of(logs)
+    conforms: DecisionLog = leader  # structural conformance, checked by mypy
+    assert conforms.ledger is leader.ledger
     leader.append(one(Registered("npa", ("echo",), 4, 1)), leader.term)
     for start in range(0, 300, 30):  # ten batches of thirty records
         batch = Batch(tuple(Accepted(f"k{i % 200}", TASK) for i in range(start, start + 30)))  # 100 repeated keys
