@@ -16,10 +16,10 @@ import redis
 
 from knowledge.server import FalkorServer
 from mca.embedded import EmbeddedCluster
-from mca.replica import HEARTBEAT_STALE_SECONDS
 from mca.sdk import Agent, Event, Job, RequestRejected
 from mca.stores import redis_url
 from mca.tls import Principal
+from mca.views import HEARTBEAT_STALE_SECONDS
 
 GATES: dict[str, asyncio.Event] = {}
 

@@ -16,6 +16,7 @@ import grpc
 import pytest
 
 from mca import replica as replica_module
+from mca import services
 from mca.embedded import EmbeddedCluster
 from mca.sdk import Client, RequestRejected
 from mca.tls import Authority, Identity, Principal, server_name
@@ -363,7 +364,7 @@ def test_a_relayed_submit_that_waits_keeps_the_callers_deadline(
 ) -> None:
     """Relaying through a follower once ended a waiting submit at the relay's own 10 s bound,
     though the caller set none; here that bound is made shorter than the task."""
-    monkeypatch.setattr(replica_module, "APPLY_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(services, "APPLY_WAIT_SECONDS", 0.5)
     leader = leader_of(cluster)
     follower = next(r for r in cluster.replicas if r is not None and r is not leader)
     identity = cluster.identity(Principal("client", "patient"))
