@@ -4,6 +4,11 @@ Theory of operation: a ``WorkoutPlan`` holds everything the checker and the NPA 
 planner: per exercise its id and primary muscle, the prescription (sets, reps, rest, intensity)
 and its MET value; per session the weekday, focus, minutes and kcal; per week the phase (load or
 deload) and kcal; and ``weekly_expenditure_kcal`` for the negotiation with the NPA.
+
+Energy figures (session, week, ``weekly_expenditure_kcal``) are net of rest: (MET - 1) x kg x h,
+what training adds to a day whose BMR already counts rest; ``met`` per exercise is the gross
+Compendium value, and ``weekly_expenditure_gross_kcal`` the gross weekly mean (0 in documents
+written before it existed).
 """
 
 from __future__ import annotations
@@ -114,7 +119,7 @@ class Week:
 
 @dataclass(frozen=True, slots=True)
 class WorkoutPlan:
-    """A multi-week plan; ``weekly_expenditure_kcal`` is the mean of the weeks (gross, MET x kg x h)."""
+    """A multi-week plan; ``weekly_expenditure_kcal`` is the mean of the weeks (net, (MET - 1) x kg x h)."""
 
     goal: str
     level: str
@@ -125,6 +130,7 @@ class WorkoutPlan:
     weeks: tuple[Week, ...]
     weekly_expenditure_kcal: float
     notes: tuple[str, ...] = ()
+    weekly_expenditure_gross_kcal: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -137,6 +143,7 @@ class WorkoutPlan:
             "body_mass_kg": self.body_mass_kg,
             "seed": self.seed,
             "weekly_expenditure_kcal": self.weekly_expenditure_kcal,
+            "weekly_expenditure_gross_kcal": self.weekly_expenditure_gross_kcal,
             "notes": list(self.notes),
             "weeks": [w.to_dict() for w in self.weeks],
         }
@@ -155,6 +162,7 @@ class WorkoutPlan:
             weeks=tuple(Week.from_dict(w) for w in cast(Sequence[Mapping[str, object]], doc["weeks"])),
             weekly_expenditure_kcal=float(cast(float, doc["weekly_expenditure_kcal"])),
             notes=tuple(str(n) for n in cast(Sequence[str], doc["notes"])),
+            weekly_expenditure_gross_kcal=float(cast(float, doc.get("weekly_expenditure_gross_kcal", 0.0))),
         )
 
 
@@ -162,7 +170,8 @@ def render_text(plan: WorkoutPlan) -> str:
     """A readable table per week and day (for the CLI)."""
     lines = [
         f"{plan.goal} plan, {plan.level}, split {plan.split}, progression {plan.progression}; "
-        f"about {plan.weekly_expenditure_kcal:.0f} kcal/week at {plan.body_mass_kg:g} kg"
+        f"about {plan.weekly_expenditure_kcal:.0f} kcal/week above rest "
+        f"({plan.weekly_expenditure_gross_kcal:.0f} gross) at {plan.body_mass_kg:g} kg"
     ]
     lines.extend(f"note: {n}" for n in plan.notes)
     for week in plan.weeks:

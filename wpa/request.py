@@ -15,6 +15,22 @@ hamstring, glute and calf work stays (bridges, hip thrusts, seated calf raises).
 shoulder, lower_back (alias back), wrist, elbow, hip, ankle, neck. Any other word in ``avoid``
 is an exercise id or a word of exercise names to leave out.
 
+Exercise suitability (``unsuitable``), beside the data set's own ``level``: beginners get no
+pull-ups, chin-ups, dips, muscle-ups, handstands, pistols, jumps or plyometrics (all labelled
+"beginner" in places, but each needs the strength to move the whole body weight for 3 x 10-15,
+or landing skill; assisted and machine versions stay); nobody gets a behind-the-neck press or
+pull-down (the shoulder loaded in full abduction and external rotation, a position strength
+coaches commonly advise against for general clients, and the front versions train the same
+muscles); and unless the request says a partner or spotter is there
+(``partner``), no exercise whose instructions require one (``NEEDS_PARTNER``).
+
+Weekly volume (``VOLUME``): sets per major group per load week, counted fractionally (a set
+counts 1 for its primary muscle's group and 0.5 for each other group among its secondary
+muscles; Pelland et al. 2024 meta-regression, Schoenfeld, Ogborn & Krieger 2017 dose-response:
+about 10-20 weekly sets per muscle for hypertrophy). Hypertrophy asks 10-20; the other goals ask
+coverage (at least 2) and the same 20 ceiling: strength is driven by load rather than volume, and
+ACSM's general guideline is 2-4 sets per major group 2-3 days a week.
+
 Prescription by goal (NSCA Essentials of Strength Training and Conditioning, 4th ed., ch. 17;
 ACSM position stand on progression models in resistance training, 2009):
 strength 1-6 reps at >= 85 % 1RM with 2-5 min rest; hypertrophy 6-12 reps at 67-85 % 1RM with
@@ -23,6 +39,7 @@ strength 1-6 reps at >= 85 % 1RM with 2-5 min rest; hypertrophy 6-12 reps at 67-
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -34,10 +51,13 @@ __all__ = [
     "GOALS",
     "INJURIES",
     "MAJOR_GROUPS",
+    "NEEDS_PARTNER",
     "PRESCRIPTIONS",
+    "VOLUME",
     "Prescription",
     "WorkoutRequest",
     "parse_request",
+    "unsuitable",
 ]
 
 GOALS = ("strength", "hypertrophy", "endurance", "general_fitness", "fat_loss")
@@ -56,15 +76,67 @@ EQUIPMENT = (
     "other",
 )
 
-# Major muscle groups -> primary muscle names of the data set (neck is not a major group).
+# Major muscle groups -> muscle names of the data set. Neck and adductors are not major groups;
+# abductors (gluteus medius) count with the glutes.
 MAJOR_GROUPS: Mapping[str, frozenset[str]] = {
+    "quadriceps": frozenset({"quadriceps"}),
+    "hamstrings": frozenset({"hamstrings"}),
+    "glutes": frozenset({"glutes", "abductors"}),
+    "calves": frozenset({"calves"}),
     "chest": frozenset({"chest"}),
     "back": frozenset({"lats", "middle back", "lower back", "traps"}),
     "shoulders": frozenset({"shoulders"}),
     "arms": frozenset({"biceps", "triceps", "forearms"}),
-    "legs": frozenset({"quadriceps", "hamstrings", "glutes", "calves", "adductors", "abductors"}),
     "core": frozenset({"abdominals"}),
 }
+
+# Weekly fractional sets per major group in a load week, (at least, at most); see the docstring.
+VOLUME: Mapping[str, tuple[float, float]] = {
+    "strength": (2.0, 20.0),
+    "hypertrophy": (10.0, 20.0),
+    "endurance": (2.0, 20.0),
+    "general_fitness": (2.0, 20.0),
+    "fat_loss": (2.0, 20.0),
+}
+
+# Exercises whose instructions require a partner or a spotter (read from the instructions: "you
+# will need a partner", "your partner should provide resistance", "best performed with a partner",
+# "have a partner hand you the bar", "best if you have a spotter"). Where the instructions offer
+# an alternative (a wall, feet under something stable) the exercise is not listed.
+NEEDS_PARTNER: frozenset[str] = frozenset(
+    {
+        "Prone_Manual_Hamstring",
+        "Medicine_Ball_Chest_Pass",
+        "Medicine_Ball_Full_Twist",
+        "Return_Push_from_Stance",
+        "Standing_Towel_Triceps_Extension",
+        "Weighted_Bench_Dip",
+        "One_Arm_Floor_Press",
+        "Decline_Barbell_Bench_Press",
+        "Decline_Close-Grip_Bench_To_Skull_Crusher",
+        "Decline_EZ_Bar_Triceps_Extension",
+        "Handstand_Push-Ups",
+    }
+)
+# Body-weight moves too hard for 3 x 10-15 at beginner level, whatever the data set says.
+_BEGINNER_HARD = re.compile(r"\b(pull-?ups?|chin-?ups?|dips?|muscle-?ups?|handstand|pistol|jumps?|jumping)\b")
+_BEGINNER_KEEP = re.compile(r"\bassisted\b|\bmachine\b")
+_CONTRAINDICATED = re.compile(r"\bbehind (the )?neck\b")
+
+
+def unsuitable(name: str, exercise_id: str, category: str, level: str, partner: bool) -> str | None:
+    """Why an exercise does not suit this person (see the module docstring), or ``None``."""
+    text = name.lower()
+    if _CONTRAINDICATED.search(text):
+        return "behind-the-neck position (shoulder at risk; the front version trains the same)"
+    if not partner and exercise_id in NEEDS_PARTNER:
+        return "needs a partner or spotter"
+    if level == "beginner":
+        if category == "plyometrics":
+            return "plyometrics at beginner level"
+        if _BEGINNER_HARD.search(text) and not _BEGINNER_KEEP.search(text):
+            return "body-weight move too hard for a beginner"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +266,7 @@ class WorkoutRequest:
     avoid: tuple[str, ...]
     weeks: int
     body_mass_kg: float
+    partner: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -205,6 +278,7 @@ class WorkoutRequest:
             "avoid": list(self.injuries) + list(self.avoid),
             "weeks": self.weeks,
             "body_mass_kg": self.body_mass_kg,
+            "partner": self.partner,
         }
 
 
@@ -248,7 +322,8 @@ def parse_request(doc: Mapping[str, object]) -> WorkoutRequest:
     Fields: goal (one of ``GOALS``), level (beginner / intermediate / expert), days_per_week
     (1-7), session_minutes (15-180), equipment (names of ``EQUIPMENT``; "body only" is always
     available), avoid (injury words of ``INJURIES``, exercise ids, or words of exercise names),
-    weeks (1-12, default 4), body_mass_kg (30-300, required: session energy depends on it).
+    weeks (1-12, default 4), body_mass_kg (30-300, required: session energy depends on it),
+    partner (true when a training partner or spotter is there; default false, training alone).
     """
     if not isinstance(doc, Mapping):
         raise InvalidRequest("request", f"must be an object, got {type(doc).__name__}")
@@ -274,6 +349,9 @@ def parse_request(doc: Mapping[str, object]) -> WorkoutRequest:
     # float() would raise OverflowError; NaN compares false and is refused with the rest.
     if isinstance(mass, bool) or not isinstance(mass, int | float) or not 30 <= mass <= 300:
         raise InvalidRequest("body_mass_kg", f"must be a number between 30 and 300, got {shown(mass)}")
+    partner = doc.get("partner", False)
+    if not isinstance(partner, bool):
+        raise InvalidRequest("partner", f"must be true or false, got {shown(partner)}")
     return WorkoutRequest(
         goal=_choice(doc, "goal", GOALS, None),
         level=_choice(doc, "level", LEVELS, "beginner"),
@@ -284,4 +362,5 @@ def parse_request(doc: Mapping[str, object]) -> WorkoutRequest:
         avoid=tuple(avoid),
         weeks=_int(doc, "weeks", 1, 12, 4),
         body_mass_kg=float(mass),
+        partner=partner,
     )
