@@ -7,11 +7,21 @@ Starts one FalkorDB server (127.0.0.1, temporary folder) and Qdrant local folder
 - one-hop and two-hop query latency (p50/p95) vs the same traversal over dicts of sets;
 - embedding throughput cold (the model runs) and cached (a restarted embedder reading SQLite);
 - vector search latency with and without a filter at 8,463 foods (the NPA's collection) and
-  873 exercises (the WPA's), vs a NumPy brute-force scan (boolean mask for the filter).
+  873 exercises (the WPA's), vs a NumPy brute-force scan (boolean mask for the filter);
+- search relevance: precision@10 of a labelled set of questions (``FOOD_CASES``, ``EXERCISE_CASES``)
+  on the agents' real indexes (the NPA's pool, all exercises), before (the index's vector search
+  alone) and after (``npa.search`` / ``wpa.search``). Relevance is a rule on the data per question
+  (protein per 100 kcal above a threshold and a breakfast role; primary muscle hamstrings and a
+  curl movement), written here independently of the search's own vocabulary, so precision is
+  computed, not asserted. When fewer than 10 items are relevant the denominator is that number
+  (precision@10 capped at |R|), so a perfect answer always scores 1.
 
 No assertions: figures only. The machine is shared and noisy: compare ratios, not absolutes.
 
-    python bench/knowledge.py [--queries N]
+    python bench/knowledge.py [--queries N] [--relevance-only] [--cache PATH]
+
+The relevance part embeds the indexed texts through ``--cache`` (default
+``$MCA_EMBEDDINGS_CACHE`` or ``~/.cache/mca-runtime/embeddings.sqlite``), so a second run loads no model.
 """
 
 # ruff: noqa: E402  (imports follow the sys.path fix below, see its comment)
@@ -30,10 +40,12 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar, cast
 
 import numpy as np
+from qdrant_client import QdrantClient
 
 from knowledge.embeddings import Embedder
 from knowledge.graph import FalkorGraph
@@ -48,10 +60,13 @@ from knowledge.ontology import (
     nutrition_rows,
 )
 from knowledge.server import free_port, start_server
-from knowledge.vectors import Point, QdrantIndex, VectorFilter
-from npa.diet import allergens_of
+from knowledge.vectors import Hit, Point, QdrantIndex, VectorFilter
+from npa.diet import allergens_of, conflicting_patterns
 from npa.foods import load_foods
-from wpa.exercises import complements, load_exercises, progressions
+from npa.pool import Candidate, candidate_pool
+from npa.search import food_items, search_foods
+from wpa.exercises import Exercise, complements, load_exercises, movement_stem, progressions
+from wpa.search import exercise_items, search_exercises
 
 
 def latencies(call: Callable[[int], object], n: int) -> tuple[float, float]:
@@ -125,10 +140,259 @@ def bench_index(
     index.close()
 
 
+T = TypeVar("T")
+Rule = Callable[[T], bool]
+
+
+@dataclass(frozen=True)
+class Case(Generic[T]):
+    """A labelled question: the items ``relevant`` says yes to are the right answers."""
+
+    question: str
+    relevant: Rule[T]
+
+
+def _per_100kcal(c: Candidate, nutrient: str) -> float | None:
+    energy, amount = c.food.nutrients.get("energy_kcal") or 0.0, c.food.nutrients.get(nutrient)
+    return None if amount is None or energy <= 0 else 100.0 * amount / energy
+
+
+def _high(nutrient: str, at_least: float) -> Rule[Candidate]:
+    return lambda c: (_per_100kcal(c, nutrient) or 0.0) >= at_least
+
+
+def _low(nutrient: str, at_most: float) -> Rule[Candidate]:
+    return lambda c: (v := _per_100kcal(c, nutrient)) is not None and v <= at_most
+
+
+def _roles(*roles: str) -> Rule[Candidate]:
+    return lambda c: c.role in roles
+
+
+def _free_of(allergen: str) -> Rule[Candidate]:
+    return lambda c: allergen not in allergens_of(c.food)
+
+
+def _fits(pattern: str) -> Rule[Candidate]:
+    return lambda c: pattern not in conflicting_patterns(c.food)
+
+
+def _all(*rules: Rule[T]) -> Rule[T]:
+    return lambda item: all(rule(item) for rule in rules)
+
+
+def _any(*rules: Rule[T]) -> Rule[T]:
+    return lambda item: any(rule(item) for rule in rules)
+
+
+# Meal-appropriate pool roles, as a dietitian would say them (pasta and rice are not breakfast).
+_BREAKFAST = ("cereal", "bread", "egg", "dairy", "fruit", "nuts", "cheese")
+_MAIN = ("protein", "legume", "egg", "grain", "bread", "vegetable", "cheese")
+_SNACK = ("fruit", "nuts", "dairy", "vegetable", "cheese")
+# "High" is at least a quarter of the energy from protein (6 g per 100 kcal = 24 %); fibre, iron,
+# calcium, potassium and vitamin C thresholds are about 10 % of a daily value per 100 kcal.
+FOOD_CASES: tuple[Case[Candidate], ...] = (
+    Case("high-protein breakfast", _all(_roles(*_BREAKFAST), _high("protein_g", 6))),
+    Case("high-protein breakfast without dairy", _all(_roles(*_BREAKFAST), _high("protein_g", 6), _free_of("milk"))),
+    Case("high-protein snack", _all(_roles(*_SNACK), _high("protein_g", 6))),
+    Case("high-protein vegan dinner", _all(_roles(*_MAIN), _high("protein_g", 6), _fits("vegan"))),
+    Case("high-protein vegetarian lunch", _all(_roles(*_MAIN), _high("protein_g", 6), _fits("vegetarian"))),
+    Case("nut-free high-protein snack", _all(_roles(*_SNACK), _high("protein_g", 6), _fits("nut_free"))),
+    Case("low-sodium lunch", _all(_roles(*_MAIN), _low("sodium_mg", 20))),
+    Case("low-carb dinner", _all(_roles(*_MAIN), _low("carbohydrate_g", 3))),
+    Case("high-fiber breakfast cereal", _all(_roles("cereal"), _high("fiber_g", 3))),
+    Case("low-fat dairy", _all(_roles("dairy", "cheese"), _low("fat_g", 3.5))),
+    Case("fruit high in vitamin C", _all(_roles("fruit"), _high("vit_c_mg", 50))),
+    Case("iron-rich vegetables", _all(_roles("vegetable"), _high("iron_mg", 2))),
+    Case("calcium-rich foods without dairy", _all(_high("calcium_mg", 100), _free_of("milk"))),
+    Case("low-sugar snack", _all(_roles(*_SNACK), _low("sugar_g", 3))),
+    Case("potassium-rich fruit", _all(_roles("fruit"), _high("potassium_mg", 400))),
+    Case("low-calorie vegetables", _all(_roles("vegetable"), lambda c: c.food.nutrients["energy_kcal"] <= 30)),
+    Case("dairy-free breakfast", _all(_roles(*_BREAKFAST), _free_of("milk"))),
+    Case("lean high-protein meat", _all(_roles("protein"), _high("protein_g", 15))),
+)
+
+_LEGS = frozenset({"quadriceps", "hamstrings", "glutes", "calves", "adductors", "abductors"})
+
+
+def _primary(*muscles: str) -> Rule[Exercise]:
+    return lambda e: e.primary in muscles
+
+
+def _equipment(*names: str) -> Rule[Exercise]:
+    return lambda e: (e.equipment or "none") in names
+
+
+def _category(*names: str) -> Rule[Exercise]:
+    return lambda e: e.category in names
+
+
+def _not_stretch(e: Exercise) -> bool:
+    return e.category != "stretching"
+
+
+def _stem(*stems: str) -> Rule[Exercise]:
+    return lambda e: movement_stem(e.name) in stems
+
+
+def _named(*words: str) -> Rule[Exercise]:
+    return lambda e: any(w in e.name.lower() for w in words)
+
+
+def _mechanic(m: str) -> Rule[Exercise]:
+    return lambda e: e.mechanic == m
+
+
+def _force(f: str) -> Rule[Exercise]:
+    return lambda e: e.force == f
+
+
+def _level(*levels: str) -> Rule[Exercise]:
+    return lambda e: e.level in levels
+
+
+EXERCISE_CASES: tuple[Case[Exercise], ...] = (
+    # A hamstring curl bends the knee against load: the curls, glute-ham raises, hamstring slides.
+    Case(
+        "hamstring curl",
+        _all(
+            _primary("hamstrings"), _not_stretch, _any(_mechanic("isolation"), _named("curl", "glute ham", "glute-ham"))
+        ),
+    ),
+    Case("chest press with a barbell", _all(_primary("chest"), _equipment("barbell"), _force("push"))),
+    Case("bicep curl with dumbbells", _all(_primary("biceps"), _equipment("dumbbell"), _stem("curl"))),
+    Case("tricep extension", _all(_primary("triceps"), _not_stretch, _mechanic("isolation"))),
+    Case("bodyweight leg exercise", _all(lambda e: e.primary in _LEGS, _equipment("body only", "none"), _not_stretch)),
+    Case("beginner ab exercises", _all(_primary("abdominals"), _level("beginner"), _not_stretch)),
+    Case("lower back stretch", _all(_primary("lower back"), _category("stretching"))),
+    Case(
+        "shoulder press with dumbbells",
+        _all(_primary("shoulders"), _equipment("dumbbell"), _force("push"), _mechanic("compound")),
+    ),
+    Case("lat pulldown on a cable", _all(_primary("lats"), _equipment("cable"), _force("pull"))),
+    Case("calf raises", _all(_primary("calves"), _not_stretch)),
+    Case(
+        "glute exercise with a kettlebell",
+        _all(lambda e: "glutes" in (*e.primary_muscles, *e.secondary_muscles), _equipment("kettlebells")),
+    ),
+    Case("plyometric jumps for legs", _all(_category("plyometrics"), lambda e: e.primary in _LEGS)),
+    Case("barbell back squat", _all(_primary("quadriceps", "glutes"), _equipment("barbell"), _stem("squat"))),
+    Case("dumbbell row for the back", _all(_primary("middle back", "lats"), _equipment("dumbbell"), _force("pull"))),
+    Case("hamstring stretch", _all(_primary("hamstrings"), _category("stretching"))),
+    Case("chest fly", _all(_primary("chest"), _stem("fly"))),
+    Case(
+        "easy core exercise without equipment",
+        _all(_primary("abdominals"), _equipment("body only", "none"), _level("beginner"), _not_stretch),
+    ),
+    Case("quad exercise on a machine", _all(_primary("quadriceps"), _equipment("machine"), _not_stretch)),
+    Case("forearm exercise", _all(_primary("forearms"), _not_stretch)),
+)
+
+
+def precision_at(keys: Sequence[str], relevant: set[str], k: int = 10) -> float:
+    """Relevant among the first ``k`` keys, over ``min(k, |relevant|)`` (1.0 is the best possible)."""
+    if not relevant:
+        return 0.0
+    return sum(1 for key in keys[:k] if key in relevant) / min(k, len(relevant))
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("MCA_EMBEDDINGS_CACHE", Path.home() / ".cache" / "mca-runtime" / "embeddings.sqlite"))
+
+
+@dataclass
+class GroupResult:
+    name: str
+    before: list[float]
+    after: list[float]
+    before_ms: list[float]
+    after_ms: list[float]
+
+
+def _run_cases(
+    name: str,
+    cases: Sequence[Case[T]],
+    items: dict[str, T],
+    plain: Callable[[str], list[Hit]],
+    ours: Callable[[str], list[Hit]],
+) -> GroupResult:
+    result = GroupResult(name, [], [], [], [])
+    print(f"  {name}: question{'':<40} |R|  before  after")
+    for case in cases:
+        relevant = {key for key, item in items.items() if case.relevant(item)}
+        t = time.perf_counter()
+        base = plain(case.question)
+        result.before_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        hits = ours(case.question)
+        result.after_ms.append((time.perf_counter() - t) * 1000)
+        result.before.append(precision_at([h.key for h in base], relevant))
+        result.after.append(precision_at([h.key for h in hits], relevant))
+        print(f"    {case.question:<48} {len(relevant):>4}  {result.before[-1]:6.2f}  {result.after[-1]:5.2f}")
+    print(
+        f"  {name}: mean precision@10 before {statistics.mean(result.before):.2f}, after "
+        f"{statistics.mean(result.after):.2f}; search p50 before {statistics.median(result.before_ms):.1f} ms, "
+        f"after {statistics.median(result.after_ms):.1f} ms"
+    )
+    return result
+
+
+def relevance(cache: Path) -> tuple[GroupResult, GroupResult]:
+    """Precision@10 of the labelled questions, pure vector search vs ``npa.search`` / ``wpa.search``."""
+    started = time.perf_counter()
+    embedder = Embedder(cache)
+    pool = candidate_pool()
+    exercises = load_exercises()
+    food_index = QdrantIndex(QdrantClient(":memory:"), "kg-npa")
+    exercise_index = QdrantIndex(QdrantClient(":memory:"), "kg-wpa")
+    for index, items in ((food_index, food_items(pool)), (exercise_index, exercise_items(exercises))):
+        vectors = embedder.embed([item.text for item in items])
+        index.upsert([Point(item.key, vectors[i], item.payload) for i, item in enumerate(items)])
+    questions = [c.question for c in FOOD_CASES] + [c.question for c in EXERCISE_CASES]
+    embedder.embed(questions)  # one batch (cached after the first run)
+    print(
+        f"search relevance: {len(pool)} pool foods, {len(exercises)} exercises indexed in "
+        f"{time.perf_counter() - started:.1f} s ({embedder.computed_total} texts embedded, the rest cached in {cache})"
+    )
+
+    def searcher(index: QdrantIndex) -> Callable[[str, int, VectorFilter], list[Hit]]:
+        return lambda text, k, where: index.search(embedder.embed_one(text), k, where)
+
+    foods = _run_cases(
+        "foods",
+        FOOD_CASES,
+        {f"food:{c.food.ndb_no}": c for c in pool},
+        lambda q: food_index.search(embedder.embed_one(q), 10, VectorFilter({"kind": ["food"]})),
+        lambda q: search_foods(searcher(food_index), q, 10),
+    )
+    moves = _run_cases(
+        "exercises",
+        EXERCISE_CASES,
+        {f"exercise:{e.id}": e for e in exercises},
+        lambda q: exercise_index.search(embedder.embed_one(q), 10, VectorFilter({"kind": ["exercise"]})),
+        lambda q: search_exercises(searcher(exercise_index), q, 10),
+    )
+    both_before = foods.before + moves.before
+    both_after = foods.after + moves.after
+    print(
+        f"  all {len(both_before)} questions: mean precision@10 before {statistics.mean(both_before):.2f}, after "
+        f"{statistics.mean(both_after):.2f}; relevance run {time.perf_counter() - started:.1f} s"
+    )
+    food_index.close()
+    exercise_index.close()
+    embedder.close()
+    return foods, moves
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--relevance-only", action="store_true", help="only the search relevance part")
+    parser.add_argument("--cache", type=Path, default=None, help="embedding cache for the relevance part")
     args = parser.parse_args()
+    if args.relevance_only:
+        relevance(args.cache or default_cache())
+        return
     rng = random.Random(7)
     foods, exercises = load_foods(), load_exercises()
     food_ids = [f.ndb_no for f in foods]
@@ -274,6 +538,7 @@ def main() -> None:
             max(20, n // 5),
         )
         graph.close()
+    relevance(args.cache or default_cache())
     print(f"done (pid {os.getpid()})")
 
 

@@ -5,7 +5,7 @@ See ``docs/knowledge.md``. The public surface is the names below; modules are im
 rest (``knowledge.schema`` for the ontology tables, ``knowledge.validate`` for the limits).
 """
 
-from knowledge.agent import AgentKnowledge, open_embedded, open_with
+from knowledge.agent import AgentKnowledge, IndexItem, open_embedded, open_with
 from knowledge.embeddings import Embedder
 from knowledge.errors import (
     AccessDenied,
@@ -44,6 +44,7 @@ __all__ = [
     "FalkorServer",
     "GraphStore",
     "Hit",
+    "IndexItem",
     "KnowledgeError",
     "Neo4jGraph",
     "PlanItem",

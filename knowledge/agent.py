@@ -7,12 +7,17 @@ agent, or a collection on a server). ``open_embedded`` wires the embedded defaul
 ``QdrantIndex.remote``. Search embeds the question with the agent's cached embedder and lets the
 index filter during the query: "high-protein breakfast without dairy" is
 ``search_foods(text, exclude_allergens=["milk"])``.
+
+``index(items)`` is the generic way in: a domain gives each item's key, the text to embed and the
+payload to store (the numbers and tags its own re-ranking reads); this layer embeds (cached) and
+upserts. Reading a question and re-ranking the hits is the domain's job (``npa.search``,
+``wpa.search``): this layer knows nothing of foods or muscles beyond the filter allow-list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,14 +26,23 @@ from knowledge.errors import BadInput
 from knowledge.graph import FalkorGraph, GraphStore, ensure_schema_indexes
 from knowledge.ontology import exercise_points, food_points
 from knowledge.validate import check_agent_id
-from knowledge.vectors import Hit, QdrantIndex, VectorFilter, VectorIndex
+from knowledge.vectors import Hit, Point, QdrantIndex, VectorFilter, VectorIndex
 
 if TYPE_CHECKING:
     from knowledge.server import FalkorServer
     from npa.foods import Food
     from wpa.exercises import Exercise
 
-__all__ = ["AgentKnowledge", "open_embedded", "open_with"]
+__all__ = ["AgentKnowledge", "IndexItem", "open_embedded", "open_with"]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexItem:
+    """One item to index: its domain key, the text embedded for it and the payload stored with it."""
+
+    key: str
+    text: str
+    payload: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -81,6 +95,11 @@ class AgentKnowledge:
         if levels:
             must["level"] = list(levels)
         return self.search(text, k, VectorFilter(must))
+
+    def index(self, items: Sequence[IndexItem]) -> int:
+        """Embed each item's text (the cache skips known texts) and upsert; returns the points written."""
+        vectors = self.embedder.embed([item.text for item in items])
+        return self.vectors.upsert([Point(item.key, vectors[i], item.payload) for i, item in enumerate(items)])
 
     def index_foods(self, foods: Sequence[Food]) -> int:
         return self.vectors.upsert(food_points(foods, self.embedder))

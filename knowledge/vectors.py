@@ -34,9 +34,10 @@ from knowledge.validate import check_agent_id, check_value
 
 __all__ = ["FILTER_FIELDS", "Hit", "Point", "QdrantIndex", "VectorFilter", "VectorIndex"]
 
-# Payload fields a filter may name. Values are strings or lists of strings in the payload.
+# Payload fields a filter may name. Values are strings or lists of strings in the payload. Other payload
+# fields (numbers a domain re-ranks by, say) are stored and returned but cannot be filtered on.
 FILTER_FIELDS = frozenset(
-    {"kind", "group", "allergens", "conflicts_with", "equipment", "primary", "muscles", "level", "category"}
+    {"kind", "group", "role", "allergens", "conflicts_with", "equipment", "primary", "muscles", "level", "category"}
 )
 
 _POINT_NAMESPACE = uuid.UUID("6f1d3c1e-4b0a-4d8e-9a51-2f6c0b7e9d10")

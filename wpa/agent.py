@@ -3,15 +3,17 @@
 Theory of operation. When asked to prepare a subtask it plans at once (the planner is pure and
 takes milliseconds): a request it cannot satisfy is a no vote naming the conflicting rules
 (``Refuse``), a plan is kept for the subtask and its weekly energy expenditure is offered to the
-session's negotiation. The coordinator records the offer in the decision log and gives it to the
+session's negotiation: the net figure, (MET - 1) x kg x h, since the meal plan's BMR already
+counts the resting energy of those hours. The coordinator records the offer in the decision log and gives it to the
 meal-planning agent, which plans against it. ``execute`` returns the kept plan (or plans again,
 deterministically, after a restart), checked by ``wpa.checks`` first: a plan that breaks a rule
 fails the subtask instead of reaching the user.
 
 Knowledge. With a graph store the agent loads the fitness ontology into its own graph and
 indexes the exercises in its own vector index at start; ``search`` answers questions such as
-"knee-friendly leg exercise with dumbbells" with equipment, muscle and level filters applied in
-the index. Before a plan leaves the agent, its graph confirms that no planned exercise
+"knee-friendly leg exercise with dumbbells": ``wpa.search`` turns muscle, equipment, level and
+category words into filters applied in the index and boosts the movement asked for ("curl").
+Before a plan leaves the agent, its graph confirms that no planned exercise
 ``REQUIRES`` equipment the person does not have (a second opinion beside ``wpa.checks``).
 """
 
@@ -30,9 +32,10 @@ from wpa.exercises import load_exercises
 from wpa.model import WorkoutPlan
 from wpa.plan import plan_workouts
 from wpa.request import WorkoutRequest, parse_request
+from wpa.search import exercise_items, search_exercises
 
-#: The negotiated parameter: the plan's weekly training energy, rounded to whole kcal so that
-#: both agents report exactly the same figure.
+#: The negotiated parameter: the plan's weekly training energy net of rest, rounded to whole
+#: kcal so that both agents report exactly the same figure.
 EXPENDITURE = "weekly_expenditure_kcal"
 #: Plans made at prepare and kept for execute; the oldest go first (a plan dropped too early is
 #: made again, deterministically, by execute).
@@ -53,7 +56,7 @@ class WorkoutPlanningAgent(Agent):
             return
         knowledge = open_with(self.agent_id, context.graph_url, context.graph_key, context.data_dir)
         load_fitness(knowledge.graph)
-        knowledge.index_exercises(load_exercises())
+        knowledge.index(exercise_items(load_exercises()))  # mechanic and force ride in the payload
         self.knowledge = knowledge
 
     def search(
@@ -64,10 +67,10 @@ class WorkoutPlanningAgent(Agent):
         muscles: tuple[str, ...] = (),
         levels: tuple[str, ...] = (),
     ) -> list[dict[str, object]]:
-        """Exercises nearest in meaning to ``question``, filtered in the index."""
+        """Exercises for ``question`` (see ``wpa.search``); the flags add hard filters."""
         if self.knowledge is None:
             raise RuntimeError(f"agent {self.agent_id} runs without a knowledge store")
-        hits = self.knowledge.search_exercises(question, k, equipment=equipment, muscles=muscles, levels=levels)
+        hits = search_exercises(self.knowledge.search, question, k, equipment=equipment, muscles=muscles, levels=levels)
         return [{"key": h.key, "score": round(h.score, 3), **h.payload} for h in hits]
 
     def offers(self, assignment: Assignment) -> Mapping[str, float]:
