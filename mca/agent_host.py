@@ -53,6 +53,7 @@ from protocol.model import (
     params_refusal,
 )
 from protocol.participant import Participant, Refusal
+from protocol.timers import TimerKey
 from protocol.wire import LEADER_HINT, pack, to_proto, unpack
 
 #: Only replicas call an agent (``mca.boundary``).
@@ -91,7 +92,7 @@ class AgentHost:
         self.participant: Participant | None = None
         self._server: grpc.aio.Server | None = None
         self._outbox = Outbox(identity)
-        self._timers = TimerWheel(self._fire)
+        self._timers: TimerWheel[TimerKey] = TimerWheel(self._fire)
         self._link: PeerLink[Any] = PeerLink(self._deliver_to_mca, self._outbox)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
@@ -179,7 +180,7 @@ class AgentHost:
             elif isinstance(effect, StartCompensation):
                 self._compensate(effect)
 
-    def _fire(self, keys: list[Hashable]) -> None:
+    def _fire(self, keys: list[TimerKey]) -> None:
         self.step_many([TimerFired(key) for key in keys])
 
     def _start(self, effect: StartExecution) -> None:

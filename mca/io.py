@@ -130,14 +130,14 @@ class PeerLink(Generic[M]):
             self._running = False
 
 
-class TimerWheel:
+class TimerWheel(Generic[M]):
     """Timers by key, fired in batches: ``fire(keys)`` gets every key due in one slot."""
 
-    def __init__(self, fire: Callable[[list[Hashable]], None], resolution: float = 0.01) -> None:
+    def __init__(self, fire: Callable[[list[M]], None], resolution: float = 0.01) -> None:
         self._fire = fire
         self._resolution = resolution
-        self._deadlines: dict[Hashable, float] = {}
-        self._slots: dict[int, dict[Hashable, None]] = {}
+        self._deadlines: dict[M, float] = {}
+        self._slots: dict[int, dict[M, None]] = {}
         self._handles: dict[int, asyncio.TimerHandle] = {}
 
     def __len__(self) -> int:
@@ -146,7 +146,7 @@ class TimerWheel:
     def _slot(self, at: float) -> int:
         return math.ceil(at / self._resolution)
 
-    def set(self, key: Hashable, at: float) -> None:
+    def set(self, key: M, at: float) -> None:
         """Fire ``key`` at loop time ``at`` (at most ``resolution`` late); setting a key again
         replaces its deadline."""
         self._deadlines[key] = at
@@ -158,7 +158,7 @@ class TimerWheel:
             self._handles[slot] = loop.call_at(slot * self._resolution, self._due, slot)
         keys[key] = None
 
-    def cancel(self, key: Hashable) -> None:
+    def cancel(self, key: M) -> None:
         self._deadlines.pop(key, None)  # its slot skips it when due
 
     def clear(self) -> None:
@@ -170,7 +170,7 @@ class TimerWheel:
 
     def _due(self, slot: int) -> None:
         self._handles.pop(slot, None)
-        due: list[Hashable] = []
+        due: list[M] = []
         for key in self._slots.pop(slot, {}):
             at = self._deadlines.get(key)
             if at is not None and self._slot(at) == slot:  # not cancelled, not moved elsewhere

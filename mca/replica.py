@@ -33,7 +33,7 @@ import functools
 import itertools
 import logging
 import time
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +64,7 @@ from protocol.events import Applied, BecameLeader, TimerFired
 from protocol.leader import Leader
 from protocol.ledger import Ledger, SessionRecord
 from protocol.model import Limits, Timing
+from protocol.timers import TimerKey
 from protocol.wire import TO_AGENT_FIELD, pack, unpack
 
 #: How long one batched call to an agent may take before its messages count as lost (the
@@ -99,7 +100,7 @@ class Replica:
         self._leader: Leader | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: grpc.aio.Server | None = None
-        self._timers = TimerWheel(self._timers_fired)
+        self._timers: TimerWheel[TimerKey] = TimerWheel(self._timers_fired)
         self._group = GroupCommit()
         self._links: dict[tuple[str, str], PeerLink[Any]] = {}  # by (agent id, address)
         # Effects of applied records, gathered on the tick thread until their batch is done.
@@ -341,7 +342,7 @@ class Replica:
         if leader is self._leader and self._group.settled():
             self._cut()
 
-    def _timers_fired(self, keys: list[Hashable]) -> None:
+    def _timers_fired(self, keys: list[TimerKey]) -> None:
         self.step_many([TimerFired(key) for key in keys])
 
     def _send(self, to: str, message: object) -> None:

@@ -31,6 +31,7 @@ from protocol.messages import (
 )
 from protocol.model import Assignment, Decision, Outcome, Timing, params
 from protocol.session_table import SessionState
+from protocol.timers import ExecutionDeadline, PrepareDeadline, Retry
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,7 @@ class Coordinator:
         if isinstance(event, AgentRestarted):
             return Input.AGENT_RESTARTED
         if isinstance(event, TimerFired):
-            kind = event.key[0] if isinstance(event.key, tuple) else None
-            return _TIMER_INPUT.get(kind) if isinstance(kind, str) else None
+            return _TIMER_INPUT.get(type(event.key))
         if isinstance(event, Applied):
             entry = event.entry
             if isinstance(entry, Decided):
@@ -213,16 +213,16 @@ class Coordinator:
             if before is not Phase.COMMITTED or not sub:
                 return []
             answer = self._answer(record, sub, ledger)
-            return [CancelTimer(("execution-deadline", self.session_id, sub)), *answer]
+            return [CancelTimer(ExecutionDeadline(self.session_id, sub)), *answer]
         if inp is Input.TERMINAL:
             stop: list[Effect] = [
-                CancelTimer(("execution-deadline", self.session_id, a.subtask_id)) for a in record.assignments
+                CancelTimer(ExecutionDeadline(self.session_id, a.subtask_id)) for a in record.assignments
             ]
             return stop + self._settle(record, now, ledger)
         if inp is Input.EXECUTION_TIMEOUT and isinstance(event, TimerFired):
             return self._execution_timeout(before, event, record)
         if inp is Input.SETTLED:
-            return [CancelTimer(("retry", self.session_id))]
+            return [CancelTimer(Retry(self.session_id))]
         raise InvariantViolation(f"coordinator has no action for {inp} with {event!r}")
 
     # --- actions ------------------------------------------------------------------------------
@@ -233,8 +233,8 @@ class Coordinator:
             for a in record.assignments
             if a.subtask_id not in self._yes
         ]
-        effects.append(SetTimer(("retry", self.session_id), self._first_retry(now)))
-        effects.append(SetTimer(("prepare-deadline", self.session_id), now + self._timing.prepare_timeout))
+        effects.append(SetTimer(Retry(self.session_id), self._first_retry(now)))
+        effects.append(SetTimer(PrepareDeadline(self.session_id), now + self._timing.prepare_timeout))
         return effects
 
     def _first_retry(self, now: float) -> float:
@@ -249,7 +249,7 @@ class Coordinator:
         return now + self._backoff
 
     def _stop_preparing(self) -> list[Effect]:
-        return [CancelTimer(("prepare-deadline", self.session_id)), CancelTimer(("retry", self.session_id))]
+        return [CancelTimer(PrepareDeadline(self.session_id)), CancelTimer(Retry(self.session_id))]
 
     def _decide_commit(self, record: SessionRecord, ledger: Ledger) -> list[Effect]:
         offers: dict[str, float] = {}
@@ -281,9 +281,9 @@ class Coordinator:
                 continue
             effects += self._answer(record, a.subtask_id, ledger)
             effects.append(
-                SetTimer(("execution-deadline", self.session_id, a.subtask_id), now + self._timing.execution_timeout)
+                SetTimer(ExecutionDeadline(self.session_id, a.subtask_id), now + self._timing.execution_timeout)
             )
-        effects.append(SetTimer(("retry", self.session_id), self._first_retry(now)))
+        effects.append(SetTimer(Retry(self.session_id), self._first_retry(now)))
         return effects
 
     def _settle(self, record: SessionRecord, now: float, ledger: Ledger) -> list[Effect]:
@@ -291,7 +291,7 @@ class Coordinator:
         effects: list[Effect] = []
         for a in record.assignments:
             effects += self._answer(record, a.subtask_id, ledger)
-        effects.append(SetTimer(("retry", self.session_id), self._first_retry(now)))
+        effects.append(SetTimer(Retry(self.session_id), self._first_retry(now)))
         return effects + self._maybe_settle(record)
 
     def _answer(self, record: SessionRecord, subtask_id: str, ledger: Ledger) -> list[Effect]:
@@ -306,7 +306,7 @@ class Coordinator:
                 for a in record.assignments
                 if a.subtask_id not in self._yes
             ]
-            return [*effects, SetTimer(("retry", self.session_id), self._next_retry(now))]
+            return [*effects, SetTimer(Retry(self.session_id), self._next_retry(now))]
         if before is Phase.COMMITTED:
             pending = [
                 a for a in record.assignments if a.subtask_id not in self._acked and a.subtask_id not in record.results
@@ -320,7 +320,7 @@ class Coordinator:
         effects = []
         for a in pending:
             effects += self._answer(record, a.subtask_id, ledger)
-        return [*effects, SetTimer(("retry", self.session_id), self._next_retry(now))]
+        return [*effects, SetTimer(Retry(self.session_id), self._next_retry(now))]
 
     def _cancel(self, before: Phase, record: SessionRecord) -> list[Effect]:
         if before is Phase.PREPARING:
@@ -359,7 +359,7 @@ class Coordinator:
             for a in mine:
                 self._acked.pop(a.subtask_id, None)
                 effects += self._answer(record, a.subtask_id, ledger)
-            return [*effects, SetTimer(("retry", self.session_id), self._next_retry(now))]
+            return [*effects, SetTimer(Retry(self.session_id), self._next_retry(now))]
         return []
 
     def _ack(self, before: Phase, inp: Input, event: Ack, record: SessionRecord, ledger: Ledger) -> list[Effect]:
@@ -378,7 +378,7 @@ class Coordinator:
         if self._settle_appended or any(a.subtask_id not in self._acked for a in record.assignments):
             return []
         self._settle_appended = True
-        return [CancelTimer(("retry", self.session_id)), Append(Settled(self.session_id))]
+        return [CancelTimer(Retry(self.session_id)), Append(Settled(self.session_id))]
 
     @staticmethod
     def _final_kind(record: SessionRecord) -> str:
@@ -395,9 +395,9 @@ class Coordinator:
         return [Append(Finished(self.session_id, event.subtask_id, event.outcome))]
 
     def _execution_timeout(self, before: Phase, event: TimerFired, record: SessionRecord) -> list[Effect]:
-        if before is not Phase.COMMITTED or not isinstance(event.key, tuple):
+        if before is not Phase.COMMITTED or not isinstance(event.key, ExecutionDeadline):
             return []
-        sub = str(event.key[2])
+        sub = event.key.subtask_id
         if sub in record.results or sub in self._finish_appended:
             return []
         self._finish_appended[sub] = None
@@ -418,8 +418,8 @@ def _from_participant(message: Vote | Ack | QueryDecision | Result, record: Sess
     return any(a.subtask_id == message.subtask_id and a.agent_id == message.agent_id for a in record.assignments)
 
 
-_TIMER_INPUT: dict[str, Input] = {
-    "retry": Input.RETRY,
-    "prepare-deadline": Input.PREPARE_TIMEOUT,
-    "execution-deadline": Input.EXECUTION_TIMEOUT,
+_TIMER_INPUT: dict[type, Input] = {
+    Retry: Input.RETRY,
+    PrepareDeadline: Input.PREPARE_TIMEOUT,
+    ExecutionDeadline: Input.EXECUTION_TIMEOUT,
 }

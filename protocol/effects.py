@@ -3,12 +3,12 @@ simulator) performs them in the order given; the machines never perform I/O them
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass
 
 from protocol.entries import Entry
 from protocol.messages import Message
 from protocol.model import Assignment, Params
+from protocol.timers import TimerKey
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,13 @@ class Append:
 class SetTimer:
     """Fire ``TimerFired(key)`` at local time ``at``; setting a key again replaces it."""
 
-    key: Hashable
+    key: TimerKey
     at: float
 
 
 @dataclass(frozen=True)
 class CancelTimer:
-    key: Hashable
+    key: TimerKey
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,12 @@ finished executions and role changes."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass
 
 from protocol.entries import Entry
 from protocol.ledger import ApplyResult
 from protocol.model import Outcome
+from protocol.timers import TimerKey
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Applied:
 
 @dataclass(frozen=True)
 class TimerFired:
-    key: Hashable
+    key: TimerKey
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from protocol.model import Decision, Limits, TaskSpec, Timing
 from protocol.planner import AdmissionQueue, check_capable
 from protocol.recovery import recover
 from protocol.session_table import SessionState
+from protocol.timers import ExecutionDeadline, PrepareDeadline, Retry
 
 #: The default bounds (``Limits``), shared: the dataclass is frozen.
 LIMITS = Limits()
@@ -84,9 +85,9 @@ class Leader:
         if isinstance(event, (Vote, Ack, QueryDecision, Result)):
             return self._route(event.session_id, event, now)
         if isinstance(event, TimerFired):
-            if not isinstance(event.key, tuple) or len(event.key) < 2:
-                raise InvariantViolation(f"leader timer with a malformed key {event.key!r}")
-            return self._route(str(event.key[1]), event, now)
+            if not isinstance(event.key, Retry | PrepareDeadline | ExecutionDeadline):
+                raise InvariantViolation(f"the leader got a timer not of a coordinator: {event.key!r}")
+            return self._route(event.key.session_id, event, now)
         if isinstance(event, Applied):
             return self._applied(event, now)
         raise InvariantViolation(f"leader got an unknown event {event!r}")

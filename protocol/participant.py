@@ -32,6 +32,7 @@ from protocol.messages import (
 )
 from protocol.model import Assignment, Outcome, Params, Timing
 from protocol.participant_table import PARTICIPANT_TRANSITIONS, RESERVING, Cue, Held
+from protocol.timers import Lease, RegisterRetry, ResultRetry
 
 MCA = "mca"
 
@@ -110,7 +111,7 @@ class Participant:
     def step(self, event: object, now: float) -> list[Effect]:
         if isinstance(event, Booted):
             return self._register(now)
-        if isinstance(event, TimerFired) and event.key == ("register",):
+        if isinstance(event, TimerFired) and isinstance(event.key, RegisterRetry):
             return self._register(now) if self.recovering else []
         if isinstance(event, RegisterReply):
             return self._registered(event, now)
@@ -125,10 +126,9 @@ class Participant:
             if event.attempt != self.incarnation:
                 return []
             return self._on(event.subtask_id, Cue.EXECUTION_DONE, event, now)
-        if isinstance(event, TimerFired) and isinstance(event.key, tuple) and len(event.key) == 3:
-            kind, sub = event.key[0], str(event.key[2])
-            cue = Cue.LEASE_EXPIRED if kind == "lease" else Cue.RESULT_RETRY
-            return self._on(sub, cue, event, now)
+        if isinstance(event, TimerFired) and isinstance(event.key, Lease | ResultRetry):
+            cue = Cue.LEASE_EXPIRED if isinstance(event.key, Lease) else Cue.RESULT_RETRY
+            return self._on(event.key.subtask_id, cue, event, now)
         raise InvariantViolation(f"participant {self.agent_id} got an unknown event {event!r}")
 
     def _message(self, msg: Prepare | Commit | Abort | Release | ResultAccepted, now: float) -> list[Effect]:
@@ -184,7 +184,7 @@ class Participant:
 
     def _act(self, before: Held, cue: Cue, h: Holding, event: object, now: float) -> list[Effect]:
         sid, sub = h.session_id, h.assignment.subtask_id
-        lease, retry = ("lease", sid, sub), ("result", sid, sub)
+        lease, retry = Lease(sid, sub), ResultRetry(sid, sub)
         if cue in (Cue.PREPARE_OK, Cue.PREPARE_REFUSED, Cue.PREPARE):
             if cue is Cue.PREPARE_OK:
                 return [self._vote(h, True), SetTimer(lease, now + self._timing.lease)]
@@ -264,14 +264,14 @@ class Participant:
 
     def _register(self, now: float) -> list[Effect]:
         register = Register(self.agent_id, self.capabilities, self.capacity, self.incarnation)
-        return [Send(MCA, register), SetTimer(("register",), now + self._timing.register_retry)]
+        return [Send(MCA, register), SetTimer(RegisterRetry(), now + self._timing.register_retry)]
 
     def _registered(self, reply: RegisterReply, now: float) -> list[Effect]:
         if not self.recovering or reply.incarnation != self.incarnation or reply.term < self.term_seen:
             return []
         self.term_seen = reply.term
         self.recovering = False
-        effects: list[Effect] = [CancelTimer(("register",))]
+        effects: list[Effect] = [CancelTimer(RegisterRetry())]
         for sid, a, parameters in reply.committed:  # owned before the crash: run it again
             h = Holding(sid, a, Held.COMMITTED, parameters=parameters)
             self.holdings[a.subtask_id] = h
@@ -280,7 +280,7 @@ class Participant:
         for sid, a in reply.finished:  # result already in the log: hold until the release
             self.holdings[a.subtask_id] = Holding(sid, a, Held.EXECUTED, accepted=True)
             self._track(a.subtask_id)
-            effects.append(SetTimer(("result", sid, a.subtask_id), now + self._timing.lease))
+            effects.append(SetTimer(ResultRetry(sid, a.subtask_id), now + self._timing.lease))
         # Commitments made by the previous incarnation are honoured even if this one was started
         # with less capacity; no new work is taken until the agent is back under its capacity.
         self.limit = max(self.capacity, self.reserved())

@@ -32,6 +32,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from protocol.batching import GroupCommit, records
 from protocol.defects import NO_DEFECTS, Defects
@@ -53,6 +54,7 @@ from protocol.ledger import Ledger
 from protocol.messages import Cancel, CancelReply, Message, Submit, SubmitReply
 from protocol.model import Assignment, Outcome, Params, SubtaskSpec, TaskSpec, Timing
 from protocol.participant import Participant, Refusal
+from protocol.timers import TimerKey
 from sim.checkers import Checkers, Violation
 from sim.faults import FaultPlan
 
@@ -335,7 +337,7 @@ class World:
             current = self._timers.get((str(node), key))
             if current is not None and current[0] == token:
                 del self._timers[(str(node), key)]
-                self._step(str(node), TimerFired(key))
+                self._step(str(node), TimerFired(cast(TimerKey, key)))
         elif kind == "apply":
             leader = self.log.leader
             if self.log.apply_next() and leader is not None:

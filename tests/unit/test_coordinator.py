@@ -21,6 +21,7 @@ from protocol.events import Applied, TimerFired
 from protocol.ledger import ApplyResult, Ledger
 from protocol.messages import Abort, Ack, Commit, Prepare, QueryDecision, Release, Result, ResultAccepted, Vote
 from protocol.model import Decision, Outcome
+from protocol.timers import ExecutionDeadline, PrepareDeadline, Retry
 from tests.unit.helpers import OK, TIMING, session_in
 
 NOW = 10.0
@@ -75,8 +76,8 @@ EVENTS: dict[Input, Callable[[Coordinator, Ledger], object]] = {
     Input.VOTE_YES: lambda c, lg: yes("wpa", "s1.0"),
     Input.ALL_YES: lambda c, lg: (c.step(yes("npa", "s1.1"), NOW, lg), yes("wpa", "s1.0"))[1],
     Input.VOTE_NO: lambda c, lg: Vote("wpa", 1, "s1", "s1.0", False, "full"),
-    Input.PREPARE_TIMEOUT: lambda c, lg: TimerFired(("prepare-deadline", "s1")),
-    Input.RETRY: lambda c, lg: TimerFired(("retry", "s1")),
+    Input.PREPARE_TIMEOUT: lambda c, lg: TimerFired(PrepareDeadline("s1")),
+    Input.RETRY: lambda c, lg: TimerFired(Retry("s1")),
     Input.QUERY: lambda c, lg: QueryDecision("wpa", 1, "s1", "s1.0"),
     Input.CANCEL: lambda c, lg: CancelRequested(),
     Input.AGENT_RESTARTED: lambda c, lg: AgentRestarted("wpa"),
@@ -90,7 +91,7 @@ EVENTS: dict[Input, Callable[[Coordinator, Ledger], object]] = {
     Input.RESULT: lambda c, lg: Result("wpa", 1, "s1", "s1.0", OK),
     Input.FINISHED: lambda c, lg: applied(Finished("s1", "s1.0", OK)),
     Input.TERMINAL: lambda c, lg: applied(Finished("s1", "s1.0", OK)),
-    Input.EXECUTION_TIMEOUT: lambda c, lg: TimerFired(("execution-deadline", "s1", "s1.1")),
+    Input.EXECUTION_TIMEOUT: lambda c, lg: TimerFired(ExecutionDeadline("s1", "s1.1")),
     Input.SETTLED: lambda c, lg: applied(Settled("s1")),
 }
 
@@ -130,7 +131,7 @@ def test_prepare_goes_to_every_participant_with_its_incarnation_and_the_term() -
     effects = c.begin(NOW, ledger)
     prepares = sends(effects, Prepare)
     assert [(s.to, s.message.term, s.message.incarnation) for s in prepares] == [("wpa", 7, 1), ("npa", 7, 1)]
-    assert SetTimer(("prepare-deadline", "s1"), NOW + TIMING.prepare_timeout) in effects
+    assert SetTimer(PrepareDeadline("s1"), NOW + TIMING.prepare_timeout) in effects
 
 
 def test_the_commit_is_appended_first_and_sent_only_once_applied() -> None:
@@ -162,7 +163,7 @@ def test_the_planted_bug_sends_commit_before_the_append() -> None:
     ("event", "reason"),
     [
         (Vote("npa", 1, "s1", "s1.1", False, "no room"), "agent npa voted no: no room"),
-        (TimerFired(("prepare-deadline", "s1")), "prepare timed out waiting for the vote of wpa, npa"),
+        (TimerFired(PrepareDeadline("s1")), "prepare timed out waiting for the vote of wpa, npa"),
         (QueryDecision("wpa", 1, "s1", "s1.0"), "agent wpa asked for the decision before it was reached"),
     ],
 )
@@ -194,7 +195,7 @@ def test_a_restarted_agent_is_asked_again_with_its_new_incarnation() -> None:
 def test_retry_resends_prepare_only_to_those_without_a_yes() -> None:
     c, ledger = in_phase(Phase.PREPARING)
     c.step(yes("wpa", "s1.0"), NOW, ledger)
-    effects = c.step(TimerFired(("retry", "s1")), NOW, ledger)
+    effects = c.step(TimerFired(Retry("s1")), NOW, ledger)
     assert [s.to for s in sends(effects, Prepare)] == ["npa"]
 
 
@@ -212,7 +213,7 @@ def test_results_are_appended_once_and_acknowledged_after_they_apply() -> None:
 
 def test_a_silent_agent_fails_its_subtask_at_the_execution_deadline() -> None:
     c, ledger = in_phase(Phase.COMMITTED)
-    effects = c.step(TimerFired(("execution-deadline", "s1", "s1.1")), NOW, ledger)
+    effects = c.step(TimerFired(ExecutionDeadline("s1", "s1.1")), NOW, ledger)
     (finished,) = appended(effects, Finished)
     assert not finished.outcome.ok and "npa reported no result" in finished.outcome.error
 

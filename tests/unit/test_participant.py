@@ -28,6 +28,7 @@ from protocol.messages import (
 from protocol.model import Assignment
 from protocol.participant import Holding, Participant, Refusal
 from protocol.participant_table import PARTICIPANT_TRANSITIONS, Cue, Held
+from protocol.timers import Lease, RegisterRetry, ResultRetry
 from tests.unit.helpers import OK, TIMING
 
 NOW = 5.0
@@ -53,8 +54,8 @@ EVENTS: dict[Cue, object] = {
     Cue.ABORT: Abort(1, 1, "s1", "s1.0"),
     Cue.RELEASE: Release(1, 1, "s1", "s1.0", compensate=False),
     Cue.RELEASE_COMPENSATE: Release(1, 1, "s1", "s1.0", compensate=True),
-    Cue.LEASE_EXPIRED: TimerFired(("lease", "s1", "s1.0")),
-    Cue.RESULT_RETRY: TimerFired(("result", "s1", "s1.0")),
+    Cue.LEASE_EXPIRED: TimerFired(Lease("s1", "s1.0")),
+    Cue.RESULT_RETRY: TimerFired(ResultRetry("s1", "s1.0")),
     Cue.EXECUTION_DONE: ExecutionDone("s1", "s1.0", 1, OK),
     Cue.RESULT_ACCEPTED: ResultAccepted(1, 1, "s1", "s1.0"),
 }
@@ -98,7 +99,7 @@ def test_a_yes_vote_reserves_first_and_carries_the_offers() -> None:
     (vote,) = messages(effects, Vote)
     assert isinstance(vote, Vote) and vote.yes and vote.offers == (("kcal", 2.0),)
     assert p.reserved() == 1
-    assert SetTimer(("lease", "s1", "s1.0"), NOW + TIMING.lease) in effects
+    assert SetTimer(Lease("s1", "s1.0"), NOW + TIMING.lease) in effects
 
 
 def test_no_room_means_a_no_vote_that_says_why() -> None:
@@ -136,7 +137,7 @@ def test_commit_starts_once_and_every_copy_is_acknowledged() -> None:
     p.step(EVENTS[Cue.PREPARE_OK], NOW)
     first = p.step(Commit(1, 1, "s1", "s1.0", (("kcal", 3.0),)), NOW)
     assert [e for e in first if isinstance(e, StartExecution)] == [StartExecution("s1", MEAL, (("kcal", 3.0),), 1)]
-    assert CancelTimer(("lease", "s1", "s1.0")) in first
+    assert CancelTimer(Lease("s1", "s1.0")) in first
     again = p.step(EVENTS[Cue.COMMIT], NOW)
     assert not [e for e in again if isinstance(e, StartExecution)]
     assert messages(again, Ack) == [Ack("npa", 1, "s1", "s1.0", "commit")]
@@ -149,7 +150,7 @@ def test_results_are_resent_until_accepted_then_pulled_slowly() -> None:
     effects = p.step(EVENTS[Cue.EXECUTION_DONE], NOW)
     assert messages(effects, Result) == [Result("npa", 1, "s1", "s1.0", OK)]
     assert messages(p.step(EVENTS[Cue.RESULT_RETRY], NOW), Result)
-    assert p.step(EVENTS[Cue.RESULT_ACCEPTED], NOW) == [SetTimer(("result", "s1", "s1.0"), NOW + TIMING.lease)]
+    assert p.step(EVENTS[Cue.RESULT_ACCEPTED], NOW) == [SetTimer(ResultRetry("s1", "s1.0"), NOW + TIMING.lease)]
     assert messages(p.step(EVENTS[Cue.RESULT_RETRY], NOW), QueryDecision)
     assert p.reserved() == 1  # held until the session's release
 
@@ -188,7 +189,7 @@ def test_a_restarted_agent_takes_no_work_until_it_knows_what_it_owns() -> None:
     boot = p.step(Booted(), NOW)
     assert messages(boot, Register) == [Register("npa", ("plan_meal",), 2, 3)]
     assert p.step(Prepare(1, 3, "s2", Assignment("s2.0", "npa", "plan_meal", 1)), NOW) == []
-    assert messages(p.step(TimerFired(("register",)), NOW + 1), Register)
+    assert messages(p.step(TimerFired(RegisterRetry()), NOW + 1), Register)
     other = Assignment("s0.1", "npa", "plan_meal", 1)
     reply = RegisterReply(2, "npa", 3, committed=(("s1", MEAL, (("kcal", 1.0),)),), finished=(("s0", other),))
     effects = p.step(reply, NOW)
