@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 from npa import check_meal_plan, load_foods, parse_profile, plan_meals, targets
 from npa.diet import ALLERGENS, allergens_of, conflicting_patterns
-from npa.model import SUMMARY_KEYS, DayPlan, Meal, MealPlan, PlanItem
+from npa.model import SUMMARY_KEYS, DayPlan, Meal, MealPlan, PlanItem, grocery_list
 from npa.plan import SLOTS
 from npa.pool import candidate_pool
 from wpa import check_workout_plan, load_exercises, parse_request, plan_workouts
@@ -124,6 +124,29 @@ def quality(days: list[dict[str, float]], profile_doc: dict[str, object]) -> tup
     return kcal, macro
 
 
+def shape(plan: MealPlan) -> str:
+    """What a dietitian reads first: grocery list, per-meal protein and energy share, fibre, sodium."""
+    per_meal: dict[str, list[tuple[float, float]]] = {}
+    for d in plan.days:
+        for m in d.meals:
+            kind = "snack" if "snack" in m.slot else m.slot
+            per_meal.setdefault(kind, []).append(
+                (m.total("protein_g"), m.total("energy_kcal") / d.totals["energy_kcal"])
+            )
+    meals = "; ".join(
+        f"{k} {min(p for p, _ in v):.0f}-{max(p for p, _ in v):.0f} g, "
+        f"{min(e for _, e in v):.0%}-{max(e for _, e in v):.0%}"
+        for k, v in per_meal.items()
+    )
+    fibre = [d.totals["fiber_g"] for d in plan.days]
+    sodium = [d.totals["sodium_mg"] for d in plan.days]
+    distinct = len({i.ndb_no for d in plan.days for m in d.meals for i in m.items})
+    return (
+        f"{distinct} distinct foods, grocery list {len(grocery_list(plan))} items; protein / energy share per meal: "
+        f"{meals}; fibre {min(fibre):.0f}-{max(fibre):.0f} g, sodium {min(sodium):.0f}-{max(sodium):.0f} mg"
+    )
+
+
 def main() -> None:
     foods = {f.ndb_no: f for f in load_foods()}
     candidate_pool()
@@ -131,6 +154,8 @@ def main() -> None:
     times: list[float] = []
     cpu: list[float] = []
     rows: list[tuple[tuple[float, float], tuple[float, float], Counter[str], Counter[str]]] = []
+    shapes: list[str] = []
+    findings: Counter[str] = Counter()
     for doc in PROFILES:
         profile = parse_profile(doc)
         for seed in range(5):
@@ -138,6 +163,8 @@ def main() -> None:
             plan = plan_meals(profile, seed=seed)
             times.append(time.perf_counter() - start)
             cpu.append(time.process_time() - start_cpu)
+            findings.update(v.rule for v in check_meal_plan(profile, plan, foods))
+        shapes.append(shape(plan))
         days = [dict(d.totals) for d in plan.days]
         baseline = greedy(doc)
         milp_q = quality(days, doc)
@@ -155,6 +182,9 @@ def main() -> None:
             f"greedy kcal err {gk:.2f} %, macro out-of-band {gm:.2f} %, violations {dict(gv)} | "
             f"MILP/greedy kcal err {mk / max(gk, 1e-9):.2f}"
         )
+    print(f"  checker findings over the {len(times)} meal plans: {dict(findings) or 'none'}")
+    for line in shapes:
+        print(f"  {line}")
     request = parse_request(REQUEST)
     wtimes = []
     for seed in range(50):
@@ -166,7 +196,8 @@ def main() -> None:
         f"workout plan, 4 weeks: p50 {statistics.median(wtimes) * 1000:.1f} ms, "
         f"p95 {wtimes[int(0.95 * (len(wtimes) - 1))] * 1000:.1f} ms over {len(wtimes)} plans; "
         f"violations {len(check_workout_plan(request, wplan, exercises))}; "
-        f"{wplan.weekly_expenditure_kcal:.0f} kcal/week"
+        f"{wplan.weekly_expenditure_kcal:.0f} kcal/week net of rest "
+        f"({wplan.weekly_expenditure_gross_kcal:.0f} gross)"
     )
 
 

@@ -15,7 +15,8 @@ indexes its candidate foods in its own vector index at start. Planning asks the 
 the profile's strict restrictions rule out (``HAS_ALLERGEN``, ``CONFLICTS_WITH``) and rejects a
 plan that holds one, a second opinion beside ``npa.checks``; the negotiated expenditure is
 recorded in the graph as a fact shared through the coordinator, with the session as provenance.
-``search`` answers questions such as "high-protein breakfast without dairy".
+``search`` answers questions such as "high-protein breakfast without dairy": ``npa.search`` reads
+the allergen, diet, meal and nutrient words, filters in the index and ranks by nutrient per 100 kcal.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from npa.model import MealPlan
 from npa.plan import plan_meals
 from npa.pool import candidate_pool
 from npa.profile import Profile, parse_profile
+from npa.search import food_items, search_foods
 
 EXPENDITURE = "weekly_expenditure_kcal"
 
@@ -53,16 +55,16 @@ class NutritionPlanningAgent(Agent):
             return  # planning needs no store; knowledge is what the deployment gives
         knowledge = open_with(self.agent_id, context.graph_url, context.graph_key, context.data_dir)
         load_nutrition(knowledge.graph)  # idempotent: a no-op when this ontology version is loaded
-        knowledge.index_foods([c.food for c in candidate_pool()])
+        knowledge.index(food_items(candidate_pool()))  # role and nutrients per 100 kcal ride in the payload
         self.knowledge = knowledge
 
     def search(
         self, question: str, k: int = 5, exclude_allergens: tuple[str, ...] = (), diets: tuple[str, ...] = ()
     ) -> list[dict[str, object]]:
-        """Foods of this agent's pool nearest in meaning to ``question``, filtered in the index."""
+        """Foods of this agent's pool for ``question`` (see ``npa.search``); the flags add hard filters."""
         if self.knowledge is None:
             raise RuntimeError(f"agent {self.agent_id} runs without a knowledge store")
-        hits = self.knowledge.search_foods(question, k, exclude_allergens=exclude_allergens, diets=diets)
+        hits = search_foods(self.knowledge.search, question, k, exclude_allergens=exclude_allergens, diets=diets)
         return [{"key": h.key, "score": round(h.score, 3), **h.payload} for h in hits]
 
     def ruled_out(self, profile: Profile) -> set[str]:

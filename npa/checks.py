@@ -9,16 +9,30 @@ the plan passed). Rules:
   food *and* by this module's own second keyword list of hidden allergens (a miss in the
   derivation is caught here); every item exists in the USDA data.
 - ``energy``: each day's energy within +-10 % of a target recomputed here (Mifflin-St Jeor x
-  activity factor, training and goal as documented in ``npa.profile``; the constants are
-  repeated on purpose so that a planner-side error shows up as a violation).
+  activity factor, training and goal as documented in ``npa.profile``: the larger of declared
+  and planned exercise; the constants are repeated on purpose so that a planner-side error
+  shows up as a violation).
 - ``protein`` (at least 1.2 / 1.6 g/kg by goal, capped at 35 % x 0.9 of energy, never under
-  0.8 g/kg) and ``fibre`` (at least 14 g / 1,000 kcal), with 2 % tolerance.
+  0.8 g/kg; at most 2.2 g/kg and 35 % of energy), ``fibre`` (14 g / 1,000 kcal held within
+  25-35 g, at most 45 g) and ``sodium`` (under 2,300 mg), with 2 % tolerance.
 - ``portion``: integer counts 1-4, grams 1-600 per item, grams consistent with the food's
-  household measures, added fat at most 30 g a day.
+  household measures, added fat at most 30 g a day and none at breakfast, cooked legumes at
+  most 350 g a day.
+- ``meal``: each meal's share of the day's energy within 75-125 % of its nominal share
+  (breakfast 25, lunch 32.5, dinner 32.5, snack 10, normalised over the day's meals); protein
+  at breakfast, lunch and dinner at least 20 g (or 80 % of the meal's share of the day's
+  minimum when lower) and at most 130 % of its share of the day's maximum (+10 g slack).
+- ``produce``: at least 2 portions of fruit and 3 of vegetables (80 g each; potatoes are a
+  starch) a day.
+- ``food``: nothing unsafe or inedible as served (this module's own list: raw pokeweed, taro,
+  yautia, cassava, lima or kidney beans, elderberries, potato, winter squash...), no condiment
+  (garlic, chillies, ginger, wasabi, horseradish) over 30 g a day.
 - ``totals``: the day's reported totals equal the sum recomputed from USDA per-100 g values.
 - ``kosher``: meat and milk never in the same meal when kosher is strict.
-- ``variety``: no food (added fats aside) on more than 3 days in 7 (``ceil(3 x days / 7)``, at
-  least 2).
+- ``variety``: the week is a shopping list, so repetition is expected, but the same lunch or
+  dinner (the same set of foods) never on three days running and on at most 4 days a week
+  (cooked twice, eaten twice each); and the grocery list at most 35 distinct foods a week
+  (``35 x days / 7`` for longer plans).
 """
 
 from __future__ import annotations
@@ -133,20 +147,36 @@ _NOT_HIDDEN = (
     "butter beans",
     "cocoa butter",
     "buckwheat",
+    "tortillas, ready-to-bake or -fry, corn",
+    "mushrooms, oyster",
+    "vegetable oyster",
 )
 _MEAT_GROUPS = frozenset({"0500", "0700", "1000", "1300", "1700"})
 _FACTORS = {"sedentary": 1.2, "light": 1.375, "moderate": 1.55, "active": 1.725, "very_active": 1.9}
 _PROTEIN = {"lose": 1.6, "maintain": 1.2, "gain": 1.6}
 _ENERGY_BAND = 0.10
 _TOLERANCE = 0.02
+_SHARE = {"breakfast": 0.25, "lunch": 0.325, "dinner": 0.325, "snack": 0.10}
+_SHARE_BAND = (0.75, 1.25)
+_DISTINCT_PER_WEEK = 35
+# Unsafe or inedible as served when the description says raw (toxins or must-cook starches).
+_UNSAFE_RAW = re.compile(
+    r"\b(poke|pokeberry|pokeweed|taro|yautia|tannier|cassava|yuca|lima beans|kidney|elderberr\w*|potato(es)?"
+    r"|sweet potato|squash, winter|acorn|yam|arrowroot|burdock|fava|broadbeans|bamboo shoots|rhubarb|chestnuts)\b"
+)
+_CONDIMENT = re.compile(r"\b(garlic|peppers, hot|chili|chilli|jalapeno|serrano|habanero|wasabi|horseradish|ginger)\b")
+_CONDIMENT_G_MAX = 30.0
+_LEGUME = re.compile(r"^(beans|lentils|chickpeas|peas, split|broadbeans|hummus)")
+_LEGUME_G_MAX = 350.0
 
 
 def _energy_target(profile: Profile, training_kcal_per_week: float) -> float:
     bmr = 10 * profile.weight_kg + 6.25 * profile.height_cm - 5 * profile.age + (5 if profile.sex == "male" else -161)
     factor = _FACTORS[profile.activity]
     if training_kcal_per_week > 0:
-        factor = min(factor, 1.375)
-    tdee = bmr * factor + training_kcal_per_week / 7
+        tdee = bmr * min(factor, 1.375) + max(training_kcal_per_week / 7, bmr * max(0.0, factor - 1.375))
+    else:
+        tdee = bmr * factor
     shift = profile.rate_kg_per_week * 7700 / 7
     if profile.goal == "lose":
         return max(tdee - shift, bmr, 1200.0 if profile.sex == "female" else 1500.0)
@@ -160,6 +190,10 @@ def _hidden(description: str) -> frozenset[str]:
     return frozenset(a for a, words in _HIDDEN.items() if any(re.search(r"\b" + w, text) for w in words))
 
 
+def _slot_kind(slot: str) -> str:
+    return "snack" if "snack" in slot else slot
+
+
 def check_meal_plan(profile: Profile, plan: MealPlan, foods_by_id: Mapping[str, Food]) -> list[Violation]:
     """Every rule of the module docstring that ``plan`` breaks for ``profile`` (empty: none)."""
     out: list[Violation] = []
@@ -167,28 +201,41 @@ def check_meal_plan(profile: Profile, plan: MealPlan, foods_by_id: Mapping[str, 
         out.append(Violation("structure", f"{len(plan.days)} days planned, profile asks {profile.days}"))
     strict = profile.strict()
     energy = _energy_target(profile, plan.training_kcal_per_week)
-    protein_min = min(_PROTEIN[profile.goal] * profile.weight_kg, 0.35 * energy / 4 * 0.9)
+    protein_max = min(0.35 * energy / 4, 2.2 * profile.weight_kg)
+    protein_min = min(_PROTEIN[profile.goal] * profile.weight_kg, protein_max * 0.9)
     protein_min = max(protein_min, 0.8 * profile.weight_kg)
-    fibre_min = 14.0 * energy / 1000.0
-    uses: dict[str, int] = {}
+    protein_max = max(protein_max, protein_min * 1.2)
+    fibre_min = min(max(14.0 * energy / 1000.0, 25.0), 35.0)
+    fibre_max, sodium_max = 45.0, 2300.0
+    distinct = {item.ndb_no for day in plan.days for meal in day.meals for item in meal.items}
+    distinct_max = max(_DISTINCT_PER_WEEK, math.ceil(_DISTINCT_PER_WEEK * len(plan.days) / 7))
+    if len(distinct) > distinct_max:
+        out.append(Violation("variety", f"{len(distinct)} distinct foods to buy (at most {distinct_max})"))
+    dishes: dict[frozenset[str], list[int]] = {}
     for day in plan.days:
-        for ndb in {item.ndb_no for meal in day.meals for item in meal.items}:
-            food = foods_by_id.get(ndb)
-            if food is not None and not (food.group_code == "0400" or food.description.lower().startswith("butter")):
-                uses[ndb] = uses.get(ndb, 0) + 1
-    uses_max = max(2, math.ceil(3 * len(plan.days) / 7))
-    for ndb, n in sorted(uses.items()):
-        if n > uses_max:
-            out.append(Violation("variety", f"on {n} days (at most {uses_max} in {len(plan.days)} days)", item=ndb))
+        for meal in day.meals:
+            if _slot_kind(meal.slot) in {"lunch", "dinner"}:
+                dishes.setdefault(frozenset(i.ndb_no for i in meal.items), []).append(day.day)
+    dish_days_max = max(4, math.ceil(4 * len(plan.days) / 7))
+    for dish, on_days in dishes.items():
+        days = sorted(set(on_days))
+        running = any(days[i + 2] - days[i] == 2 for i in range(len(days) - 2))
+        if running or len(days) > dish_days_max:
+            out.append(Violation("variety", f"the same main meal on days {days}", item=min(dish)))
     for day in plan.days:
         if len(day.meals) != profile.meals_per_day:
             out.append(Violation("structure", f"{len(day.meals)} meals, profile asks {profile.meals_per_day}", day.day))
+        shares = [_SHARE.get(_slot_kind(m.slot), 0.0) for m in day.meals]
+        share_sum = sum(shares) or 1.0
         sums: dict[str, float] = {}
-        fat_added = 0.0
+        fat_added = condiment = legume = fruit = vegetable = 0.0
+        meal_kcal: list[float] = []
+        meal_protein: list[float] = []
         for meal in day.meals:
             if not meal.items:
                 out.append(Violation("structure", "empty meal", day.day, meal.slot))
             has_meat = has_milk = False
+            kcal = protein = 0.0
             for item in meal.items:
                 where = (day.day, meal.slot, item.ndb_no)
                 food = foods_by_id.get(item.ndb_no)
@@ -217,14 +264,63 @@ def check_meal_plan(profile: Profile, plan: MealPlan, foods_by_id: Mapping[str, 
                     out.append(Violation("portion", f"{item.grams:g} g outside 1-600 g", *where))
                 if food.measures and not any(abs(m.grams * item.count - item.grams) <= 0.6 for m in food.measures):
                     out.append(Violation("portion", f"{item.grams:g} g is not a count of a household measure", *where))
-                if food.group_code == "0400" or food.description.lower().startswith("butter"):
+                text = food.description.lower()
+                added_fat = food.group_code == "0400" or text.startswith("butter")
+                if added_fat:
                     fat_added += item.grams
-                for key in ("energy_kcal", "protein_g", "fat_g", "carbohydrate_g", "fiber_g"):
+                    if meal.slot == "breakfast":
+                        out.append(Violation("portion", "added oil or butter at breakfast", *where))
+                if re.search(r"\braw\b", text) and _UNSAFE_RAW.search(text):
+                    out.append(Violation("food", f"{food.description!r} is unsafe or inedible raw", *where))
+                if _CONDIMENT.search(text):
+                    condiment += item.grams
+                if food.group_code == "1600" and _LEGUME.match(text):
+                    legume += item.grams
+                if food.group_code == "0900":
+                    fruit += item.grams
+                if food.group_code == "1100" and not re.match(r"(potato|sweet potato)", text):
+                    vegetable += item.grams
+                kcal += food.nutrients.get("energy_kcal", 0.0) * item.grams / 100.0
+                protein += food.nutrients.get("protein_g", 0.0) * item.grams / 100.0
+                for key in ("energy_kcal", "protein_g", "fat_g", "carbohydrate_g", "fiber_g", "sodium_mg"):
                     sums[key] = sums.get(key, 0.0) + food.nutrients.get(key, 0.0) * item.grams / 100.0
+            meal_kcal.append(kcal)
+            meal_protein.append(protein)
             if "kosher" in strict and has_meat and has_milk:
                 out.append(Violation("kosher", "meat and milk in the same meal", day.day, meal.slot))
         if fat_added > 30.0:
             out.append(Violation("portion", f"{fat_added:.0f} g of added fat (over 30 g)", day.day))
+        if legume > _LEGUME_G_MAX:
+            out.append(Violation("portion", f"{legume:.0f} g of cooked legumes (over {_LEGUME_G_MAX:.0f} g)", day.day))
+        if condiment > _CONDIMENT_G_MAX:
+            out.append(Violation("food", f"{condiment:.0f} g of condiments served as food", day.day))
+        if fruit < 2 * 80.0 * (1 - _TOLERANCE):
+            out.append(Violation("produce", f"{fruit:.0f} g of fruit (2 portions: 160 g)", day.day))
+        if vegetable < 3 * 80.0 * (1 - _TOLERANCE):
+            out.append(Violation("produce", f"{vegetable:.0f} g of vegetables (3 portions: 240 g)", day.day))
+        total_kcal = sum(meal_kcal)
+        for meal, share, kcal, protein in zip(day.meals, shares, meal_kcal, meal_protein, strict=True):
+            nominal = share / share_sum
+            if len(day.meals) > 1 and total_kcal > 0:
+                low, high = nominal * _SHARE_BAND[0], nominal * _SHARE_BAND[1]
+                if not low <= kcal / total_kcal <= high:
+                    out.append(
+                        Violation(
+                            "meal",
+                            f"{kcal / total_kcal:.0%} of the day's energy (band {low:.0%}-{high:.0%})",
+                            day.day,
+                            meal.slot,
+                        )
+                    )
+            if _slot_kind(meal.slot) != "snack":
+                p_low = min(20.0, 0.8 * nominal * protein_min)
+                p_high = max(1.3 * nominal * protein_max, p_low + 10.0)
+                if not p_low * (1 - _TOLERANCE) <= protein <= p_high * (1 + _TOLERANCE):
+                    out.append(
+                        Violation(
+                            "meal", f"{protein:.0f} g protein (band {p_low:.0f}-{p_high:.0f} g)", day.day, meal.slot
+                        )
+                    )
         for key, value in sums.items():
             reported = day.totals.get(key, float("nan"))
             if not abs(reported - value) <= max(1.0, 0.01 * value):
@@ -232,10 +328,14 @@ def check_meal_plan(profile: Profile, plan: MealPlan, foods_by_id: Mapping[str, 
         kcal = sums.get("energy_kcal", 0.0)
         if abs(kcal - energy) > _ENERGY_BAND * energy:
             out.append(Violation("energy", f"{kcal:.0f} kcal, target {energy:.0f} +-{_ENERGY_BAND:.0%}", day.day))
-        if sums.get("protein_g", 0.0) < protein_min * (1 - _TOLERANCE):
+        protein_day = sums.get("protein_g", 0.0)
+        if not protein_min * (1 - _TOLERANCE) <= protein_day <= protein_max * (1 + _TOLERANCE):
             out.append(
-                Violation("protein", f"{sums.get('protein_g', 0.0):.0f} g, minimum {protein_min:.0f} g", day.day)
+                Violation("protein", f"{protein_day:.0f} g, band {protein_min:.0f}-{protein_max:.0f} g", day.day)
             )
-        if sums.get("fiber_g", 0.0) < fibre_min * (1 - _TOLERANCE):
-            out.append(Violation("fibre", f"{sums.get('fiber_g', 0.0):.0f} g, minimum {fibre_min:.0f} g", day.day))
+        fibre = sums.get("fiber_g", 0.0)
+        if not fibre_min * (1 - _TOLERANCE) <= fibre <= fibre_max * (1 + _TOLERANCE):
+            out.append(Violation("fibre", f"{fibre:.0f} g, band {fibre_min:.0f}-{fibre_max:.0f} g", day.day))
+        if sums.get("sodium_mg", 0.0) > sodium_max * (1 + _TOLERANCE):
+            out.append(Violation("sodium", f"{sums.get('sodium_mg', 0.0):.0f} mg (limit {sodium_max:.0f})", day.day))
     return out

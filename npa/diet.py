@@ -28,6 +28,10 @@ a strict allergy. Concretely:
   soy flour, lecithin, meat substitutes ("meatless", MORNINGSTAR, BOCA) are.
 - Shellfish covers crustaceans and molluscs (the EU lists molluscs separately; the US does not).
 - Coconut counts as a tree nut (FDA's list up to 2025 included it); conservative.
+- Conservative is not careless: a name that only *looks* like an allergen or an animal is
+  blanked, on named foods: corn tortillas (maize, not wheat), English muffins (a yeast bread,
+  not an egg-and-milk bake), oyster mushrooms and salsify "vegetable oyster" (plants), coconut
+  milk and coconut meat ("grated meat" of the nut), "danish" cabbage (a cultivar).
 
 Patterns:
 
@@ -149,6 +153,10 @@ _NOT: Mapping[str, tuple[str, ...]] = {
         "milkweed",
     ),
     "egg": ("eggplant", "egg plant"),
+    # A corn tortilla is masa (maize), not wheat; "flour" and "whole wheat" tortillas stay marked.
+    "wheat": ("tortillas, ready-to-bake or -fry, corn", "corn tortilla"),
+    # Oyster mushrooms and salsify ("vegetable oyster") are plants named after the mollusc.
+    "shellfish": ("mushrooms, oyster", "oyster mushroom", "vegetable oyster"),
     "tree_nut": ("butternut squash", "squash, winter, butternut", "nutmeg", "water chestnut", "chestnuts, chinese"),
     "fish": ("fish sauce",),  # re-added below as its own keyword; keeps "fish" word logic simple
 }
@@ -436,6 +444,10 @@ _BAKED_EGG_MILK = (
     r"crepes?",
 )
 
+# Names that look like a baked good but are not one of the egg-and-milk recipes: an English muffin
+# is a yeast bread (flour, water, yeast, salt); "danish" in a cabbage row is a cultivar.
+_NOT_BAKED = ("english muffin", "danish, domestic")
+
 # Pattern rules beyond allergens: groups and keywords that conflict.
 _MEAT_GROUPS = frozenset({"0500", "0700", "1000", "1300", "1700"})
 _MEAT_WORDS = (
@@ -501,6 +513,8 @@ _MEAT_NOT = (
     "without meat",
     "eggplant",
     "ham, ",  # never blanked in practice; keeps the tuple's intent visible
+    "grated meat",  # coconut milk is "expressed from grated meat" of the nut
+    "coconut meat",
 )
 _VEGAN_EXTRA = (r"honey", r"bee pollen", r"royal jelly", r"beeswax", r"carmine", r"cochineal", r"shellac", r"isinglass")
 _PORK_WORDS = (
@@ -613,7 +627,7 @@ def _allergens(description: str, group_code: str) -> frozenset[str]:
     # Nut and Seed Products: "Nuts, ..." rows are tree nuts (peanuts live in group 1600).
     if group_code == "1200" and text.startswith("nuts"):
         found.add("tree_nut")
-    if _BAKED_RE.search(_blank(text, _NOT["egg"])):
+    if _BAKED_RE.search(_blank(text, _NOT["egg"] + _NOT_BAKED)):
         found.update({"egg", "milk"})
     if "wheat" in found:
         found.add("gluten")

@@ -5,10 +5,13 @@ knowledge graph and the CLI consume. It carries everything needed to check it wi
 planner: per item the NDB_No, the household measure and grams, and the item's nutrients; per day
 the totals; for the plan the targets and the negotiated training energy they were computed from.
 ``to_dict`` / ``from_dict`` round-trip exactly (floats are rounded when the plan is built).
+The grocery list (``grocery_list``) is derived from the days, never stored apart from them: the
+document carries it for readers (``mca submit`` prints it), and ``from_dict`` ignores it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -16,7 +19,7 @@ from typing import cast
 
 from npa.profile import Targets
 
-__all__ = ["SUMMARY_KEYS", "DayPlan", "Meal", "MealPlan", "PlanItem", "render_text"]
+__all__ = ["SUMMARY_KEYS", "DayPlan", "GroceryItem", "Meal", "MealPlan", "PlanItem", "grocery_list", "render_text"]
 
 # Nutrients summed per item and per day (a missing SR28 value counts as 0 in the sums).
 SUMMARY_KEYS: tuple[str, ...] = (
@@ -125,6 +128,7 @@ class MealPlan:
             "seed": self.seed,
             "notes": list(self.notes),
             "days": [d.to_dict() for d in self.days],
+            "grocery_list": [g.to_dict() for g in grocery_list(self)],
         }
 
     @staticmethod
@@ -139,6 +143,52 @@ class MealPlan:
             seed=int(cast(int, doc["seed"])),
             notes=tuple(str(n) for n in cast(Sequence[str], doc["notes"])),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class GroceryItem:
+    """One line of the shopping list: ``count`` x the household ``unit`` of a food, ``grams`` in all."""
+
+    ndb_no: str
+    name: str
+    count: int
+    unit: str
+    grams: float
+
+    def text(self) -> str:
+        return f"{self.count} x {self.unit} ({self.grams:,.0f} g)"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"ndb_no": self.ndb_no, "name": self.name, "count": self.count, "unit": self.unit, "grams": self.grams}
+
+
+_COUNT_PREFIX = re.compile(r"^\d+ x ")
+
+
+def grocery_list(plan: MealPlan) -> tuple[GroceryItem, ...]:
+    """The week's shopping list: per food, the total of its household measure and grams, by name.
+
+    An item's ``measure`` reads "2 x 1 cup" (or "1 cup" for one): the unit is the text after the
+    count, which is the same for every portion of a food (the pool gives each food one measure).
+    A food met with two different units (a plan edited by hand) gets one line per unit.
+    """
+    lines: dict[tuple[str, str], list[object]] = {}
+    for day in plan.days:
+        for meal in day.meals:
+            for item in meal.items:
+                unit = _COUNT_PREFIX.sub("", item.measure) if item.count > 1 else item.measure
+                entry = lines.setdefault((item.ndb_no, unit), [item.name, 0, 0.0])
+                entry[1] = cast(int, entry[1]) + item.count
+                entry[2] = cast(float, entry[2]) + item.grams
+    return tuple(
+        sorted(
+            (
+                GroceryItem(ndb, str(name), cast(int, count), unit, round(cast(float, grams), 1))
+                for (ndb, unit), (name, count, grams) in lines.items()
+            ),
+            key=lambda g: (g.name.lower(), g.unit),
+        )
+    )
 
 
 def render_text(plan: MealPlan) -> str:
@@ -168,4 +218,8 @@ def render_text(plan: MealPlan) -> str:
             f"fat {tot['fat_g']:.0f} g, carbohydrate {tot['carbohydrate_g']:.0f} g, fibre {tot['fiber_g']:.0f} g, "
             f"sodium {tot['sodium_mg']:.0f} mg"
         )
+    groceries = grocery_list(plan)
+    lines.append("")
+    lines.append(f"Grocery list ({len(groceries)} items)")
+    lines.extend(f"  {g.text():<36} {g.name}" for g in groceries)
     return "\n".join(lines)

@@ -1,31 +1,45 @@
-"""Meal plan generation: one small mixed-integer program per day over the curated pool.
+"""Meal plan generation: a week's grocery basket, then one small mixed-integer program per day.
 
 Theory of operation:
 
-1. ``targets`` (``npa.profile``) gives the day's energy point target and macro bands.
+1. ``targets`` (``npa.profile``) gives the day's energy point target and the macro, fibre and
+   sodium bands.
 2. The curated pool (``npa.pool``) is filtered by the profile's *strict* restrictions before any
    model is built, so a strict allergen never appears, not even once. Moderate and preference
    restrictions and disliked words become costs on the foods.
-3. Days are planned one after another. For day d a seeded ``random.Random(seed, d)`` samples a
-   few candidates per role and meal slot (a handful of proteins, grains, vegetables...) from the
-   foods not yet used ``uses_max`` times; this keeps each model at about 100-200 variables
-   (HiGHS solves it in milliseconds) and gives variety across days. Foods used on earlier days
-   cost more. If a sample has no solution, the day is retried with every eligible food.
-4. The model, per (slot, food) pair i: ``n_i`` integer in [0, max_count] units of the food's
-   household measure, and ``y_i`` binary (used or not) with ``y_i <= n_i <= max_count * y_i``.
-   Hard constraints: meal structure (per slot template: e.g. lunch has one or two protein
-   sources (meat, fish, egg, tofu or legume), one grain or bread, one or two vegetables), a food
-   at most once a day, added fat at most 2 units a day, each meal's energy within 50-170 % of its
-   share of the day (breakfast 25 %, lunch 30 %, dinner 35 %, snacks 10 %), the day's energy
-   within +-5 % of the target, protein within its band, fibre at least 14 g / 1,000 kcal
-   (protein and fibre are elastic inside the model so that HiGHS finds a first solution at
-   once, but a solution that uses their slack is rejected). Soft, in the objective: energy
-   outside a +-2 % dead band (1 point per % of target), fat and carbohydrate outside their
-   AMDR bands (per gram), and the costs of step 2. No random noise: variety comes from step 3.
-5. If even the full eligible pool has no solution, the planner diagnoses: it re-solves with
-   one hard constraint relaxed at a time (energy, protein, fibre, meal structure) and with one
-   strict restriction dropped at a time, and raises ``Infeasible`` naming the strict
-   restrictions and hard constraints whose relaxation makes a day possible.
+3. A week is a shopping list, not 70 different foods: a seeded ``random.Random(seed)`` picks a
+   *basket* per role (3 proteins, 2 legumes, 6 vegetables, 4 fruits, ... ``_BASKET``, about 29
+   foods) from the eligible pool, and every day is planned from the basket only. The lowest-cost
+   foods (no disliked or soft-restricted food) are preferred when the basket is drawn.
+4. Repetition on purpose: dinner is cooked for two, so lunch on day d+1 *is* dinner of day d
+   (same foods, same portions: fixed in the model); dinner's protein, legume or egg is none of
+   the last three cooked dishes' (a dish is eaten on two days running, and comes back at most
+   once a week). Breakfasts and snacks alternate between two versions: from day 3, day d eats
+   day d-2's (pinned like the leftover lunch; if the day cannot be planned so, they are chosen
+   afresh). With 2 meals a day there is no lunch to carry over. Pinning leaves the solver only
+   dinner to choose on most days, which is most of the speed.
+5. The model for a day, per (slot, food) pair i: ``n_i`` integer in [0, max_count] units of the
+   food's household measure, ``y_i`` binary with ``y_i <= n_i <= max_count * y_i``. Hard
+   constraints: the meal templates (``TEMPLATES``: slots of protein, starch, vegetable, fruit,
+   fat roles; breakfast foods at breakfast, no added oil there), a food at most once a day,
+   added fat at most 2 tbsp a day, each meal's energy within 80-120 % of its share of the day
+   (``_ENERGY_SHARE`` normalised over the day's meals: breakfast about 22-33 %), protein per
+   main meal at least 20 g (or 80 % of the meal's share of the day's minimum when that is
+   lower) and at most 130 % of its share of the day's maximum, fruit at least 2 and vegetables at
+   least 3 portions of 80 g a day, cooked legumes at most 350 g a day, the day's energy within
+   +-2.5 % of the target, protein within its band, fibre within its band, sodium under its
+   limit. Soft, in the objective: energy outside a +-1.5 % dead band (1 point per % of target), fat
+   and carbohydrate outside their AMDR bands (per gram), and the costs of step 2. No random
+   noise. The objective carries a constant offset so that HiGHS's 1 % relative gap is an
+   absolute gap of 2 points: a plan that close to the best bound is kept, not proven optimal.
+6. If a day has no solution from the basket, it is retried with the basket plus a seeded sample
+   of the eligible pool (first with the leftover lunch, then with a fresh one), then with the
+   whole eligible pool; foods so added join the basket for the following days (the grocery
+   list grows by what the day needed, no more).
+7. If even the full eligible pool has no solution, the planner diagnoses: it re-solves with one
+   rule relaxed at a time (energy, protein, fibre, sodium, meal structure) and with one strict
+   restriction dropped at a time, and raises ``Infeasible`` naming the strict restrictions and
+   rules whose relaxation makes a day possible.
 
 Solved with ``scipy.optimize.milp`` (HiGHS branch and cut), relative gap 1 %, and a time limit per
 day so that a pathological input cannot hang the agent.
@@ -33,7 +47,6 @@ day so that a pathological input cannot hang the agent.
 
 from __future__ import annotations
 
-import math
 import random  # noqa: TID251 - only seeded random.Random(seed) instances, never the global generator
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -59,7 +72,9 @@ SLOTS: Mapping[int, tuple[str, ...]] = {
     5: ("breakfast", "morning snack", "lunch", "afternoon snack", "dinner"),
     6: ("breakfast", "morning snack", "lunch", "afternoon snack", "dinner", "evening snack"),
 }
-_ENERGY_SHARE = {"breakfast": 0.25, "lunch": 0.30, "dinner": 0.35, "snack": 0.10}
+# Meal energy shares before normalising over the day's meals (3 meals: 27 / 36.5 / 36.5 %).
+# Lunch and dinner share one figure because lunch is the previous dinner's second portion.
+_ENERGY_SHARE = {"breakfast": 0.25, "lunch": 0.325, "dinner": 0.325, "snack": 0.10}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +91,10 @@ def _r(*roles: str) -> frozenset[str]:
 
 
 TEMPLATES: Mapping[str, Template] = {
-    # Breakfast: one base (cereal, bread, or a cooked grain such as rice or quinoa), and at least
-    # one of fruit, dairy or egg.
+    # Breakfast: one base (cereal, bread, or oats / buckwheat) and at least one of fruit, dairy or
+    # egg; no meat, vegetables or oil (the foods of a breakfast, not a dinner at 8 am).
     "breakfast": Template(
-        roles=_r("cereal", "bread", "grain", "egg", "dairy", "fruit", "nuts", "cheese", "fat"),
+        roles=_r("cereal", "bread", "grain", "egg", "dairy", "fruit", "nuts", "cheese"),
         rules=(
             (_r("cereal", "bread", "grain"), 1, 1),
             (_r("fruit", "dairy", "egg"), 1, 3),
@@ -88,22 +103,24 @@ TEMPLATES: Mapping[str, Template] = {
             (_r("egg"), 0, 1),
             (_r("nuts"), 0, 1),
             (_r("cheese"), 0, 1),
-            (_r("fat"), 0, 1),
         ),
         items=(2, 4),
     ),
-    # Lunch and dinner: a protein (meat, fish, egg, tofu or legume), a starch, vegetables.
+    # Lunch and dinner: a protein slot (meat, fish, egg, tofu, or one legume), a starch, one or
+    # two vegetables, optionally fruit for dessert and a tablespoon of fat.
     "main": Template(
-        roles=_r("protein", "legume", "egg", "grain", "bread", "vegetable", "cheese", "fat"),
+        roles=_r("protein", "legume", "egg", "grain", "bread", "vegetable", "cheese", "fat", "fruit"),
         rules=(
             (_r("protein", "legume", "egg"), 1, 2),
             (_r("protein"), 0, 1),
+            (_r("legume"), 0, 1),
             (_r("grain", "bread"), 1, 1),
             (_r("vegetable"), 1, 2),
             (_r("cheese"), 0, 1),
             (_r("fat"), 0, 1),
+            (_r("fruit"), 0, 1),
         ),
-        items=(3, 5),
+        items=(3, 6),
     ),
     "snack": Template(
         roles=_r("fruit", "nuts", "dairy", "vegetable", "cheese"),
@@ -111,30 +128,59 @@ TEMPLATES: Mapping[str, Template] = {
         items=(1, 2),
     ),
 }
-# Foods sampled per role and slot for one day's model (step 3 of the docstring).
-_SAMPLE = {"vegetable": 3, "protein": 3, "legume": 3, "fruit": 3, "cereal": 2}
-_SAMPLE_DEFAULT = 2
+# The week's basket: foods per role (step 3 of the docstring); about 29 foods.
+_BASKET = {
+    "protein": 3,
+    "legume": 2,
+    "egg": 1,
+    "dairy": 2,
+    "cheese": 1,
+    "fat": 2,
+    "cereal": 1,
+    "bread": 2,
+    "grain": 3,
+    "vegetable": 6,
+    "fruit": 4,
+    "nuts": 2,
+}
+_ROTATION = 3  # cooked dishes whose mains today's dinner may not repeat (step 4)
+_MAINS = frozenset({"protein", "legume", "egg"})
+_MAINS_MIN = 6  # mains in the basket: three for the rotation, one for the leftover, two to choose from
+_SAMPLE = 3  # extra foods per role when a day cannot be planned from the basket (step 6)
 _ENERGY_WEIGHT = 100.0
-_SHORT_WEIGHT = 5.0
-_ENERGY_HARD = True
-_ENERGY_TOLERANCE = 0.05
-_ENERGY_FREE = 0.02
-_SLOT_BAND = (0.5, 1.7)  # a meal's energy between 50 % and 170 % of its share of the day
+_OBJECTIVE_OFFSET = 200.0
+_ENERGY_TOLERANCE = 0.025
+_ENERGY_FREE = 0.015
+_SLOT_BAND = (0.8, 1.2)  # a meal's energy between 80 % and 120 % of its share of the day
+_MEAL_PROTEIN_MIN_G = 20.0  # per main meal (breakfast, lunch, dinner)
+_MEAL_PROTEIN_SHARE = (0.8, 1.3)  # of the meal's share of the day's protein minimum / maximum
+_PORTION_G = 80.0  # one portion of fruit or vegetables (WHO / NHS "5 a day")
+_FRUIT_PORTIONS_MIN = 2
+_VEGETABLE_PORTIONS_MIN = 3
+_LEGUME_G_MAX = 350.0  # cooked legumes a day (about 2 cups)
 _FAT_UNITS_MAX_PER_DAY = 2
 _TIME_LIMIT_S = 2.0
-_HIGHS_OPTIONS: dict[str, object] = {"time_limit": _TIME_LIMIT_S, "mip_rel_gap": 0.01, "disp": False}
+# Presolve off: the day models are small and mostly pinned columns, and HiGHS's presolve cost
+# more than it saved (measured: 7-day plans about 20 % faster without it).
+_HIGHS_OPTIONS: dict[str, object] = {
+    "time_limit": _TIME_LIMIT_S,
+    "mip_rel_gap": 0.01,
+    "presolve": False,
+    "disp": False,
+}
 _COST_MODERATE = 25.0
 _COST_PREFERENCE = 8.0
 _COST_DISLIKE = 15.0
-_COST_REPEAT = 2.0
 
 
 def _kind(slot: str) -> str:
     return "snack" if "snack" in slot else "breakfast" if slot == "breakfast" else "main"
 
 
-def _share(slot: str) -> float:
-    return _ENERGY_SHARE["snack" if "snack" in slot else slot]
+def _shares(slots: Sequence[str]) -> list[float]:
+    """Each meal's share of the day's energy, normalised over the day's meals."""
+    raw = [_ENERGY_SHARE["snack" if "snack" in s else s] for s in slots]
+    return [r / sum(raw) for r in raw]
 
 
 def _violates(candidate: Candidate, name: str) -> bool:
@@ -191,46 +237,67 @@ def _per_unit(c: Candidate, key: str) -> float:
     return c.food.nutrients.get(key, 0.0) * c.unit_grams / 100.0
 
 
+# Rules the diagnosis relaxes one at a time (step 7); "meal structure" covers the templates and
+# every per-meal and per-day portion rule.
+_RELAXABLE = ("energy", "protein", "fibre", "sodium", "meal structure")
+
+
 def _build(
     slots: Sequence[str],
     by_slot: Sequence[Sequence[Candidate]],
     goal: Targets,
     costs: Mapping[str, float],
-    uses: Mapping[str, int],
     relax: str | None,
     kosher: bool,
-    *,
-    band: tuple[float, float] | None = None,
-    free: tuple[float, float] | None = None,
-    fat_units_max: float = _FAT_UNITS_MAX_PER_DAY,
+    fixed: Mapping[int, Mapping[str, int]] | None = None,
 ) -> _Model:
-    """One model over ``slots``; ``band`` / ``free`` override the energy bands (absolute kcal)."""
+    """One model over ``slots``; ``fixed`` pins a slot's foods and counts (the leftover lunch)."""
     pairs = [(s, c) for s, cands in enumerate(by_slot) for c in cands]
     n_pairs = len(pairs)
+    fixed = fixed or {}
     # Columns: n (n_pairs), y (n_pairs), then continuous slacks: energy above / below the dead band,
-    # fat below / above its band, carbohydrate below / above, protein short, fibre short.
-    extra = 8
+    # fat below / above its band, carbohydrate below / above; last, the objective offset (fixed 1).
+    extra = 7
     width = 2 * n_pairs + extra
     e0 = 2 * n_pairs
     energy_target = goal.energy_kcal
     c = np.zeros(width)
-    # No random noise in the objective: it made HiGHS prove optimality among near-equal plans
-    # (measured: 30 % slower); variety comes from the seeded candidate sample instead.
     for i, (_, cand) in enumerate(pairs):
-        c[n_pairs + i] = costs.get(cand.food.ndb_no, 0.0) + _COST_REPEAT * uses.get(cand.food.ndb_no, 0)
+        c[n_pairs + i] = costs.get(cand.food.ndb_no, 0.0)
     c[e0] = c[e0 + 1] = _ENERGY_WEIGHT / energy_target
     c[e0 + 2] = c[e0 + 3] = 1.0  # per gram of fat outside the AMDR band
     c[e0 + 4] = c[e0 + 5] = 0.5  # per gram of carbohydrate outside the AMDR band
-    c[e0 + 6] = c[e0 + 7] = _SHORT_WEIGHT  # per gram of protein or fibre under its minimum
+    # HiGHS stops at a relative gap; a constant offset turns that into an absolute gap of
+    # _OBJECTIVE_OFFSET x gap points (1 point = 1 % of energy outside the dead band, or 1 g of
+    # fat): the first solution that close to the bound is kept instead of proving the optimum
+    # among near-equal plans (measured: about 3x faster a day).
+    c[e0 + 6] = _OBJECTIVE_OFFSET
     integrality = np.concatenate([np.ones(2 * n_pairs), np.zeros(extra)])
     lower = np.zeros(width)
     upper = np.concatenate(
         [np.array([float(cand.max_count) for _, cand in pairs]), np.ones(n_pairs), np.full(extra, np.inf)]
     )
+    lower[e0 + 6] = upper[e0 + 6] = 1.0
+    for i, (s, cand) in enumerate(pairs):
+        if s in fixed:
+            count = float(fixed[s].get(cand.food.ndb_no, 0))
+            lower[i] = upper[i] = count
+            lower[n_pairs + i] = upper[n_pairs + i] = 1.0 if count > 0 else 0.0
     model = _Model(pairs, c, integrality, lower, upper, slack0=e0)
 
     def row() -> np.ndarray:
         return np.zeros(width)
+
+    def in_slot(s: int, key: str | None = None, roles: frozenset[str] | None = None, y: bool = False) -> np.ndarray:
+        """A row over slot ``s`` (every slot when -1): per-unit ``key`` on n, or 1 on y."""
+        r = row()
+        for i, (ps, cand) in enumerate(pairs):
+            if (s == -1 or ps == s) and (roles is None or cand.role in roles):
+                if y:
+                    r[n_pairs + i] = 1.0
+                else:
+                    r[i] = _per_unit(cand, key) if key else 1.0
+        return r
 
     for i, (_, cand) in enumerate(pairs):
         r = row()
@@ -239,41 +306,50 @@ def _build(
         r = row()
         r[i], r[n_pairs + i] = 1.0, -1.0
         model.add(r, 0.0, np.inf)
-    if relax != "meal structure":
-        for s, slot in enumerate(slots):
-            template = TEMPLATES[_kind(slot)]
+    shares = _shares(slots)
+    structured = relax != "meal structure"
+    for s, slot in enumerate(slots):
+        template = TEMPLATES[_kind(slot)]
+        if not structured:
+            model.add(in_slot(s, y=True), 1.0, np.inf)
+            continue
+        if s not in fixed:  # a leftover lunch met the template as yesterday's dinner
             for roles, lo, hi in template.rules:
-                r = row()
-                for i, (ps, cand) in enumerate(pairs):
-                    if ps == s and cand.role in roles:
-                        r[n_pairs + i] = 1.0
-                model.add(r, float(lo), float(hi))
+                model.add(in_slot(s, roles=roles, y=True), float(lo), float(hi))
+            model.add(in_slot(s, y=True), float(template.items[0]), float(template.items[1]))
+        if len(slots) > 1:
+            target = energy_target * shares[s]
+            model.add(in_slot(s, "energy_kcal"), target * _SLOT_BAND[0], target * _SLOT_BAND[1])
+        if _kind(slot) != "snack":
+            low = min(_MEAL_PROTEIN_MIN_G, _MEAL_PROTEIN_SHARE[0] * shares[s] * goal.protein_g[0])
+            high = max(_MEAL_PROTEIN_SHARE[1] * shares[s] * goal.protein_g[1], low + 10.0)
+            model.add(in_slot(s, "protein_g"), low, high)
+    if structured:
+        grams = {"fruit": _FRUIT_PORTIONS_MIN, "vegetable": _VEGETABLE_PORTIONS_MIN}
+        for role, portions in grams.items():
             r = row()
-            for i, (ps, _) in enumerate(pairs):
-                if ps == s:
-                    r[n_pairs + i] = 1.0
-            model.add(r, float(template.items[0]), float(template.items[1]))
-    else:
-        for s in range(len(slots)):
-            r = row()
-            for i, (ps, _) in enumerate(pairs):
-                if ps == s:
-                    r[n_pairs + i] = 1.0
-            model.add(r, 1.0, np.inf)
+            for i, (_, cand) in enumerate(pairs):
+                if cand.role == role:
+                    r[i] = cand.unit_grams
+            model.add(r, portions * _PORTION_G, np.inf)
+        r = row()
+        for i, (_, cand) in enumerate(pairs):
+            if cand.role == "legume":
+                r[i] = cand.unit_grams
+        model.add(r, 0.0, _LEGUME_G_MAX)
     by_food: dict[str, list[int]] = {}
     for i, (_, cand) in enumerate(pairs):
         by_food.setdefault(cand.food.ndb_no, []).append(i)
-    for columns in by_food.values():
+    for ndb, columns in by_food.items():
         if len(columns) > 1:
             r = row()
             for i in columns:
                 r[n_pairs + i] = 1.0
-            model.add(r, 0.0, 1.0)
-    r = row()
-    for i, (_, cand) in enumerate(pairs):
-        if cand.role == "fat":
-            r[i] = 1.0
-    model.add(r, 0.0, float(fat_units_max))
+            # A food once a day among the meals chosen today; two pinned meals (a leftover lunch
+            # and a repeated breakfast, each fine on its own day) may share one, e.g. a banana.
+            pinned = sum(1 for s, items in fixed.items() if items.get(ndb, 0) > 0)
+            model.add(r, 0.0, float(max(1, pinned)))
+    model.add(in_slot(-1, roles=frozenset({"fat"})), 0.0, float(_FAT_UNITS_MAX_PER_DAY))
     if kosher:  # meat and milk never in the same meal
         for s in range(len(slots)):
             meat = [i for i, (ps, cand) in enumerate(pairs) if ps == s and cand.role == "protein"]
@@ -284,17 +360,12 @@ def _build(
                     r[n_pairs + a] = r[n_pairs + b] = 1.0
                     model.add(r, 0.0, 1.0)
 
-    def nutrient_row(key: str) -> np.ndarray:
-        r = row()
-        for i, (_, cand) in enumerate(pairs):
-            r[i] = _per_unit(cand, key)
-        return r
-
-    energy = nutrient_row("energy_kcal")
+    energy = in_slot(-1, "energy_kcal")
     if relax != "energy":
         model.energy = energy
-        model.energy_band = band or (energy_target * (1 - _ENERGY_TOLERANCE), energy_target * (1 + _ENERGY_TOLERANCE))
-    free = free or (energy_target * (1 - _ENERGY_FREE), energy_target * (1 + _ENERGY_FREE))
+        model.energy_band = (energy_target * (1 - _ENERGY_TOLERANCE), energy_target * (1 + _ENERGY_TOLERANCE))
+        model.add(energy, *model.energy_band)
+    free = (energy_target * (1 - _ENERGY_FREE), energy_target * (1 + _ENERGY_FREE))
     # Energy outside the dead band +-_ENERGY_FREE costs; inside it, every plan is as good, which
     # leaves HiGHS many optimal solutions to find fast (a point target made each day ~1 s).
     r = energy.copy()
@@ -303,41 +374,27 @@ def _build(
     r = energy.copy()
     r[e0 + 1] = 1.0
     model.add(r, free[0], np.inf)
-    if relax != "energy" and _ENERGY_HARD:
-        model.add(energy, *model.energy_band)
-    protein = nutrient_row("protein_g")
+    protein = in_slot(-1, "protein_g")
     if relax != "protein":
-        r = protein.copy()
-        r[e0 + 6] = 1.0
-        model.add(r, goal.protein_g[0], np.inf)
-    model.add(protein, -np.inf, goal.protein_g[1])
+        model.add(protein, goal.protein_g[0], goal.protein_g[1])
     if relax != "fibre":
-        r = nutrient_row("fiber_g")
-        r[e0 + 7] = 1.0
-        model.add(r, goal.fiber_g_min, np.inf)
-    fat = nutrient_row("fat_g")
+        model.add(in_slot(-1, "fiber_g"), goal.fiber_g_min, goal.fiber_g_max)
+    if relax != "sodium":
+        model.add(in_slot(-1, "sodium_mg"), -np.inf, goal.sodium_mg_max)
+    fat = in_slot(-1, "fat_g")
     r = fat.copy()
     r[e0 + 2] = 1.0
     model.add(r, goal.fat_g[0], np.inf)
     r = fat.copy()
     r[e0 + 3] = -1.0
     model.add(r, -np.inf, goal.fat_g[1])
-    carb = nutrient_row("carbohydrate_g")
+    carb = in_slot(-1, "carbohydrate_g")
     r = carb.copy()
     r[e0 + 4] = 1.0
     model.add(r, goal.carbohydrate_g[0], np.inf)
     r = carb.copy()
     r[e0 + 5] = -1.0
     model.add(r, -np.inf, goal.carbohydrate_g[1])
-    shares = [_share(s) for s in slots]
-    total_share = sum(shares)
-    for s in range(len(slots) if len(slots) > 1 else 0):
-        r = row()
-        for i, (ps, cand) in enumerate(pairs):
-            if ps == s:
-                r[i] = _per_unit(cand, "energy_kcal")
-        target = energy_target * shares[s] / total_share
-        model.add(r, target * _SLOT_BAND[0], target * _SLOT_BAND[1])
     return model
 
 
@@ -354,10 +411,6 @@ def _solve(model: _Model) -> np.ndarray | None:
     if result.x is None or result.status not in (0, 1):
         return None
     x = np.asarray(result.x)
-    # Protein and fibre minimums are elastic in the model (HiGHS finds a first solution at once)
-    # but hard for the plan: a solution that needs their slack counts as no solution.
-    if x[model.slack0 + 6] > 1e-6 or x[model.slack0 + 7] > 1e-6:
-        return None
     if (
         model.energy is not None
         and not model.energy_band[0] - 1e-6 <= float(model.energy @ x) <= model.energy_band[1] + 1e-6
@@ -366,71 +419,89 @@ def _solve(model: _Model) -> np.ndarray | None:
     return x
 
 
-_NOT_BREAKFAST = re.compile(r"\b(pasta|macaroni|spaghetti|noodles?|couscous|potato(es)?|lasagna)\b")
+# Grains that make a breakfast (porridge); rice, pasta, potatoes and the rest wait for lunch.
+_BREAKFAST_GRAIN = re.compile(r"\b(oats?|oatmeal|buckwheat)\b")
 
 
 def _slot_candidates(
     slots: Sequence[str],
     pool: Sequence[Candidate],
-    exhausted: set[str],
-    rng: random.Random | None,
     kosher: bool,
+    *,
+    fixed: Mapping[int, Sequence[Candidate]] | None = None,
+    excluded: Mapping[int, set[str]] | None = None,
 ) -> list[list[Candidate]]:
-    """Per slot, the candidates of the model: a seeded sample per role, or all when ``rng`` is None."""
+    """Per slot, the pool foods its template allows (``fixed`` slots: just those foods)."""
     by_role: dict[str, list[Candidate]] = {}
     for cand in pool:
-        if cand.food.ndb_no not in exhausted or cand.role == "fat":
-            by_role.setdefault(cand.role, []).append(cand)
+        by_role.setdefault(cand.role, []).append(cand)
     out: list[list[Candidate]] = []
-    for slot in slots:
+    for s, slot in enumerate(slots):
+        if fixed and s in fixed:
+            out.append(list(fixed[s]))
+            continue
         kind = _kind(slot)
+        skip = excluded.get(s, set()) if excluded else set()
         chosen: list[Candidate] = []
         for role in sorted(TEMPLATES[kind].roles):
             if kosher and kind == "main" and role in {"cheese"}:
                 continue
-            options = list(by_role.get(role, ()))
+            options = [c for c in by_role.get(role, ()) if c.food.ndb_no not in skip]
             if kind == "breakfast" and role == "grain":
-                # Rice, quinoa, oats or buckwheat make a breakfast; pasta and noodles do not.
-                options = [c for c in options if not _NOT_BREAKFAST.search(c.food.description.lower())]
-            if rng is not None:
-                rng.shuffle(options)
-                options = options[: _SAMPLE.get(role, _SAMPLE_DEFAULT)]
+                options = [c for c in options if _BREAKFAST_GRAIN.search(c.food.description.lower())]
             chosen.extend(options)
         out.append(chosen)
     return out
 
 
-def _diagnose(
-    profile: Profile,
-    slots: Sequence[str],
-    goal: Targets,
-    exhausted: set[str],
-    kosher: bool,
-) -> Infeasible:
+def _basket(pool: Sequence[Candidate], costs: Mapping[str, float], rng: random.Random) -> list[Candidate]:
+    """The week's grocery basket: per role, ``_BASKET`` foods, cheapest first, seeded among equals."""
+    by_role: dict[str, list[Candidate]] = {}
+    for cand in pool:
+        by_role.setdefault(cand.role, []).append(cand)
+    basket: list[Candidate] = []
+    for role in sorted(by_role):
+        options = by_role[role]
+        rng.shuffle(options)
+        options.sort(key=lambda c: costs.get(c.food.ndb_no, 0.0))  # stable: the shuffle breaks ties
+        basket.extend(options[: _BASKET.get(role, 1)])
+    # Dinner rotates its main over the last three cooked dishes (step 4), so the basket needs
+    # spare mains: when proteins are scarce (a vegan has tofu and tempeh), legumes make up six.
+    mains = sum(1 for c in basket if c.role in _MAINS)
+    for role in ("legume", "protein"):
+        extra = [c for c in by_role.get(role, ()) if c not in basket][: max(0, _MAINS_MIN - mains)]
+        basket.extend(extra)
+        mains += len(extra)
+    return basket
+
+
+def _diagnose(profile: Profile, slots: Sequence[str], goal: Targets, kosher: bool) -> Infeasible:
     pool = eligible_pool(profile)
     conflicts: list[str] = []
     for name in sorted(profile.strict()):
         relaxed_pool = eligible_pool(profile, drop=name)
-        by_slot = _slot_candidates(slots, relaxed_pool, exhausted, None, kosher)
-        if _solve(_build(slots, by_slot, goal, {}, {}, None, kosher)) is not None:
+        by_slot = _slot_candidates(slots, relaxed_pool, kosher)
+        if _solve(_build(slots, by_slot, goal, {}, None, kosher)) is not None:
             conflicts.append(f"strict restriction {name!r}")
     labels = {
-        "energy": f"energy {goal.energy_kcal:.0f} kcal/day +-{_ENERGY_TOLERANCE:.0%}",
+        "energy": f"energy {goal.energy_kcal:.0f} kcal/day +-{_ENERGY_TOLERANCE:.1%}",
         "protein": f"protein {goal.protein_g[0]:.0f}-{goal.protein_g[1]:.0f} g/day",
-        "fibre": f"fibre >= {goal.fiber_g_min:.0f} g/day",
-        "meal structure": "meal structure (" + ", ".join(slots) + ")",
+        "fibre": f"fibre {goal.fiber_g_min:.0f}-{goal.fiber_g_max:.0f} g/day",
+        "sodium": f"sodium < {goal.sodium_mg_max:.0f} mg/day",
+        "meal structure": "meal structure (" + ", ".join(slots) + ": templates, energy shares, protein per meal,"
+        " fruit and vegetable portions, legumes)",
     }
-    by_slot = _slot_candidates(slots, pool, exhausted, None, kosher)
-    for relax, label in labels.items():
-        if _solve(_build(slots, by_slot, goal, {}, {}, relax, kosher)) is not None:
-            conflicts.append(label)
+    by_slot = _slot_candidates(slots, pool, kosher)
+    for relax in _RELAXABLE:
+        if _solve(_build(slots, by_slot, goal, {}, relax, kosher)) is not None:
+            conflicts.append(labels[relax])
     if (
         not conflicts
         or all(c.startswith("strict") for c in conflicts)
         or not any(c.startswith("strict") for c in conflicts)
     ):
         # Name the whole clash when no single relaxation decides it: every strict restriction and
-        # every hard constraint that took part.
+        # every rule that took part.
         strict = [f"strict restriction {n!r}" for n in sorted(profile.strict())]
         conflicts = sorted(set(conflicts) | set(strict)) if conflicts else strict + list(labels.values())
     empty = [slot for slot, cands in zip(slots, by_slot, strict=True) if not cands]
@@ -454,28 +525,46 @@ def _item(cand: Candidate, count: int) -> PlanItem:
     )
 
 
-def _whole_day(
+_Day = list[list[tuple[Candidate, int]]]
+
+
+def _plan_day(
     slots: Sequence[str],
+    basket: list[Candidate],
     pool: Sequence[Candidate],
-    exhausted: set[str],
     goal: Targets,
     costs: Mapping[str, float],
-    uses: Mapping[str, int],
     rng: random.Random,
     kosher: bool,
-) -> list[list[tuple[Candidate, int]]] | None:
-    """Plan a day as one model: a seeded sample of candidates first, every eligible food if that fails.
+    fixed: Mapping[int, Sequence[tuple[Candidate, int]]],
+    recent_mains: set[str],
+    stages: Sequence[int] = (0, 1, 2),
+) -> _Day | None:
+    """Plan a day as one model: from the basket, then the basket and a sample, then the whole pool.
 
-    (Solving meal by meal instead, with the last meal taking the day's remainder, was measured:
-    30-40 models of 20-30 pairs cost more than 7 of 60-120, because HiGHS spends most of each
-    solve on its root heuristics whatever the size.)
+    ``fixed`` meals (the leftover lunch, a repeated breakfast) are pinned; ``recent_mains`` are
+    kept off dinner. (Solving meal by meal instead, with the last meal taking the day's
+    remainder, was measured: 30-40 models of 20-30 pairs cost more than 7 of 60-120, because
+    HiGHS spends most of each solve on its root heuristics whatever the size.)
     """
-    for sample in (rng, None):
-        by_slot = _slot_candidates(slots, pool, exhausted, sample, kosher)
-        model = _build(slots, by_slot, goal, costs, uses, None, kosher)
+    fixed_cands = {s: [c for c, _ in items] for s, items in fixed.items()}
+    fixed_counts = {s: {c.food.ndb_no: n for c, n in items} for s, items in fixed.items()}
+    excluded = {slots.index("dinner"): recent_mains}
+    in_basket = {c.food.ndb_no for c in basket}
+    by_role: dict[str, list[Candidate]] = {}
+    for cand in pool:
+        if cand.food.ndb_no not in in_basket:
+            by_role.setdefault(cand.role, []).append(cand)
+    sample: list[Candidate] = []
+    for role in sorted(by_role):
+        sample.extend(rng.sample(by_role[role], min(_SAMPLE, len(by_role[role]))))
+    food_sets = (basket, basket + sample, list(pool))
+    for foods in (food_sets[k] for k in stages):
+        by_slot = _slot_candidates(slots, foods, kosher, fixed=fixed_cands, excluded=excluded)
+        model = _build(slots, by_slot, goal, costs, None, kosher, fixed_counts)
         x = _solve(model)
         if x is not None:
-            chosen: list[list[tuple[Candidate, int]]] = [[] for _ in slots]
+            chosen: _Day = [[] for _ in slots]
             for i, (s, cand) in enumerate(model.pairs):
                 count = round(float(x[i]))
                 if count > 0:
@@ -497,20 +586,54 @@ def plan_meals(profile: Profile, *, training_kcal_per_week: float = 0.0, seed: i
     kosher = "kosher" in profile.strict()
     pool = eligible_pool(profile)
     costs = _costs(profile, pool)
-    uses_max = max(2, math.ceil(3 * profile.days / 7))
-    uses: dict[str, int] = {}
+    basket = _basket(pool, costs, random.Random(seed))
     days: list[DayPlan] = []
+    picked_days: list[_Day] = []
+    recent: list[set[str]] = []
+    lunch = slots.index("lunch") if "lunch" in slots else -1
+    dinner = slots.index("dinner")
+    repeated = [s for s, slot in enumerate(slots) if _kind(slot) in {"breakfast", "snack"}]
     for day in range(1, profile.days + 1):
         rng = random.Random(seed * 1_000 + day)
-        exhausted = {ndb for ndb, n in uses.items() if n >= uses_max}
-        picked = _whole_day(slots, pool, exhausted, goal, costs, uses, rng, kosher)
+        leftover = {lunch: picked_days[-1][dinner]} if lunch >= 0 and picked_days else {}
+        # Cheapest first (stages: 0 the basket, 1 the basket and a sample, 2 the whole pool):
+        # breakfasts and snacks alternate between two versions (step 4), day d eats day d-2's,
+        # which leaves only dinner to choose; then the leftover lunch with breakfast chosen
+        # afresh; then a fresh lunch (the leftover no longer fits); the whole pool (a 270-pair
+        # model, up to a second) only when the basket and a sample cannot do it.
+        tries: list[tuple[dict[int, list[tuple[Candidate, int]]], tuple[int, ...]]] = []
+        if len(picked_days) >= 2:
+            tries.append((leftover | {s: picked_days[-2][s] for s in repeated}, (0,)))
+        tries.append((leftover, (0, 1)))
+        if leftover:
+            tries.append(({}, (0, 1)))
+        tries.append((leftover, (2,)))
+        if leftover:
+            tries.append(({}, (2,)))
+        picked: _Day | None = None
+        fresh_lunch = True
+        recent_mains = set().union(*recent)
+        for fixed, stages in tries:
+            picked = _plan_day(slots, basket, pool, goal, costs, rng, kosher, fixed, recent_mains, stages)
+            if picked is not None:
+                fresh_lunch = lunch >= 0 and lunch not in fixed
+                break
         if picked is None:
-            raise _diagnose(profile, slots, goal, exhausted, kosher)
-        meals: list[list[PlanItem]] = [[] for _ in slots]
-        for s, items in enumerate(picked):
-            for cand, count in items:
-                meals[s].append(_item(cand, count))
-                uses[cand.food.ndb_no] = uses.get(cand.food.ndb_no, 0) + 1
+            raise _diagnose(profile, slots, goal, kosher)
+        picked_days.append(picked)
+        in_basket = {c.food.ndb_no for c in basket}
+        for items in picked:
+            for c, _ in items:
+                if c.food.ndb_no not in in_basket:
+                    basket.append(c)
+                    in_basket.add(c.food.ndb_no)
+        # The mains of the last three cooked dishes (dinners, and a fresh lunch) are off the next
+        # dinner: a dish is eaten on two days running at most, and comes back at most once a week.
+        cooked = [s for s in (lunch, dinner) if s == dinner or (s >= 0 and fresh_lunch)]
+        for s in cooked:
+            recent.append({c.food.ndb_no for c, _ in picked[s] if c.role in _MAINS})
+        recent = recent[-_ROTATION:]
+        meals: list[list[PlanItem]] = [[_item(cand, count) for cand, count in items] for items in picked]
         if any(not m for m in meals):
             raise RuntimeError("solver returned a day with an empty meal despite the structure constraints")
         built = tuple(
@@ -522,6 +645,8 @@ def plan_meals(profile: Profile, *, training_kcal_per_week: float = 0.0, seed: i
     notes: list[str] = []
     if goal.floor_applied:
         notes.append("energy raised to the safe floor (BMR, and 1,200 / 1,500 kcal); expect slower loss")
+    if "lunch" in slots:
+        notes.append("dinner is cooked for two: lunch the next day is its second portion")
     if profile.strict() & {"halal", "kosher"}:
         notes.append("meat and poultry must be bought halal / kosher certified; the plan names the species")
     notes.append("nutrient data: USDA SR28 (2016); allergens derived from descriptions, check product labels")

@@ -10,21 +10,33 @@ Rules, per SR28 food group (code):
 
 - 0100 dairy and egg: cooked eggs (egg role); fluid milk, yogurt, cottage cheese (dairy role);
   hard and soft cheeses (cheese role, at most 2 oz); salted / unsalted butter (fat role).
-- 0400 fats and oils: plain cooking oils "salad or cooking" (fat role, at most 2 tbsp a day).
+- 0400 fats and oils: plain cooking oils "salad or cooking" (fat role, 1 tbsp a meal, at most
+  2 a day, never at breakfast: an accompaniment, not a food).
 - 0500 / 1000 / 1300 / 1500 / 1700 poultry, pork, beef, fish, lamb and veal: cooked lean cuts
   only (a cooking word and, for red meat, "lean only"); no organ meats, no game, no breaded or
-  fried, no skin-only rows (protein role). Canned tuna and salmon count as cooked.
-- 0800 breakfast cereals: ready-to-eat cereals and hot cereals cooked with water (cereal role).
-- 0900 fruits: raw fruit (fruit role); no juice, no canned in syrup.
-- 1100 vegetables: raw, or boiled without salt; potatoes and sweet potatoes baked or boiled are
-  starches (grain role); no canned, dehydrated, powder or juice rows.
-- 1200 nuts and seeds: nuts and seeds and their butters, raw or dry roasted, no salt added
-  (nuts role, at most about 2 oz).
+  fried, no skin-only rows (protein role); fish and shellfish from the named common species.
+  Canned tuna and salmon count as cooked.
+- 0800 breakfast cereals: ready-to-eat cereals and hot cereals cooked with water (cereal role);
+  oatmeal cooked with water, without salt, is a cooked grain by the cup (grain role).
+- Foods a person would recognise, in the state they are eaten: fruits, vegetables, grains, nuts
+  and fish come from named lists of common foods (``_FRUITS``, ``_VEGETABLES_RAW``,
+  ``_VEGETABLES_COOKED``, ``_GRAINS``, ``_NUTS``, ``_FISH``), not from "any raw row": SR28 also
+  holds pokeweed shoots (toxic raw), taro, yautia, lima beans and elderberries (must be cooked),
+  raw potato and winter squash (inedible raw), garlic, chillies and wasabi (condiments).
+- 0900 fruits: the named common fruits, raw (fruit role); no juice, no canned in syrup.
+- 1100 vegetables: the salad vegetables raw, the named vegetables boiled (or baked) without salt;
+  potatoes and sweet potatoes baked or boiled without salt are starches (grain role), never raw;
+  no canned, dehydrated, powder or juice rows. Garlic, chillies, ginger, wasabi, horseradish and
+  herbs are condiments: never a portion.
+- 1200 nuts and seeds: the named nuts and seeds and their butters, raw or dry roasted, no salt
+  added (nuts role, at most about 2 oz); no coconut milk or cream (cooking ingredients), no
+  raw chestnuts (eaten roasted).
 - 1600 legumes: beans, lentils, chickpeas, peas cooked without salt (legume role: a protein at
   lunch and dinner); tofu and tempeh (protein role); soymilk (dairy role); peanuts and peanut
   butter (nuts role); hummus (legume role).
 - 1800 baked products: breads, bagels, English muffins, tortillas, pita (bread role).
-- 2000 cereal grains and pasta: cooked rows only (grain role).
+- 2000 cereal grains and pasta: the named common grains and pastas, cooked rows only (grain
+  role); no protein-fortified or "vegetable" pasta, amaranth, teff or kamut.
 - Every other group is excluded: spices, baby foods, soups and sauces, sausages and luncheon
   meats, beverages, sweets, fast foods, mixed entrees, regional and restaurant foods.
 - A food needs energy, protein, fat, carbohydrate and fibre values, and a household measure
@@ -49,11 +61,11 @@ __all__ = ["ROLE_PORTIONS", "Candidate", "candidate_pool"]
 ROLE_PORTIONS: Mapping[str, tuple[float, float]] = MappingProxyType(
     {
         "protein": (85.0, 255.0),  # 3 oz cooked, up to 9 oz
-        "legume": (90.0, 360.0),  # 1/2 cup cooked
+        "legume": (90.0, 200.0),  # 1/2 cup cooked, up to about a cup (750 g a day was seen)
         "egg": (50.0, 150.0),  # 1 large, up to 3
         "dairy": (245.0, 490.0),  # 1 cup, up to 2
         "cheese": (28.0, 60.0),  # 1 oz, up to about 2
-        "fat": (13.5, 28.0),  # 1 tbsp, up to 2
+        "fat": (13.5, 15.0),  # 1 tbsp a meal: an accompaniment
         "cereal": (30.0, 90.0),
         "fruit": (120.0, 360.0),
         "vegetable": (80.0, 300.0),
@@ -75,6 +87,40 @@ _NOT_EATEN_AS_IS = re.compile(
     re.IGNORECASE,
 )
 
+
+# Named lists of common foods (matched at the start of the lower-cased SR28 description). A list
+# and not a rule because what is safe and usual to eat is cultural knowledge SR28 does not hold.
+_FRUITS = re.compile(
+    r"(apples|apricots|bananas|blackberries|blueberries|cherries, sweet|clementines|figs|grapefruit|grapes, red"
+    r"|kiwifruit|mangos|melons, (cantaloupe|honeydew)|nectarines|oranges|papayas|peaches|pears|pineapple|plums"
+    r"|pomegranates|raspberries|strawberries|tangerines|watermelon)\b"
+)
+# Salad vegetables: eaten raw.
+_VEGETABLES_RAW = re.compile(
+    r"(lettuce|spinach|tomatoes, red|cucumber|carrots|celery|peppers, sweet|radishes, raw|cabbage, (raw|red|savoy)"
+    r"|arugula|mushrooms, (white|brown)|peas, edible-podded|broccoli, raw|cauliflower, raw|watercress|fennel"
+    r"|yambean|squash, summer)\b"
+)
+# Vegetables eaten cooked (boiled or baked without salt): every raw-only-unsafe or unpalatable
+# one (pokeweed, taro, yautia, lima beans, winter squash) is only ever taken cooked, or not at all.
+_VEGETABLES_COOKED = re.compile(
+    r"(asparagus|beans, snap|beets|broccoli|brussels sprouts|cabbage|carrots|cauliflower|collards|corn, sweet"
+    r"|eggplant|kale|mushrooms|okra|onions, cooked|peas, green|spinach|squash|turnips|chard|mustard greens"
+    r"|turnip greens|parsnips|leeks|lima beans|peppers, sweet|kohlrabi)\b"
+)
+_VEGETABLE_COOKED_STATE = re.compile(r"\b(boiled|baked|steamed)\b.*\bwithout salt\b")
+_POTATOES = re.compile(r"(potatoes, (baked|boiled)|sweet potato, cooked)\b")
+_GRAINS = re.compile(
+    r"(rice, (white|brown)|wild rice|spaghetti|macaroni|pasta|noodles, egg|rice noodles|couscous|quinoa|bulgur"
+    r"|barley, pearled|buckwheat groats|millet)\b"
+)
+_NUTS = re.compile(
+    r"(nuts, (almonds|walnuts, english|cashew|pecans|pistachio|hazelnuts|macadamia|brazilnuts|almond butter)"
+    r"|seeds, (sunflower seed kernels|pumpkin and squash seed kernels|chia|flaxseed))\b"
+)
+_FISH = re.compile(
+    r"(fish, (salmon|tuna|cod|tilapia|trout|haddock|pollock|halibut|catfish|mackerel|flatfish)|crustaceans, shrimp)\b"
+)
 
 # How many comma-separated parts of a description make two rows "the same food" for the pool.
 _KEY_PARTS: Mapping[str, int] = {"egg": 4, "fruit": 2, "vegetable": 2, "cereal": 3, "protein": 3}
@@ -134,6 +180,8 @@ def _role(food: Food) -> str | None:
             return None
         if g == "0500" and "meat only" not in d:
             return None
+        if g == "1500" and not _FISH.match(d):
+            return None
         if g == "1500" and re.search(r"\b(tuna|salmon)\b", d) and "canned" in d and "water" in d:
             return "protein"
         if not _COOKED.search(d) or blocked("dry heat", "moist heat"):
@@ -145,21 +193,28 @@ def _role(food: Food) -> str | None:
         wholesome = food.nutrients.get("fiber_g", 0.0) >= 3.0 and food.nutrients.get("sugar_g", 99.0) <= 20.0
         if wholesome and (d.startswith("cereals ready-to-eat") or ("cooked with water" in d and "without salt" in d)):
             return "cereal"
+        # Porridge: cooked oats are mostly water (1.7 g fibre per 100 g, 8 g a bowl) and served
+        # by the cup like a cooked grain, so they take the grain role (breakfast allows oats).
+        if d.startswith("cereals, oats") and "cooked with water" in d and "without salt" in d:
+            return "grain"
         return None
     if g == "0900":
-        return "fruit" if re.search(r"\braw\b", d) and not blocked("raw") else None
+        return "fruit" if _FRUITS.match(d) and re.search(r"\braw\b", d) and not blocked("raw") else None
     if g == "1100":
-        if re.match(r"(potatoes?|sweet potato)", d):
-            return (
-                "grain" if (("baked" in d or "boiled" in d) and "without salt" in d and "flesh and skin" in d) else None
-            )
-        if re.search(r"\braw\b", d) and not blocked("raw"):
-            return "vegetable"
-        if "boiled, drained, without salt" in d and not blocked("boiled", "without salt"):
-            return "vegetable"
+        if re.match(r"(potato|sweet potato)", d):
+            # Starches, cooked only: a raw potato is not a vegetable portion.
+            if _POTATOES.match(d) and "without salt" in d and not blocked("without salt"):
+                return "grain"
+            return None
+        if re.search(r"\braw\b", d):
+            return "vegetable" if _VEGETABLES_RAW.match(d) and not blocked("raw") else None
+        if _VEGETABLES_COOKED.match(d) and _VEGETABLE_COOKED_STATE.search(d):
+            return None if blocked("boiled", "baked", "steamed", "without salt") else "vegetable"
         return None
     if g == "1200":
-        if d.startswith(("nuts, ", "seeds, ")) and ("without salt" in d or re.search(r"\b(raw|dried)\b", d)):
+        if not _NUTS.match(d):
+            return None
+        if "without salt" in d or re.search(r"\b(raw|dried)\b", d):
             if re.search(r"\b(flour|meal|oil|paste|salted|with salt)\b", d.replace("without salt", "")):
                 return None
             return "nuts"
@@ -190,6 +245,8 @@ def _role(food: Food) -> str | None:
             return None if re.search(r"\b(reduced|low sodium|calorie|crumbs)\b", d) else "bread"
         return None
     if g == "2000":
+        if not _GRAINS.match(d) or re.search(r"\b(protein-fortified|vegetable|spinach)\b", d):
+            return None
         if re.search(r"\bcooked\b", d) and "uncooked" not in d and not re.search(r"\b(with salt|enriched, with)\b", d):
             return "grain"
         return None
@@ -200,6 +257,8 @@ def _pick_measure(food: Food, role: str) -> tuple[Measure, int] | None:
     unit, most = ROLE_PORTIONS[role]
     best: tuple[float, Measure] | None = None
     for m in food.measures:
+        if re.search(r"\b(hulls|shells?|yield)\b", m.description):
+            continue  # a measure of the food as bought in its shell reads wrong on a plate
         per_unit = m.grams
         if not 0.4 * unit <= per_unit <= 2.5 * unit or per_unit > most:
             continue

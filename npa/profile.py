@@ -10,20 +10,26 @@ before any conversion, and a message quotes a value only cut short (``npa.errors
   ``10 x kg + 6.25 x cm - 5 x age + 5`` (male) or ``- 161`` (female).
 - Total expenditure = BMR x physical activity factor (sedentary 1.2, light 1.375, moderate 1.55,
   active 1.725, very active 1.9; the usual factors used with Mifflin-St Jeor).
-- Training, without double counting: the activity factor of a person who exercises already holds
-  that exercise. When the WPA's weekly figure is given (> 0), the planned training replaces the
-  exercise part of the factor: the factor is capped at "light" (1.375, daily life without
-  planned exercise) and ``training_kcal_per_week / 7`` is added.
+- Training, neither counted twice nor lost: the factor of an active person already holds their
+  exercise, ``BMR x (factor - 1.375)`` a day above "light" (1.375, daily life without planned
+  exercise). The WPA's weekly figure (net of resting energy) describes the same exercise, so
+  when it is given (> 0) the day gets the *larger* of the two estimates on top of daily life:
+  ``BMR x min(factor, 1.375) + max(training_kcal_per_week / 7, BMR x max(0, factor - 1.375))``.
+  A very active person planning a light week keeps their declared 1.9 (capping the factor at
+  1.375, as before, cut 3,408 kcal to 2,622); a sedentary person who starts training gets 1.2 +
+  the training, not 1.375 + it.
 - Goal: 1 kg of body mass ~ 7,700 kcal (the usual approximation of the energy density of mixed
   tissue loss), so a rate of r kg/week shifts the day by ``r x 7700 / 7`` kcal (minus for lose,
   plus for gain). Safe floor for weight loss: never below BMR, nor 1,200 kcal (female) / 1,500
   kcal (male); when the floor binds the plan says so (``floor_applied``).
 - Protein: 1.6 g/kg when losing (lean-mass retention in a deficit), 1.2 g/kg maintaining, 1.6
   g/kg gaining (ISSN position stand 2017: 1.4-2.0 g/kg for exercising adults; DRI RDA 0.8 g/kg
-  is the floor for everyone), held within the AMDR 10-35 % of energy.
+  is the floor for everyone), held within the AMDR 10-35 % of energy and at most 2.2 g/kg
+  (above the ISSN range there is no added benefit; a gain plan had reached 2.9 g/kg).
 - Fat 20-35 % of energy, carbohydrate 45-65 % (AMDR, IOM Dietary Reference Intakes for
-  Energy, Carbohydrate, Fiber, Fat, ... 2002/2005), fibre at least 14 g per 1,000 kcal (the
-  same DRI's adequate intake).
+  Energy, Carbohydrate, Fiber, Fat, ... 2002/2005). Fibre: the same DRI's adequate intake, 14 g
+  per 1,000 kcal, but at least 25 g and at most 35 g required, and never above 45 g (past
+  that, plans were stacking beans: 82-113 g/day). Sodium under 2,300 mg (DGA 2020-2025 CDRR).
 """
 
 from __future__ import annotations
@@ -57,7 +63,11 @@ PROTEIN_G_PER_KG: Mapping[str, float] = {"lose": 1.6, "maintain": 1.2, "gain": 1
 FAT_SHARE = (0.20, 0.35)
 CARB_SHARE = (0.45, 0.65)
 PROTEIN_SHARE_MAX = 0.35
+PROTEIN_G_PER_KG_MAX = 2.2
 FIBRE_G_PER_1000_KCAL = 14.0
+FIBRE_G_REQUIRED = (25.0, 35.0)  # the 14 g / 1,000 kcal minimum, held within this band
+FIBRE_G_MAX = 45.0
+SODIUM_MG_MAX = 2300.0
 _FLOOR_KCAL = {"female": 1200.0, "male": 1500.0}
 
 # Bounds of the rate in kg/week per goal: 1 kg/week is the usual upper limit for safe loss,
@@ -271,6 +281,8 @@ class Targets:
     carbohydrate_g: tuple[float, float]
     fiber_g_min: float
     floor_applied: bool
+    fiber_g_max: float = FIBRE_G_MAX
+    sodium_mg_max: float = SODIUM_MG_MAX
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -283,6 +295,8 @@ class Targets:
             "carbohydrate_g": list(self.carbohydrate_g),
             "fiber_g_min": self.fiber_g_min,
             "floor_applied": self.floor_applied,
+            "fiber_g_max": self.fiber_g_max,
+            "sodium_mg_max": self.sodium_mg_max,
         }
 
     @staticmethod
@@ -309,6 +323,9 @@ class Targets:
             carbohydrate_g=pair("carbohydrate_g"),
             fiber_g_min=num("fiber_g_min"),
             floor_applied=bool(doc["floor_applied"]),
+            # Documents written before these bands existed carry neither: the defaults apply.
+            fiber_g_max=num("fiber_g_max") if "fiber_g_max" in doc else FIBRE_G_MAX,
+            sodium_mg_max=num("sodium_mg_max") if "sodium_mg_max" in doc else SODIUM_MG_MAX,
         )
 
 
@@ -326,8 +343,11 @@ def targets(profile: Profile, training_kcal_per_week: float = 0.0) -> Targets:
     factor = ACTIVITY_FACTORS[profile.activity]
     training = training_kcal_per_week / 7.0
     if training > 0.0:
-        factor = min(factor, _TRAINING_BASE_FACTOR)
-    expenditure = bmr * factor + training
+        # The declared exercise and the planned training are one thing: take the larger estimate.
+        declared_exercise = bmr * max(0.0, factor - _TRAINING_BASE_FACTOR)
+        expenditure = bmr * min(factor, _TRAINING_BASE_FACTOR) + max(training, declared_exercise)
+    else:
+        expenditure = bmr * factor
     shift = profile.rate_kg_per_week * KCAL_PER_KG / 7.0
     energy = (
         expenditure - shift
@@ -341,9 +361,10 @@ def targets(profile: Profile, training_kcal_per_week: float = 0.0) -> Targets:
     if floor_applied:
         energy = floor
     protein_target = PROTEIN_G_PER_KG[profile.goal] * profile.weight_kg
-    protein_max = PROTEIN_SHARE_MAX * energy / 4.0
+    protein_max = min(PROTEIN_SHARE_MAX * energy / 4.0, PROTEIN_G_PER_KG_MAX * profile.weight_kg)
     protein_min = min(protein_target, protein_max * 0.9)
     protein_min = max(protein_min, 0.8 * profile.weight_kg)  # DRI RDA floor
+    fibre_min = min(max(FIBRE_G_PER_1000_KCAL * energy / 1000.0, FIBRE_G_REQUIRED[0]), FIBRE_G_REQUIRED[1])
     return Targets(
         bmr_kcal=round(bmr, 1),
         expenditure_kcal=round(expenditure, 1),
@@ -352,6 +373,8 @@ def targets(profile: Profile, training_kcal_per_week: float = 0.0) -> Targets:
         protein_g=(round(protein_min, 1), round(max(protein_max, protein_min * 1.2), 1)),
         fat_g=(round(FAT_SHARE[0] * energy / 9.0, 1), round(FAT_SHARE[1] * energy / 9.0, 1)),
         carbohydrate_g=(round(CARB_SHARE[0] * energy / 4.0, 1), round(CARB_SHARE[1] * energy / 4.0, 1)),
-        fiber_g_min=round(FIBRE_G_PER_1000_KCAL * energy / 1000.0, 1),
+        fiber_g_min=round(fibre_min, 1),
         floor_applied=floor_applied,
+        fiber_g_max=FIBRE_G_MAX,
+        sodium_mg_max=SODIUM_MG_MAX,
     )

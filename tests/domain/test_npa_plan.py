@@ -11,7 +11,7 @@ import pytest
 from npa.checks import check_meal_plan
 from npa.errors import Infeasible, InvalidProfile
 from npa.foods import Food, load_foods
-from npa.model import MealPlan, render_text
+from npa.model import MealPlan, grocery_list, render_text
 from npa.plan import plan_meals
 from npa.profile import parse_profile, targets
 
@@ -94,13 +94,23 @@ def test_same_input_same_plan_and_round_trip() -> None:
     assert plan_meals(profile, seed=8).to_dict() != a.to_dict()
 
 
-def test_training_energy_raises_target_without_double_counting() -> None:
-    profile = parse_profile({"sex": "male", "age": 30, "height_cm": 180, "weight_kg": 80, "activity": "active"})
-    plain = targets(profile)
-    trained = targets(profile, 2100.0)
-    bmr = 10 * 80 + 6.25 * 180 - 5 * 30 + 5
-    assert plain.energy_kcal == pytest.approx(bmr * 1.725, abs=0.1)
-    assert trained.energy_kcal == pytest.approx(bmr * 1.375 + 300.0, abs=0.1)
+def test_training_energy_neither_double_counted_nor_lost() -> None:
+    # Changed with the energy rule: this test asserted the old cap at "light" (1.375) whenever
+    # training was given, which cut a very active person's maintenance from 3,408 to 2,622 kcal.
+    doc = {"sex": "male", "age": 30, "height_cm": 180, "weight_kg": 80, "activity": "active"}
+    profile = parse_profile(doc)
+    bmr = 10 * 80 + 6.25 * 180 - 5 * 30 + 5  # 1,780 kcal
+    assert targets(profile).energy_kcal == pytest.approx(bmr * 1.725, abs=0.1)  # 3,070.5
+    # 300 kcal/day of planned training is less than the 623 kcal/day "active" already holds.
+    assert targets(profile, 2100.0).energy_kcal == pytest.approx(bmr * 1.725, abs=0.1)
+    # 1,000 kcal/day is more: daily life (1.375) plus the planned training.
+    assert targets(profile, 7000.0).energy_kcal == pytest.approx(bmr * 1.375 + 1000.0, abs=0.1)  # 3,447.5
+    sedentary = parse_profile(doc | {"activity": "sedentary"})
+    assert targets(sedentary, 2100.0).energy_kcal == pytest.approx(bmr * 1.2 + 300.0, abs=0.1)  # 2,436
+    # The case: very active, BMR ~1,794, a light training week (156 kcal/day) keeps 3,408.
+    very = parse_profile({"sex": "male", "age": 30, "height_cm": 180, "weight_kg": 81.4, "activity": "very_active"})
+    assert targets(very, 1092.0).energy_kcal == pytest.approx(targets(very).energy_kcal, abs=0.1)
+    assert targets(very).energy_kcal == pytest.approx(3408.0, abs=5.0)
 
 
 def test_loss_floor() -> None:
@@ -228,3 +238,84 @@ def test_checker_catches_meat_with_milk_for_kosher(foods: dict[str, Food]) -> No
     bad_day = dataclasses.replace(day, meals=(*day.meals[:-1], bad_dinner))
     bad = dataclasses.replace(plan, days=(bad_day, *plan.days[1:]))
     assert "kosher" in {v.rule for v in check_meal_plan(profile, bad, foods)}
+
+
+def test_week_is_a_shopping_list_with_leftovers_and_repeated_breakfasts() -> None:
+    profile = parse_profile(PROFILES["vegan with a strict peanut allergy"])
+    plan = plan_meals(profile, seed=2)
+    groceries = grocery_list(plan)
+    distinct = {i.ndb_no for d in plan.days for m in d.meals for i in m.items}
+    assert len(groceries) == len(distinct) <= 35
+    # Totals add up: the list's grams are the plan's grams, food by food.
+    for g in groceries:
+        grams = sum(i.grams for d in plan.days for m in d.meals for i in m.items if i.ndb_no == g.ndb_no)
+        assert g.grams == pytest.approx(grams, abs=0.5)
+        assert g.count >= 1 and " x " not in g.unit
+    assert plan.to_dict()["grocery_list"] == [g.to_dict() for g in groceries]
+    assert "Grocery list" in render_text(plan)
+    lunches = [next(m for m in d.meals if m.slot == "lunch") for d in plan.days]
+    dinners = [next(m for m in d.meals if m.slot == "dinner") for d in plan.days]
+    leftovers = sum(lunch.items == dinner.items for lunch, dinner in zip(lunches[1:], dinners[:-1], strict=True))
+    assert leftovers >= 5  # lunch is yesterday's dinner (a day may fall back to a fresh lunch)
+    breakfasts = {tuple(i.ndb_no for i in d.meals[0].items) for d in plan.days}
+    assert len(breakfasts) <= 4
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_meals_are_shaped_like_meals(name: str) -> None:
+    profile = parse_profile(PROFILES[name])
+    plan = plan_meals(profile, seed=1)
+    goal = plan.targets
+    for day in plan.days:
+        kcal = day.totals["energy_kcal"]
+        assert abs(kcal - goal.energy_kcal) <= 0.05 * goal.energy_kcal + 1
+        assert goal.fiber_g_min - 0.5 <= day.totals["fiber_g"] <= goal.fiber_g_max + 0.5
+        assert goal.fiber_g_min >= 25.0 and goal.fiber_g_max == 45.0
+        assert day.totals["sodium_mg"] <= 2300.0
+        assert day.totals["protein_g"] <= 2.2 * profile.weight_kg + 0.5
+        for meal in day.meals:
+            share = meal.total("energy_kcal") / kcal
+            protein = meal.total("protein_g")
+            three = profile.meals_per_day >= 3  # with two meals, breakfast and dinner split the day
+            if meal.slot == "breakfast":
+                assert 0.15 <= share <= (0.40 if three else 0.55), (day.day, share)
+                assert not any(i.role in {"fat", "vegetable", "protein", "legume"} for i in meal.items)
+            if meal.slot in {"lunch", "dinner"}:
+                assert protein >= 19.5, (day.day, meal.slot, protein)
+                assert share <= (0.48 if three else 0.70), (day.day, meal.slot, share)
+            assert sum(i.role == "legume" for i in meal.items) <= 1
+        fruit = sum(i.grams for m in day.meals for i in m.items if i.role == "fruit")
+        vegetables = sum(i.grams for m in day.meals for i in m.items if i.role == "vegetable")
+        assert fruit >= 160.0 and vegetables >= 240.0
+
+
+def test_checker_catches_unsafe_food_and_new_bands(foods: dict[str, Food]) -> None:
+    profile = parse_profile(PROFILES["vegan with a strict peanut allergy"])
+    plan = plan_meals(profile)
+    poke = next(f for f in foods.values() if f.description == "Pokeberry shoots, (poke), raw")
+    bad = _first_item_swapped(plan, poke, poke.measures[0].grams)
+    assert "food" in {v.rule for v in check_meal_plan(profile, bad, foods)}
+    garlic = next(f for f in foods.values() if f.description == "Garlic, raw")
+    grams = next(m.grams for m in garlic.measures if m.grams >= 100)  # 1 cup, 136 g
+    assert "food" in {v.rule for v in check_meal_plan(profile, _first_item_swapped(plan, garlic, grams), foods)}
+    oil = foods["04053"]  # olive oil, at breakfast
+    assert "portion" in {v.rule for v in check_meal_plan(profile, _first_item_swapped(plan, oil, 13.5), foods)}
+    # Lunch moved into dinner: the day's energy is unchanged, but dinner holds two thirds of it.
+    day = plan.days[0]
+    breakfast, lunch, dinner = day.meals
+    by_energy = sorted(lunch.items, key=lambda i: i.nutrients["energy_kcal"])
+    piled = dataclasses.replace(dinner, items=dinner.items + tuple(by_energy[1:]))
+    light = dataclasses.replace(lunch, items=tuple(by_energy[:1]))
+    moved = dataclasses.replace(day, meals=(breakfast, light, piled))
+    violations = check_meal_plan(profile, dataclasses.replace(plan, days=(moved, *plan.days[1:])), foods)
+    assert any(v.rule == "meal" and v.day == 1 for v in violations)
+
+
+def test_mca_submit_output_prints_the_grocery_list() -> None:
+    from mca.commands import render_document
+
+    plan = plan_meals(parse_profile(PROFILES["kosher and gluten free, two meals"]))
+    text = render_document(plan.to_dict())
+    groceries = grocery_list(plan)
+    assert f"Grocery list ({len(groceries)} items)" in text
+    assert all(g.name in text and g.text() in text for g in groceries)
