@@ -274,21 +274,19 @@ def food_points(foods: Sequence[Food], embedder: Embedder) -> list[Point]:
     ]
 
 
+def exercise_payload(ex: Exercise) -> dict[str, object]:
+    """The fields an exercise is filtered on in the vector index."""
+    return {
+        "kind": "exercise",
+        "name": ex.name,
+        "equipment": [ex.equipment or "none"],
+        "primary": list(ex.primary_muscles),
+        "muscles": sorted({*ex.primary_muscles, *ex.secondary_muscles}),
+        "level": ex.level,
+        "category": ex.category,
+    }
+
+
 def exercise_points(exercises: Sequence[Exercise], embedder: Embedder) -> list[Point]:
     vectors = embedder.embed([exercise_text(ex) for ex in exercises])
-    return [
-        Point(
-            f"exercise:{ex.id}",
-            vectors[i],
-            {
-                "kind": "exercise",
-                "name": ex.name,
-                "equipment": [ex.equipment or "none"],
-                "primary": list(ex.primary_muscles),
-                "muscles": sorted({*ex.primary_muscles, *ex.secondary_muscles}),
-                "level": ex.level,
-                "category": ex.category,
-            },
-        )
-        for i, ex in enumerate(exercises)
-    ]
+    return [Point(f"exercise:{ex.id}", vectors[i], exercise_payload(ex)) for i, ex in enumerate(exercises)]

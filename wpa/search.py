@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from knowledge import ontology
 from knowledge.agent import IndexItem
 from knowledge.ontology import exercise_text
 from knowledge.vectors import Hit, VectorFilter
@@ -221,17 +222,7 @@ def parse_exercise_question(question: str) -> ExerciseQuery:
 
 def exercise_payload(ex: Exercise) -> dict[str, object]:
     """What an exercise is indexed with: the filter fields plus mechanic and force for the re-ranking."""
-    return {
-        "kind": "exercise",
-        "name": ex.name,
-        "equipment": [ex.equipment or "none"],
-        "primary": list(ex.primary_muscles),
-        "muscles": sorted({*ex.primary_muscles, *ex.secondary_muscles}),
-        "level": ex.level,
-        "category": ex.category,
-        "mechanic": ex.mechanic,
-        "force": ex.force,
-    }
+    return ontology.exercise_payload(ex) | {"mechanic": ex.mechanic, "force": ex.force}
 
 
 def exercise_items(exercises: Iterable[Exercise]) -> list[IndexItem]:
