@@ -49,23 +49,15 @@ from qdrant_client import QdrantClient
 
 from knowledge.embeddings import Embedder
 from knowledge.graph import FalkorGraph
-from knowledge.ontology import (
-    exercise_points,
-    exercise_text,
-    fitness_rows,
-    food_points,
-    food_text,
-    load_fitness,
-    load_nutrition,
-    nutrition_rows,
-)
 from knowledge.server import free_port, start_server
 from knowledge.vectors import Hit, Point, QdrantIndex, VectorFilter
 from npa.diet import allergens_of, conflicting_patterns
 from npa.foods import load_foods
+from npa.ontology import food_points, food_text, load_nutrition, nutrition_rows
 from npa.pool import Candidate, candidate_pool
 from npa.search import food_items, search_foods
 from wpa.exercises import Exercise, complements, load_exercises, movement_stem, progressions
+from wpa.ontology import exercise_points, exercise_text, fitness_rows, load_fitness
 from wpa.search import exercise_items, search_exercises
 
 

@@ -27,7 +27,6 @@ from knowledge.facts import (
     write_fact,
 )
 from knowledge.graph import FalkorGraph, GraphStore, Neo4jGraph
-from knowledge.ontology import load_fitness, load_nutrition
 from knowledge.server import AgentCredentials, FalkorServer, free_port, start_server
 from knowledge.snapshot import export_snapshot, import_snapshot
 from knowledge.vectors import Hit, QdrantIndex, VectorFilter, VectorIndex
@@ -58,8 +57,6 @@ __all__ = [
     "export_snapshot",
     "free_port",
     "import_snapshot",
-    "load_fitness",
-    "load_nutrition",
     "merge_fact",
     "merge_plans",
     "open_embedded",

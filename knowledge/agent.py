@@ -24,14 +24,11 @@ from typing import TYPE_CHECKING
 from knowledge.embeddings import Embedder
 from knowledge.errors import BadInput
 from knowledge.graph import FalkorGraph, GraphStore, ensure_schema_indexes
-from knowledge.ontology import exercise_points, food_points
 from knowledge.validate import check_agent_id
 from knowledge.vectors import Hit, Point, QdrantIndex, VectorFilter, VectorIndex
 
 if TYPE_CHECKING:
     from knowledge.server import FalkorServer
-    from npa.foods import Food
-    from wpa.exercises import Exercise
 
 __all__ = ["AgentKnowledge", "IndexItem", "open_embedded", "open_with"]
 
@@ -101,11 +98,9 @@ class AgentKnowledge:
         vectors = self.embedder.embed([item.text for item in items])
         return self.vectors.upsert([Point(item.key, vectors[i], item.payload) for i, item in enumerate(items)])
 
-    def index_foods(self, foods: Sequence[Food]) -> int:
-        return self.vectors.upsert(food_points(foods, self.embedder))
-
-    def index_exercises(self, exercises: Sequence[Exercise]) -> int:
-        return self.vectors.upsert(exercise_points(exercises, self.embedder))
+    def index_points(self, points: Sequence[Point]) -> int:
+        """Upsert points a domain built (``npa.ontology.food_points``, say); returns those written."""
+        return self.vectors.upsert(points)
 
     def close(self) -> None:
         self.graph.close()

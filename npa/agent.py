@@ -27,13 +27,13 @@ from collections.abc import Mapping
 
 from knowledge.agent import AgentKnowledge, open_with
 from knowledge.facts import SharedFact, record_shared_fact
-from knowledge.ontology import load_nutrition
 from mca.sdk import Agent, Assignment, Context, Job, Output, Refuse
 from npa.checks import check_meal_plan
 from npa.diet import ALLERGENS, PATTERNS
 from npa.errors import InvalidProfile
 from npa.foods import load_foods
 from npa.model import MealPlan
+from npa.ontology import load_nutrition
 from npa.plan import plan_meals
 from npa.pool import candidate_pool
 from npa.profile import Profile, parse_profile

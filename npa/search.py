@@ -32,9 +32,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from knowledge.agent import IndexItem
-from knowledge.ontology import MAIN_NUTRIENTS, food_text
 from knowledge.vectors import Hit, VectorFilter
 from npa.diet import allergens_of, conflicting_patterns
+from npa.ontology import MAIN_NUTRIENTS, food_text
 from npa.pool import Candidate
 
 __all__ = [
@@ -298,7 +298,7 @@ def food_payload(candidate: Candidate) -> dict[str, object]:
 
 
 def food_items(pool: Iterable[Candidate]) -> list[IndexItem]:
-    """The NPA's index: one item per pool food, embedded as ``knowledge.ontology.food_text``."""
+    """The NPA's index: one item per pool food, embedded as ``npa.ontology.food_text``."""
     return [IndexItem(f"food:{c.food.ndb_no}", food_text(c.food), food_payload(c)) for c in pool]
 
 

@@ -24,12 +24,12 @@ import json
 from collections.abc import Mapping
 
 from knowledge.agent import AgentKnowledge, open_with
-from knowledge.ontology import load_fitness
 from mca.sdk import Agent, Assignment, Context, Job, Output, Refuse
 from wpa.checks import check_workout_plan
 from wpa.errors import Infeasible, InvalidRequest
 from wpa.exercises import load_exercises
 from wpa.model import WorkoutPlan
+from wpa.ontology import load_fitness
 from wpa.plan import plan_workouts
 from wpa.request import WorkoutRequest, parse_request
 from wpa.search import exercise_items, search_exercises

@@ -29,11 +29,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from knowledge import ontology
 from knowledge.agent import IndexItem
-from knowledge.ontology import exercise_text
 from knowledge.vectors import Hit, VectorFilter
+from wpa import ontology
 from wpa.exercises import Exercise, movement_stem
+from wpa.ontology import exercise_text
 
 __all__ = [
     "CANDIDATES",
@@ -226,7 +226,7 @@ def exercise_payload(ex: Exercise) -> dict[str, object]:
 
 
 def exercise_items(exercises: Iterable[Exercise]) -> list[IndexItem]:
-    """The WPA's index: one item per exercise, embedded as ``knowledge.ontology.exercise_text``."""
+    """The WPA's index: one item per exercise, embedded as ``wpa.ontology.exercise_text``."""
     return [IndexItem(f"exercise:{ex.id}", exercise_text(ex), exercise_payload(ex)) for ex in exercises]
 
 

@@ -18,11 +18,12 @@ import pytest
 from knowledge.agent import AgentKnowledge
 from knowledge.embeddings import Embedder
 from knowledge.graph import FalkorGraph, GraphStore, Neo4jGraph
-from knowledge.ontology import load_fitness, load_nutrition
 from knowledge.server import FalkorServer, free_port, start_server
 from knowledge.vectors import QdrantIndex
 from npa.foods import Food, load_foods
+from npa.ontology import food_points, load_nutrition
 from wpa.exercises import Exercise, load_exercises
+from wpa.ontology import exercise_points, load_fitness
 
 _agent_numbers = itertools.count(1)
 
@@ -158,8 +159,8 @@ def search_agent(
     agent = AgentKnowledge(
         "searcher", agent_graph(falkor, "searcher"), QdrantIndex.local(folder / "qdrant", "searcher"), embedder
     )
-    agent.index_foods(food_sample())
-    agent.index_exercises(exercise_sample())
+    agent.index_points(food_points(food_sample(), agent.embedder))
+    agent.index_points(exercise_points(exercise_sample(), agent.embedder))
     try:
         yield agent
     finally:

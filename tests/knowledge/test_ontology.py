@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from knowledge.graph import FalkorGraph, GraphStore, count_edges, count_nodes
-from knowledge.ontology import MAIN_NUTRIENTS, load_fitness, load_nutrition
 from npa.diet import allergens_of, conflicting_patterns
 from npa.foods import load_foods
+from npa.ontology import MAIN_NUTRIENTS, load_nutrition
 from wpa.exercises import complements, load_exercises, progressions
+from wpa.ontology import load_fitness
 
 
 def related(graph: GraphStore, label: str, key: str, value: str, rel: str, target: str) -> set[str]:

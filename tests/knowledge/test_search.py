@@ -10,11 +10,12 @@ import numpy as np
 
 from knowledge.agent import AgentKnowledge, open_embedded
 from knowledge.embeddings import DIMENSIONS, Embedder
-from knowledge.ontology import food_text, load_nutrition
 from knowledge.server import FalkorServer
 from knowledge.vectors import Point, VectorFilter
 from npa.foods import load_foods
+from npa.ontology import food_points, food_text, load_nutrition
 from tests.knowledge.conftest import exercise_sample, food_sample
+from wpa.ontology import exercise_points
 
 
 def test_plain_search_finds_the_obvious_food(search_agent: AgentKnowledge) -> None:
@@ -74,7 +75,8 @@ def test_the_exercise_filter_for_levels_and_muscles(search_agent: AgentKnowledge
 def test_reindexing_writes_only_what_changed_and_never_duplicates(search_agent: AgentKnowledge) -> None:
     before = search_agent.vectors.count()
     assert before == len(food_sample()) + len(exercise_sample())
-    assert search_agent.index_exercises(exercise_sample()[:20]) == 0  # unchanged: nothing rewritten
+    again = exercise_points(exercise_sample()[:20], search_agent.embedder)
+    assert search_agent.index_points(again) == 0  # unchanged: nothing rewritten
     hit = search_agent.search_exercises("barbell squat", k=1)[0]
     point = next(p for p in search_agent.vectors.points() if p.key == hit.key)
     changed = Point(point.key, point.vector, {**point.payload, "level": "expert"})
@@ -108,7 +110,7 @@ def test_open_embedded_gives_an_agent_its_own_graph_index_and_cache(
     agent = open_embedded(falkor, "npa-embedded", tmp_path, embedder=embedder)
     try:
         load_nutrition(agent.graph, load_foods()[:300])
-        assert agent.index_foods(load_foods()[:300]) == 300
+        assert agent.index_points(food_points(load_foods()[:300], agent.embedder)) == 300
         hits = agent.search_foods("cheese", k=3, groups=["Dairy and Egg Products"])
         assert len(hits) == 3 and all("Cheese" in str(h.payload["name"]) for h in hits)
         graph_hits = agent.graph.run(

@@ -13,11 +13,11 @@ from knowledge.embeddings import Embedder
 from knowledge.errors import BadInput, SnapshotError, VersionConflict
 from knowledge.facts import Fact, read_fact, write_fact
 from knowledge.graph import FalkorGraph, count_edges, count_nodes
-from knowledge.ontology import exercise_points, load_fitness
 from knowledge.server import FalkorServer
 from knowledge.snapshot import _digest, export_snapshot, import_snapshot
 from knowledge.vectors import QdrantIndex
 from tests.knowledge.conftest import agent_graph, exercise_sample, new_agent_id
+from wpa.ontology import exercise_points, load_fitness
 
 
 def graph_content(graph: FalkorGraph) -> list[str]:
