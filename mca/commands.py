@@ -309,7 +309,8 @@ def _down(config: ClusterConfig, args: argparse.Namespace) -> int:
             _ray_init(config, address=head.gcs_address)
             teardown(attach(config))
         except (ConnectionError, ValueError, ray.exceptions.RayError) as exc:
-            print(f"mca: the actors did not stop one by one ({exc}); stopping their processes", file=sys.stderr)
+            why = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+            print(f"mca: the actors did not stop one by one ({why}); stopping their processes", file=sys.stderr)
         finally:
             ray.shutdown()
     stopped = rayhead.stop(rayhead.cluster_processes(rayhead.snapshot(), head, os.getpid()))
