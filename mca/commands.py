@@ -24,16 +24,20 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from mca import rayhead
 from mca.config import ClusterConfig, ConfigError, load
-from mca.sdk import Client, RequestRejected, Session
+from mca.sdk import Client, Event, RequestRejected, Session
 from mca.stores import stop_store_orphans, write_secret
 from mca.tls import IDENTITY_ENV, TLS_FOLDER, Authority, CredentialError, Identity, Principal, identity_from_env
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 RAY_TOKEN = Path.home() / ".ray" / "auth_token"
 
@@ -412,8 +416,15 @@ def _submit(config: ClusterConfig, args: argparse.Namespace) -> int:
         return 2
 
     async def main() -> Session:
+        from rich.console import Console
+
         async with Client(config.task_addresses, _identity(config)) as client:
-            return await client.submit(args.task_type, payload, key=args.key, wait=args.wait)
+            session = await client.submit(args.task_type, payload, key=args.key)
+            if args.wait and session.state not in TERMINAL:
+                # Follow it as `mca watch` does (live bars on a terminal), then read the outcome.
+                await show_events(client.watch(session.session_id), Console(stderr=True))
+                session = await client.get(session.session_id)
+            return session
 
     session = asyncio.run(main())
     _print_session(session)
@@ -423,6 +434,10 @@ def _submit(config: ClusterConfig, args: argparse.Namespace) -> int:
         Path(args.out).write_text(json.dumps(_session_json(session), indent=2))
         print(f"\nwritten to {args.out}")
     return 0 if session.state != "failed" else 1
+
+
+#: The states a session ends in.
+TERMINAL = ("completed", "failed", "cancelled")
 
 
 def read_payload(argument: str) -> str:
@@ -501,16 +516,46 @@ def _ask(config: ClusterConfig, args: argparse.Namespace) -> int:
 
 
 def _watch(config: ClusterConfig, args: argparse.Namespace) -> int:
-    async def main() -> None:
-        async with Client(config.task_addresses, _identity(config)) as client:
-            async for e in client.watch(args.session_id, after_seq=args.after):
-                if e.progress is not None:
-                    print(f"     progress   {e.subtask_id:<12} {e.progress:>4.0%}  {e.detail}", flush=True)
-                else:
-                    print(f"{e.seq:>3}  {e.kind:<10} {e.state:<12} {e.detail}", flush=True)
+    from rich.console import Console
 
-    asyncio.run(main())
-    return 0
+    async def main() -> str:
+        async with Client(config.task_addresses, _identity(config)) as client:
+            return await show_events(client.watch(args.session_id, after_seq=args.after), Console())
+
+    state = asyncio.run(main())
+    return 0 if state in ("completed", "") else 1
+
+
+async def show_events(events: AsyncIterator[Event], console: Console) -> str:
+    """Print a session's events, a line each; on a terminal, each running subtask's progress as
+    a live bar (``rich``) above them. Plain lines when the output is a file or a pipe. Returns
+    the session's last state."""
+    from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
+
+    state = ""
+    live = console.is_terminal
+    columns = (
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[note]}"),
+    )
+    bars: dict[str, TaskID] = {}
+    with Progress(*columns, console=console, disable=not live, transient=False) as progress:
+        async for e in events:
+            state = e.state
+            if e.progress is None:
+                progress.console.print(f"{e.seq:>3}  {e.kind:<10} {e.state:<12} {e.detail}", highlight=False)
+                continue
+            if not live:
+                console.print(f"     progress   {e.subtask_id:<12} {e.progress:>4.0%}  {e.detail}", highlight=False)
+                continue
+            if e.subtask_id not in bars:
+                bars[e.subtask_id] = progress.add_task(e.subtask_id, total=1.0, note="")
+            progress.update(bars[e.subtask_id], completed=e.progress, note=e.detail[:60])
+    if state:
+        console.print(f"session {state}", style="bold green" if state == "completed" else "bold red", highlight=False)
+    return state
 
 
 #: The demo's people: a strict vegan with a peanut allergy, someone with only body-weight

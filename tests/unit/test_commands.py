@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from mca.commands import read_payload, render_document
+from mca.commands import read_payload, render_document, show_events
+from mca.sdk import Event
 
 PROFILES = Path(__file__).resolve().parents[2] / "examples" / "profiles"
 
@@ -33,3 +38,36 @@ def test_every_example_profile_is_a_wellness_payload() -> None:
 
 def test_documents_that_are_not_plans_are_shown_as_json() -> None:
     assert json.loads(render_document({"doubled": 8})) == {"doubled": 8}
+
+
+async def _events(items: list[Event]) -> AsyncIterator[Event]:
+    for item in items:
+        yield item
+
+
+WATCHED = [
+    Event("s1", 1, "accepted", "initialized", "echo"),
+    Event("s1", 2, "committed", "executing", ""),
+    Event("s1", 2, "progress", "executing", "half way", "s1.0", 0.5),
+    Event("s1", 3, "finished", "executing", "s1.0 ok"),
+    Event("s1", 4, "settled", "completed", ""),
+]
+
+
+def test_watch_prints_plain_lines_to_a_file() -> None:
+    out = io.StringIO()
+    state = asyncio.run(show_events(_events(WATCHED), Console(file=out, force_terminal=False, width=100)))
+    text = out.getvalue()
+    assert state == "completed"
+    assert "  1  accepted" in text and "progress   s1.0" in text and " 50%  half way" in text
+    assert text.rstrip().endswith("session completed") and "\x1b[" not in text  # no escape codes
+
+
+def test_watch_draws_a_bar_per_running_subtask_on_a_terminal() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100, color_system=None)
+    state = asyncio.run(show_events(_events(WATCHED), console))
+    text = out.getvalue()
+    assert state == "completed"
+    assert "s1.0" in text and "50%" in text and "half way" in text  # the bar and its note
+    assert "progress   s1.0" not in text  # a bar, not a line
