@@ -27,7 +27,7 @@ from protocol import messages as m
 from protocol.errors import CoordinationError, UnknownSession, shown
 from protocol.leader import check_register
 from protocol.ledger import Ledger
-from protocol.model import RESULT_DOCUMENT_LENGTH_MAX, params_refusal, text_refusal
+from protocol.model import RESULT_DOCUMENT_LENGTH_MAX, Outcome, params_refusal, text_refusal
 
 #: A refused message of a batch: its index, the status, and why.
 Refused = tuple[int, grpc.StatusCode, str]
@@ -59,21 +59,24 @@ def refusal(message: object, agent_id: str, ledger: Ledger) -> tuple[grpc.Status
         if why:
             return grpc.StatusCode.INVALID_ARGUMENT, why
     if isinstance(message, m.Result):
-        outcome = message.outcome
-        why = params_refusal("outcome.output", outcome.output) or text_refusal("outcome.error", outcome.error)
+        why = outcome_refusal(message.outcome)
         if why:
             return grpc.StatusCode.INVALID_ARGUMENT, why
-    if isinstance(message, m.Result) and message.outcome.document:
-        document = message.outcome.document
-        if len(document) > RESULT_DOCUMENT_LENGTH_MAX:
-            return (
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"outcome.document: longer than {RESULT_DOCUMENT_LENGTH_MAX} characters",
-            )
-        why = check_document(document)
-        if why:
-            return grpc.StatusCode.INVALID_ARGUMENT, f"outcome.document: {why}"
     return grpc.StatusCode.OK, ""
+
+
+def outcome_refusal(outcome: Outcome) -> str:
+    """Why an agent's outcome cannot travel ('' when it can): bounded names, numbers and words,
+    and a document the read model can store. The agent host checks its own results with this
+    before they leave, so a bad one fails its subtask with the reason instead of being refused
+    and resent until the execution times out."""
+    why = params_refusal("outcome.output", outcome.output) or text_refusal("outcome.error", outcome.error)
+    if why or not outcome.document:
+        return why
+    if len(outcome.document) > RESULT_DOCUMENT_LENGTH_MAX:
+        return f"outcome.document: {len(outcome.document)} characters; at most {RESULT_DOCUMENT_LENGTH_MAX}"
+    why = check_document(outcome.document)
+    return f"outcome.document: {why}" if why else ""
 
 
 def sift(messages: list[object], agent_id: str, ledger: Ledger) -> tuple[list[object], list[Refused]]:

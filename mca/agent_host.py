@@ -31,8 +31,8 @@ from typing import Any
 
 import grpc
 
+from mca.agent_checks import outcome_refusal
 from mca.boundary import Boundary
-from mca.catalog import check_document
 from mca.io import Outbox, PeerLink, TimerWheel
 from mca.livestate import NOTE_LENGTH_MAX
 from mca.sdk import Agent, Context, Job, Output, Refuse
@@ -43,7 +43,6 @@ from protocol._pb import coordination_pb2_grpc as pb_grpc
 from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution, StopExecution
 from protocol.events import Booted, ExecutionDone, TimerFired
 from protocol.model import (
-    RESULT_DOCUMENT_LENGTH_MAX,
     TEXT_LENGTH_MAX,
     Assignment,
     Outcome,
@@ -268,19 +267,14 @@ def _outcome(output: Mapping[str, float] | Output) -> Outcome:
     large, too deep, an integer over 64 bits) fails the subtask here, with the reason, instead of
     being resent and refused until the execution times out."""
     values = params(output.values if isinstance(output, Output) else output)
-    why = params_refusal("output", values)
-    if why:
-        return Outcome(False, error=f"result {why}"[:TEXT_LENGTH_MAX])
-    if not isinstance(output, Output):
-        return Outcome(True, values)
-    document = "" if output.document is None else json.dumps(output.document, allow_nan=False)
-    if len(document) > RESULT_DOCUMENT_LENGTH_MAX:
-        why = f"{len(document)} characters; at most {RESULT_DOCUMENT_LENGTH_MAX}"
-    else:
-        why = check_document(document) if document else ""
-    if why:
-        return Outcome(False, error=f"result document: {why}")
-    return Outcome(True, values, document=document)
+    document = (
+        ""
+        if not isinstance(output, Output) or output.document is None
+        else json.dumps(output.document, allow_nan=False)
+    )
+    outcome = Outcome(True, values, document=document)
+    why = outcome_refusal(outcome)
+    return Outcome(False, error=f"result {why}"[:TEXT_LENGTH_MAX]) if why else outcome
 
 
 class _AgentService(pb_grpc.AgentServiceServicer):  # type: ignore[misc]

@@ -251,9 +251,7 @@ def _parsed(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _storable(document: dict[str, Any]) -> dict[str, Any]:
-    """``document``, or, if the store could not hold it, its identity and the reason: one bad
-    document must not stop the writer (its batch would be retried forever and the checkpoint
-    never move). The boundary refuses what would do this; this is defence in depth."""
+    """``document``, or, if the store could not hold it, its identity and the reason."""
     try:
         bson.encode(document)
     except (InvalidDocument, OverflowError, ValueError, TypeError) as exc:
@@ -545,15 +543,23 @@ class ReadModel:
         results: list[tuple[str, dict[str, Any]]] = []
         for record in batch.sessions:
             written = self._written_seq.get(record.session_id)
-            (known if written is not None else new).append(_storable(session_document(record)))
+            (known if written is not None else new).append(session_document(record))
             if written is None or any(e.kind == "finished" for e in record.events[written:]):
-                results.extend(result_documents(record))
-        await self._insert_or_replace(SESSIONS, new)
-        await self._write_versioned(SESSIONS, known)
-        await self._write_versioned(AGENTS, batch.agents)
-        for collection in sorted({c for c, _ in results}):
-            await self._insert_once(collection, [_storable(_parsed(d)) for c, d in results if c == collection])
-        await self._insert_once(EVENTS, batch.agent_events)
+                results.extend((c, _parsed(d)) for c, d in result_documents(record))
+        try:
+            await self._write_documents(new, known, batch, results)
+        except InvalidDocument:
+            # A document the store cannot hold (the boundary refuses what would make one): write
+            # it as its identity and the reason, or its batch would be retried forever and the
+            # checkpoint never move. Checked only on failure: encoding every document twice
+            # would cost the leader on every write. Rewriting what went through is harmless
+            # (inserts that collide are success, replaces are versioned).
+            await self._write_documents(
+                [_storable(d) for d in new],
+                [_storable(d) for d in known],
+                batch,
+                [(c, _storable(d)) for c, d in results],
+            )
         if batch.checkpoint > self.checkpoint:
             await self._db[META].update_one(
                 {"_id": "checkpoint"},
@@ -567,6 +573,20 @@ class ReadModel:
                 self._written_seq.pop(record.session_id, None)
             else:
                 self._written_seq[record.session_id] = len(record.events)
+
+    async def _write_documents(
+        self,
+        new: list[dict[str, Any]],
+        known: list[dict[str, Any]],
+        batch: Batch,
+        results: list[tuple[str, dict[str, Any]]],
+    ) -> None:
+        await self._insert_or_replace(SESSIONS, new)
+        await self._write_versioned(SESSIONS, known)
+        await self._write_versioned(AGENTS, batch.agents)
+        for collection in sorted({c for c, _ in results}):
+            await self._insert_once(collection, [d for c, d in results if c == collection])
+        await self._insert_once(EVENTS, batch.agent_events)
 
     async def _insert_or_replace(self, collection: str, documents: list[dict[str, Any]]) -> None:
         # Most documents are new to the store: an insert is its cheapest write. One that is

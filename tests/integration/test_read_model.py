@@ -486,3 +486,23 @@ def test_a_session_retired_before_it_was_written_still_reaches_the_store(documen
             await fed.model.close()
 
     asyncio.run(main())
+
+
+def test_a_document_the_store_cannot_hold_does_not_stop_the_writer(documents: StoreProcess) -> None:
+    """A NUL in an output name (the boundary refuses it; this is the writer's own defence): the
+    session is stored as its identity and the reason, and the checkpoint moves on."""
+    unstorable = Finished("s1", "s1.0", Outcome(True, (("a\x00b", 1.0),)))
+
+    async def main() -> None:
+        fed = Fed(database_url(documents, "read_model_unstorable"))
+        try:
+            await fed.model.ensure_indexes()
+            fed.apply(*AGENTS, *PLANNED, TO_SETTLED[0], unstorable, *TO_SETTLED[2:])
+            await fed.flush(now=1.0)
+            assert await fed.model.stored_checkpoint() == fed.applied and not fed.model.error
+            stored = (await fed.model.sessions())["s1"]
+            assert "not storable" in stored["error"] and stored["version"] == len(fed.ledger.sessions["s1"].events)
+        finally:
+            await fed.model.close()
+
+    asyncio.run(main())

@@ -14,6 +14,7 @@ import pytest
 
 from mca import rayhead
 from mca.rayhead import Head, Proc
+from tests.unit.test_config import GOOD
 
 RAY = "/venv/lib/python3.11/site-packages/ray"
 OURS = "/tmp/ray/session_2026-01-01_10-00-00_000001_100"
@@ -126,15 +127,6 @@ def test_stop_ends_the_processes_of_a_recorded_session_and_spares_the_others(tmp
         for proc in rayhead.snapshot():  # the bystander's child
             if proc.sid == bystander.pid:
                 os.kill(proc.pid, 9)
-
-
-GOOD = """
-mca:
-  replicas:
-    - {id: a, raft_port: 7001, task_port: 7002}
-agents:
-  - {id: e, class: "mca.agents:EchoAgent", capacity: 2}
-"""
 
 
 @pytest.mark.parametrize("recorded", [False, True])
