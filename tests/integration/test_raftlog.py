@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mca.raftlog import RaftDecisionLog
+from mca.raftlog import RaftDecisionLog, RaftSealer
 from protocol.entries import Accepted, Batch, Entry, Registered
 from protocol.log import DecisionLog
 from protocol.model import SubtaskSpec, TaskSpec
@@ -55,6 +55,9 @@ def test_every_replica_applies_the_same_entries_in_order(
     leader = leader_of(logs)
     conforms: DecisionLog = leader  # structural conformance, checked by mypy
     assert conforms.ledger is leader.ledger
+    # Every connection seals with AES-GCM, not pysyncobj's Fernet.
+    connections = [c for log in logs for c in log._sync._SyncObj__transport._connections.values()]
+    assert connections and all(isinstance(c.encryptor, RaftSealer) for c in connections)
     leader.append(one(Registered("npa", ("echo",), 4, 1)), leader.term)
     for start in range(0, 300, 30):  # ten batches of thirty records
         batch = Batch(tuple(Accepted(f"k{i % 200}", TASK) for i in range(start, start + 30)))  # 100 repeated keys
