@@ -1,13 +1,15 @@
 """Theory of operation: the host that runs one agent.
 
 It wraps a user's ``mca.sdk.Agent`` around the pure ``Participant``: a gRPC ``AgentService``
-server receives the coordinator's messages in batches (``Deliver``), the participant steps
-through them one by one, and this host turns the effects into I/O. Messages for the MCA that a
-batch produces at once (votes, acknowledgements) go back in that call's reply, so a prepare and
-its vote are one exchange; those produced later (results, lease queries) join a ``PeerLink`` to
-the MCA's ``CoordinationService.Deliver``: one batched call at a time (any replica: a follower
-answers UNAVAILABLE with the leader's address, which the agent then uses; on other failures the
-next replica is tried, and the protocol's own retries cover anything lost). Registration has
+server receives the coordinator's messages in batches, on the leader's long-lived ``Exchange``
+stream (or in a ``Deliver`` call), the participant steps through them one by one, and this host
+turns the effects into I/O. Messages for the MCA that a batch produces at once (votes,
+acknowledgements) answer that batch, so a prepare and its vote are one exchange; those produced
+later (results, lease queries) go on the newest open stream (the latest leader's; a deposed
+leader ends its streams), and only without one to a ``PeerLink`` to the MCA's
+``CoordinationService.Deliver``: one batched call at a time (any replica: a follower answers
+UNAVAILABLE with the leader's address, which the agent then uses; on other failures the next
+replica is tried, and the protocol's own retries cover anything lost). Registration has
 a call of its own, whose refusal names the field to fix. ``StartExecution`` runs
 ``agent.execute`` as an asyncio task and reports ``ExecutionDone`` when it returns or raises;
 ``StopExecution`` cancels that task; ``StartCompensation`` runs ``agent.compensate``. Everything
@@ -26,7 +28,7 @@ import dataclasses
 import functools
 import json
 import time
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import AsyncIterator, Hashable, Iterable, Mapping
 from typing import Any
 
 import grpc
@@ -93,6 +95,7 @@ class AgentHost:
         self._outbox = Outbox(identity)
         self._timers: TimerWheel[TimerKey] = TimerWheel(self._fire)
         self._link: PeerLink[Any] = PeerLink(self._deliver_to_mca, self._outbox)
+        self._outlets: list[_Outlet] = []  # the leaders' open streams, oldest first
         self._running: dict[str, asyncio.Task[None]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self.context = context
@@ -164,6 +167,8 @@ class AgentHost:
                         self._call_mca("Register", to_proto(message), message)
                 elif answers is not None:
                     answers.append(message)
+                elif self._outlets:  # the newest stream is the latest leader's
+                    self._outlets[-1].put(message)
                 else:
                     self._link.send(message)
             elif isinstance(effect, SetTimer):
@@ -277,6 +282,38 @@ def _outcome(output: Mapping[str, float] | Output) -> Outcome:
     return Outcome(False, error=f"result {why}"[:TEXT_LENGTH_MAX]) if why else outcome
 
 
+class _Outlet:
+    """Messages waiting to go to the MCA on one stream, taken in batches by its writer."""
+
+    def __init__(self) -> None:
+        self._queued: dict[object, None] = {}
+        self._ready = asyncio.Event()
+        self._ended: BaseException | None = None
+        self._done = False
+
+    def put(self, message: object) -> None:
+        self._queued[message] = None  # the same message queued twice goes once
+        self._ready.set()
+
+    def end(self, error: BaseException | None = None) -> None:
+        self._done, self._ended = True, error
+        self._ready.set()
+
+    async def take(self) -> list[object] | None:
+        """The next batch; None once the stream's reading side ended and everything queued
+        was taken. Raises what ended it, if that was an error."""
+        while not self._queued and not self._done:
+            self._ready.clear()
+            await self._ready.wait()
+        if self._queued:
+            batch = list(self._queued)
+            self._queued.clear()
+            return batch
+        if self._ended is not None:
+            raise self._ended
+        return None
+
+
 class _AgentService(pb_grpc.AgentServiceServicer):  # type: ignore[misc]
     def __init__(self, host: AgentHost) -> None:
         self.host = host
@@ -285,3 +322,31 @@ class _AgentService(pb_grpc.AgentServiceServicer):  # type: ignore[misc]
         answers: list[object] = []
         self.host.step_many(unpack(request), answers)
         return pack(answers, to_agent=False)
+
+    async def Exchange(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        """The leader's stream: each batch is stepped and answered with what was ready at once;
+        until the stream ends, the agent's later messages (results, lease queries) go on it
+        too. Reading runs in a task of its own, so a batch waiting to be written never holds
+        back the next one read (their answers join the same write)."""
+        outlet = _Outlet()
+        self.host._outlets.append(outlet)
+
+        async def read() -> None:
+            try:
+                async for request in requests:
+                    answers: list[object] = []
+                    self.host.step_many(unpack(request), answers)
+                    for answer in answers:
+                        outlet.put(answer)
+            except Exception as exc:  # a corrupt message: the writer raises it (mca.boundary)
+                outlet.end(exc)
+            else:
+                outlet.end()
+
+        reader = asyncio.create_task(read())
+        try:
+            while (batch := await outlet.take()) is not None:
+                yield pack(batch, to_agent=False)
+        finally:
+            reader.cancel()
+            self.host._outlets.remove(outlet)

@@ -73,6 +73,8 @@ class Boundary(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return handler._replace(request_deserializer=None, unary_unary=door.unary(handler.unary_unary))
         if handler.unary_stream is not None:
             return handler._replace(request_deserializer=None, unary_stream=door.stream(handler.unary_stream))
+        if handler.stream_stream is not None and roles is not None:  # ours: each message decoded here
+            return handler._replace(request_deserializer=None, stream_stream=door.bidi(handler.stream_stream))
         # A stream of requests (server reflection): checked who calls, the messages decoded by gRPC.
         door = _Door(self, roles, door.on_behalf, None, details.method)
         if handler.stream_unary is not None:
@@ -101,19 +103,19 @@ class _Door:
         self._method = method
 
     async def _enter(self, raw: Any, context: grpc.aio.ServicerContext) -> Any:
-        principal = await self._authenticate(context)
-        _CALLER.set(principal)
+        _CALLER.set(await self._authenticate(context))
+        try:
+            return self._decoded(raw)
+        except _Malformed as exc:
+            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "malformed", str(exc))
+
+    def _decoded(self, raw: Any) -> Any:
         if self._decode is None:
             return raw
         try:
             return self._decode(raw)
         except (DecodeError, ValueError, TypeError, RecursionError):
-            await self._refuse(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "malformed",
-                f"the request is not a valid {self._method} message",
-            )
+            raise _Malformed(f"the request is not a valid {self._method} message") from None
 
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> Principal:
         names = context.auth_context().get("x509_common_name") or []
@@ -177,8 +179,36 @@ class _Door:
 
         return handle
 
+    def bidi(self, inner: Callable[[AsyncIterator[Any], grpc.aio.ServicerContext], AsyncIterator[Any]]) -> Any:
+        """A stream both ways: the caller is checked once, when it opens the stream; each message
+        is decoded here, and a corrupt one ends the stream with ``INVALID_ARGUMENT`` (the handler
+        may read in a task of its own: the refusal reaches the client through its replies)."""
+
+        async def handle(raw_requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            _CALLER.set(await self._authenticate(context))
+
+            async def requests() -> AsyncIterator[Any]:
+                async for raw in raw_requests:
+                    yield self._decoded(raw)
+
+            try:
+                async for item in inner(requests(), context):
+                    yield item
+            except _Malformed as exc:
+                await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "malformed", str(exc))
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception:
+                await self._crash(context)
+
+        return handle
+
     async def _crash(self, context: grpc.aio.ServicerContext) -> None:
         principal = _CALLER.get(None)
         log.exception("%s failed for %s (%s)", self._method, principal, context.peer())
         self._boundary.refuse("internal")
         await context.abort(grpc.StatusCode.INTERNAL, f"{self._method} failed inside the server (logged); retry later")
+
+
+class _Malformed(Exception):
+    """A request that does not decode; its message says which method's message it is not."""

@@ -1,11 +1,14 @@
 """I/O helpers shared by the hosts: gRPC channels, fire-and-forget tasks, batched links to a
-peer and a timer wheel.
+peer (a call per batch, or one long-lived stream) and a timer wheel.
 
 Both hosts (replica and agent) talk to their peers in batches (DESIGN.md, "Message batches"):
 a ``PeerLink`` has at most one call to its peer under way, and every message that becomes ready
 meanwhile rides the next call. Under load a call carries many messages; alone, a message leaves
 at once. A message equal to one already queued or on its way is not sent again: under load,
-that is what turned the protocol's timed resends into storms of duplicate calls.
+that is what turned the protocol's timed resends into storms of duplicate calls. The leader
+talks to each agent on a ``StreamLink`` instead: one long-lived stream, the same batching, and
+the agent's answers and later messages coming back on it; agents keep a ``PeerLink`` for when
+no leader's stream is open.
 
 The protocol sets and cancels timers per session and per subtask (retries, deadlines, leases):
 thousands a second under load. ``TimerWheel`` keeps them in slots of ``resolution`` seconds,
@@ -128,6 +131,89 @@ class PeerLink(Generic[M]):
                     self._on_the_way = set()
         finally:
             self._running = False
+
+
+class StreamLink(Generic[M]):
+    """Messages for one peer on one long-lived bidirectional stream, in batches.
+
+    ``open()`` starts the stream call; every message that becomes ready while a write is under
+    way rides the next write, so a busy pair sends many messages per write, and a stream message
+    costs a fraction of a unary call (about 170 us of CPU on each side against 350 us for the
+    caller and 520 us for the server of a call, measured on this machine). Whatever the peer
+    sends back, answers and messages of its own, goes to ``received``, in order, as it
+    arrives. If the stream breaks, what was being written is dropped (the protocol's resends
+    cover it) and the next ``send`` opens a new one; ``close`` ends it for good.
+    """
+
+    def __init__(
+        self,
+        open_stream: Callable[[], Any],
+        encode: Callable[[list[M]], Any],
+        received: Callable[[Any], None],
+        outbox: Outbox,
+    ) -> None:
+        self._open = open_stream
+        self._encode = encode
+        self._received = received
+        self._outbox = outbox
+        self._queued: dict[M, None] = {}
+        self._call: Any = None
+        self._running = False
+        self._closed = False
+        self.opened = 0  # streams opened, for the figures
+
+    def send(self, message: M) -> None:
+        if self._closed:
+            return
+        self._queued[message] = None  # the same message queued twice goes once
+        if not self._running:
+            self._running = True
+            self._outbox.spawn(self._write())
+
+    async def _write(self) -> None:
+        try:
+            while self._queued and not self._closed:
+                call = self._call
+                if call is None:
+                    call = self._call = self._open()
+                    self.opened += 1
+                    self._outbox.spawn(self._read(call))
+                batch = list(self._queued)
+                self._queued.clear()
+                try:
+                    await call.write(self._encode(batch))
+                except Exception as exc:  # a broken stream: drop the batch, reopen on the next send
+                    log.debug("a stream write of %d messages was lost: %s", len(batch), exc)
+                    self._end(call)
+        finally:
+            self._running = False
+
+    async def _read(self, call: Any) -> None:
+        try:
+            while True:
+                reply = await call.read()
+                if reply is grpc.aio.EOF:
+                    return
+                try:
+                    self._received(reply)
+                except Exception:  # a bug in handling a reply must not silence the peer for good
+                    log.exception("a message from the stream failed")
+        except grpc.aio.AioRpcError as exc:
+            log.debug("a stream ended: %s", exc.code())
+        finally:
+            self._end(call)
+
+    def _end(self, call: Any) -> None:
+        if self._call is call:
+            self._call = None
+        call.cancel()
+
+    def close(self) -> None:
+        """End the stream and send nothing more (leadership ended, or the peer moved)."""
+        self._closed = True
+        self._queued.clear()
+        if self._call is not None:
+            self._end(self._call)
 
 
 class TimerWheel(Generic[M]):

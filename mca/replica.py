@@ -6,9 +6,11 @@ server reflection, all behind ``mca.boundary`` (TLS identities, roles). While
 Raft makes it leader it also runs a ``protocol.leader.Leader`` for that term; the core decides,
 this host only turns effects into I/O:
 
-* ``Send`` to an agent joins the ``PeerLink`` of the address the agent registered: one batched
-  ``Deliver`` call at a time per agent, whose reply brings the agent's votes and
-  acknowledgements back; ``Send`` to a client resolves the future of the request waiting for it;
+* ``Send`` to an agent joins the ``StreamLink`` of the address the agent registered: one
+  long-lived ``Exchange`` stream per agent, batches both ways; the agent answers each batch on
+  it (votes, acknowledgements) and sends its results there too. The streams end with this
+  replica's leadership, so an agent then sends to the next leader. ``Send`` to a client
+  resolves the future of the request waiting for it;
 * ``Append`` joins the ``GroupCommit`` of this loop turn: one Raft entry carries every record the
   turn produced, cut when the loop goes idle (``call_soon``), never on a timer;
 * ``SetTimer``/``CancelTimer`` go to a ``TimerWheel``; timers due together are stepped together.
@@ -44,7 +46,7 @@ from grpc_reflection.v1alpha import reflection
 from mca.agent_checks import Refused, progress_refusal, registration_refusal, sift
 from mca.boundary import Boundary
 from mca.catalog import CATALOG, TaskType
-from mca.io import Outbox, PeerLink, TimerWheel
+from mca.io import Outbox, StreamLink, TimerWheel
 from mca.livestate import LiveState, Progress
 from mca.metrics import Metrics
 from mca.raftlog import RaftDecisionLog, RaftTiming
@@ -66,10 +68,6 @@ from protocol.ledger import Ledger, SessionRecord
 from protocol.model import Limits, Timing
 from protocol.timers import TimerKey
 from protocol.wire import TO_AGENT_FIELD, pack, unpack
-
-#: How long one batched call to an agent may take before its messages count as lost (the
-#: protocol resends what still matters).
-DELIVER_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -102,7 +100,7 @@ class Replica:
         self._server: grpc.aio.Server | None = None
         self._timers: TimerWheel[TimerKey] = TimerWheel(self._timers_fired)
         self._group = GroupCommit()
-        self._links: dict[tuple[str, str], PeerLink[Any]] = {}  # by (agent id, address)
+        self._links: dict[tuple[str, str], StreamLink[Any]] = {}  # by (agent id, address)
         # Effects of applied records, gathered on the tick thread until their batch is done.
         self._applied_effects: list[tuple[list[Effect], str, Leader | None]] = []
         #: How well batching works, for ``mca status`` and the bench: Raft entries appended and
@@ -133,7 +131,7 @@ class Replica:
         self.log = RaftDecisionLog(c.me.raft, [p.raft for p in c.peers], c.data_dir, c.password, c.raft)
         log = self.log
         if c.documents_url:
-            self.read_model = ReadModel(c.documents_url, log.guard)
+            self.read_model = ReadModel(c.documents_url, log.guard, c.catalog)
             self._background.append(
                 asyncio.create_task(
                     self.read_model.run(
@@ -227,6 +225,9 @@ class Replica:
         self._leader = None
         self._timers.clear()
         self._group.drop()
+        for link in self._links.values():  # agents send to the next leader, not on our streams
+            link.close()
+        self._links.clear()
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(NotLeader("leadership changed before the request was decided"))
@@ -357,23 +358,25 @@ class Replica:
         link = self._links.get((to, agent.address))
         if link is None:
             for moved in [k for k in self._links if k[0] == to]:  # its earlier lives' addresses
-                del self._links[moved]
+                self._links.pop(moved).close()
                 self._outbox.forget(moved[1], server_name(Principal("agent", to)))
-            link = self._links[to, agent.address] = PeerLink(
-                functools.partial(self._deliver_to_agent, to, agent.address), self._outbox
+            server = server_name(Principal("agent", to))
+            stub = pb_grpc.AgentServiceStub(self._outbox.channel(agent.address, server))
+            link = self._links[to, agent.address] = StreamLink(
+                stub.Exchange, self._to_agent, functools.partial(self._from_agent, to, agent.address), self._outbox
             )
         link.send(message)
 
-    async def _deliver_to_agent(self, agent_id: str, address: str, batch: list[Any]) -> None:
-        """One batched call to an agent; its reply carries the agent's answers (votes,
-        acknowledgements), stepped at once as if they had come in a call of their own. TLS
-        makes sure the server is ``agent_id`` (its certificate's name), so its answers are
-        taken as that agent's and no other's."""
-        server = server_name(Principal("agent", agent_id))
-        stub = pb_grpc.AgentServiceStub(self._outbox.channel(address, server))
+    def _to_agent(self, batch: list[Any]) -> Any:
         self.batching["calls_out"] += 1
         self.batching["messages_out"] += len(batch)
-        reply = await stub.Deliver(pack(batch, to_agent=True), timeout=DELIVER_TIMEOUT_SECONDS)
+        return pack(batch, to_agent=True)
+
+    def _from_agent(self, agent_id: str, address: str, reply: Any) -> None:
+        """What an agent sent on our stream to it: the answers to a batch (votes,
+        acknowledgements) and messages of its own (results, lease queries), stepped at once as
+        if they had come in a call of their own. TLS makes sure the server is ``agent_id`` (its
+        certificate's name), so they are taken as that agent's and no other's."""
         answers = unpack(reply)
         self.batching["answers"] += len(answers)
         # The same boundary as a Deliver call of the agent's own: a refused answer is dropped

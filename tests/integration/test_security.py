@@ -218,6 +218,52 @@ def test_a_client_key_cannot_pose_as_the_coordinator_to_an_agent(cluster: Embedd
     assert code == grpc.StatusCode.PERMISSION_DENIED and "client:local" in details
 
 
+def test_a_client_key_cannot_open_the_coordinators_stream_to_an_agent(cluster: EmbeddedCluster) -> None:
+    client = cluster.identity(Principal("client", "local"))
+    host = cluster.hosts[0]
+    server = server_name(Principal("agent", host.agent.agent_id))
+
+    async def body() -> tuple[grpc.StatusCode, str]:
+        async with client.channel(host.listen, server) as channel:
+            call = pb_grpc.AgentServiceStub(channel).Exchange()
+
+            async def exchange() -> None:
+                await call.write(pb.ToAgentBatch())  # refused as the stream opens: this or read raises
+                await call.read()
+
+            return await status_of(exchange())
+
+    code, details = run(body)
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "client:local" in details
+
+
+def test_a_corrupt_message_on_the_stream_ends_it_with_invalid_argument(cluster: EmbeddedCluster) -> None:
+    """A replica's key, a well-formed batch (answered), then bytes that are no ToAgentBatch."""
+    replica = cluster.identity(Principal("replica", "mca-9"))
+    host = cluster.hosts[0]
+    server = server_name(Principal("agent", host.agent.agent_id))
+
+    async def body() -> tuple[grpc.StatusCode, str]:
+        async with replica.channel(host.listen, server) as channel:
+            raw = channel.stream_stream(
+                "/mca.v1.AgentService/Exchange",
+                request_serializer=lambda b: b,
+                response_deserializer=pb.ToMcaBatch.FromString,
+            )
+            call = raw()
+
+            async def exchange() -> None:
+                await call.write(pb.ToAgentBatch().SerializeToString())
+                await call.write(b"\xff\xff\xff")
+                while await call.read() is not grpc.aio.EOF:  # answers, until the refusal
+                    pass
+
+            return await status_of(exchange())
+
+    code, details = run(body)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "not a valid /mca.v1.AgentService/Exchange" in details
+
+
 def test_a_forged_result_is_refused_and_the_real_one_wins(cluster: EmbeddedCluster) -> None:
     """The attack of the issue: a result with the assigned agent's id (read from Get) and
     incarnation 0, sent with a key that is not that agent's, or with that agent's key but not its

@@ -10,7 +10,7 @@ from collections.abc import Hashable
 
 import grpc
 
-from mca.io import Outbox, PeerLink, TimerWheel
+from mca.io import Outbox, PeerLink, StreamLink, TimerWheel
 
 
 def test_a_peer_link_batches_what_queues_while_a_call_is_under_way() -> None:
@@ -131,3 +131,92 @@ def test_a_bug_in_handling_a_reply_does_not_silence_the_peer() -> None:
 
     calls = asyncio.run(body())
     assert calls[0] == ["a"] and ["b"] in calls  # "b" went out after the failure
+
+
+class _EchoServer:
+    """A real gRPC server on 127.0.0.1 with one bidirectional method: each request (a batch of
+    words joined by commas) is recorded and answered with ``ack:<batch>``; a batch holding
+    ``break`` aborts the stream."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.streams = 0
+
+    async def exchange(self, requests: object, context: grpc.aio.ServicerContext) -> object:
+        self.streams += 1
+        async for raw in requests:  # type: ignore[attr-defined]
+            batch = raw.decode().split(",")
+            self.batches.append(batch)
+            if "break" in batch:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "broken")
+            yield b"ack:" + raw
+
+    async def start(self) -> tuple[grpc.aio.Server, str]:
+        handler = grpc.method_handlers_generic_handler(
+            "t.T", {"X": grpc.stream_stream_rpc_method_handler(self.exchange)}
+        )
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((handler,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server, f"127.0.0.1:{port}"
+
+
+async def _settle(condition: object, seconds: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition() and asyncio.get_running_loop().time() < deadline:  # type: ignore[operator]
+        await asyncio.sleep(0.01)
+
+
+def _link(address: str, received: list[bytes]) -> tuple[StreamLink[str], grpc.aio.Channel]:
+    channel = grpc.aio.insecure_channel(address)
+    method = channel.stream_stream("/t.T/X")
+    link: StreamLink[str] = StreamLink(method, lambda batch: ",".join(batch).encode(), received.append, Outbox())
+    return link, channel
+
+
+def test_a_stream_link_batches_on_one_stream_and_hands_over_every_reply() -> None:
+    async def body() -> tuple[_EchoServer, list[bytes], int]:
+        echo = _EchoServer()
+        server, address = await echo.start()
+        received: list[bytes] = []
+        link, channel = _link(address, received)
+        link.send("a")
+        await asyncio.sleep(0)  # the writer has taken "a" and waits for its write
+        for message in ("b", "c", "b"):  # queued meanwhile: one batch, "b" once
+            link.send(message)
+        await _settle(lambda: len(received) == 2)
+        link.send("d")
+        await _settle(lambda: len(received) == 3)
+        link.close()
+        await channel.close()
+        await server.stop(None)
+        return echo, received, link.opened
+
+    echo, received, opened = asyncio.run(body())
+    assert echo.batches == [["a"], ["b", "c"], ["d"]]
+    assert received == [b"ack:a", b"ack:b,c", b"ack:d"]
+    assert opened == 1 and echo.streams == 1
+
+
+def test_a_broken_stream_is_reopened_by_the_next_send_and_a_closed_link_sends_nothing() -> None:
+    async def body() -> tuple[_EchoServer, list[bytes], int]:
+        echo = _EchoServer()
+        server, address = await echo.start()
+        received: list[bytes] = []
+        link, channel = _link(address, received)
+        link.send("break")
+        await _settle(lambda: echo.batches == [["break"]] and link._call is None)
+        link.send("again")
+        await _settle(lambda: received == [b"ack:again"])
+        link.close()
+        link.send("after close")
+        await asyncio.sleep(0.1)
+        await channel.close()
+        await server.stop(None)
+        return echo, received, link.opened
+
+    echo, received, opened = asyncio.run(body())
+    assert received == [b"ack:again"]
+    assert echo.batches == [["break"], ["again"]]
+    assert opened == 2 and echo.streams == 2
