@@ -30,6 +30,10 @@ class Accepted:
     idempotency_key: str
     task: TaskSpec
     owner: str = ""
+    #: Planned at submit: the agent chosen for each subtask, in order, when the leader had room
+    #: for the task then (the ledger applies it as a ``Planned`` right after accepting, so a
+    #: session costs one record and one Raft round trip less); empty: planned later.
+    agents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -114,8 +114,10 @@ class Leader:
                 raise Overloaded(in_flight, self._limits.retry_after)
         except CoordinationError as exc:
             return [Send(request.client, SubmitReply(key, error=str(exc), status=exc.status))]
+        # A retry of a key already on its way plans nothing: the first one's plan is the plan.
+        agents = () if owned in self._waiting_submits else self._queue.at_submit(owned, request.task, self.ledger)
         self._waiting_submits.setdefault(owned, []).append((request.client, request.task))
-        return [Append(Accepted(key, request.task, request.owner))]
+        return [Append(Accepted(key, request.task, request.owner, agents))]
 
     def _cancel(self, request: Cancel, now: float) -> list[Effect]:
         record = self.ledger.session(request.session_id)
@@ -139,24 +141,28 @@ class Leader:
     def _applied(self, event: Applied, now: float) -> list[Effect]:
         entry = event.entry
         if isinstance(entry, Accepted):
-            return self._accepted(entry, event.result)
+            return self._accepted(entry, event.result, now)
         if isinstance(entry, Registered):
             return self._registered(entry, event.result, now)
         if isinstance(entry, Planned):
             return self._planned(entry, event.result, now)
         return self._session_entry(event, now)
 
-    def _accepted(self, entry: Accepted, result: ApplyResult) -> list[Effect]:
+    def _accepted(self, entry: Accepted, result: ApplyResult, now: float) -> list[Effect]:
         key = entry.idempotency_key
+        owned = owned_key(entry.owner, key)
+        self._queue.accepted_applied(owned)
         record = self.ledger.sessions[result.session_id]
         effects: list[Effect] = []
-        for client, task in self._waiting_submits.pop(owned_key(entry.owner, key), []):
+        for client, task in self._waiting_submits.pop(owned, []):
             if task == record.task:
                 effects.append(Send(client, SubmitReply(key, result.session_id)))
             else:  # two different tasks raced under one key: only the first one is the session
                 error = _key_reused(key, result.session_id)
                 effects.append(Send(client, SubmitReply(key, error=str(error), status=error.status)))
-        if result.created:
+        if result.created and record.state is not SessionState.INITIALIZED:  # planned at submit
+            effects += self._begin(result.session_id, now)
+        elif result.created:
             self._queue.add(result.session_id)
             effects += self._queue.drain(self.ledger)
         return effects
@@ -181,8 +187,12 @@ class Leader:
                 self._queue.add(entry.session_id)
                 return self._queue.drain(self.ledger)
             return []
-        coordinator = Coordinator(entry.session_id, self.term, self._timing, self._defects)
-        self.coordinators[entry.session_id] = coordinator
+        return self._begin(entry.session_id, now)
+
+    def _begin(self, session_id: str, now: float) -> list[Effect]:
+        """A session's plan applied: its coordinator takes it from here."""
+        coordinator = Coordinator(session_id, self.term, self._timing, self._defects)
+        self.coordinators[session_id] = coordinator
         return coordinator.begin(now, self.ledger)
 
     def _session_entry(self, event: Applied, now: float) -> list[Effect]:

@@ -48,7 +48,7 @@ from protocol.entries import (
     Settled,
 )
 from protocol.errors import IllegalTransition, InvalidTask, InvariantViolation
-from protocol.model import SUCCESS_CRITERIA, Assignment, Decision, Outcome, Params, TaskSpec
+from protocol.model import SUCCESS_CRITERIA, Assignment, Decision, Outcome, Params, TaskSpec, assignments_of
 from protocol.session_table import (
     SESSION_TRANSITIONS,
     TERMINAL_STATES,
@@ -256,6 +256,8 @@ class Ledger:
         self._active[session_id] = record
         self.by_key[key] = session_id
         record.record("accepted", entry.task.task_type)
+        if entry.agents:  # planned at submit: exactly as if a Planned record followed
+            self._planned(record, Planned(session_id, assignments_of(session_id, entry.task, entry.agents)))
         return ApplyResult(True, session_id, created=True, state=record.state)
 
     def _registered(self, entry: Registered) -> ApplyResult:

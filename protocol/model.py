@@ -132,6 +132,14 @@ class Assignment:
     document: str = ""
 
 
+def assignments_of(session_id: str, task: TaskSpec, agents: tuple[str, ...]) -> tuple[Assignment, ...]:
+    """The assignments of ``task`` in session ``session_id``, subtask ``i`` to ``agents[i]``."""
+    return tuple(
+        Assignment(f"{session_id}.{i}", agent, sub.capability, sub.demand, sub.inputs, sub.document)
+        for i, (sub, agent) in enumerate(zip(task.subtasks, agents, strict=False))
+    )
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one execution of a subtask produced."""

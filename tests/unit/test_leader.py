@@ -260,3 +260,47 @@ def test_a_registration_of_an_earlier_life_is_refused_before_the_log() -> None:
         with pytest.raises(InvalidMessage, match="incarnation"):
             check_register(Register("npa", ("plan_meal",), 1, incarnation), ledger)
     assert Leader(1, ledger, TIMING).step(Register("npa", ("plan_meal",), 1, 4), NOW) == []  # nothing appended
+
+
+def _appended(effects: list[Effect]) -> list[object]:
+    return [e.entry for e in effects if isinstance(e, Append)]
+
+
+def test_a_task_that_fits_at_submit_is_planned_in_its_accepted_record() -> None:
+    leader = Leader(1, ledger_with_agents(), TIMING)
+    (accepted,) = _appended(leader.step(Submit("c", "k1", WELLNESS), NOW))
+    assert accepted == Accepted("k1", WELLNESS, "", ("wpa", "npa"))
+    result = leader.ledger.apply(accepted)
+    effects = leader.step(Applied(1, accepted, result), NOW)
+    record = leader.ledger.sessions["s1"]
+    assert record.assignments == PLAN and record.state is SessionState.NEGOTIATING  # no Planned record
+    assert not [e for e in _appended(effects) if isinstance(e, Planned)]
+    assert {e.to for e in effects if isinstance(e, Send) and isinstance(e.message, Prepare)} == {"wpa", "npa"}
+
+
+def test_a_plan_at_submit_reserves_room_until_it_applies() -> None:
+    leader = Leader(1, ledger_with_agents(), TIMING)  # npa has room for one
+    (first,) = _appended(leader.step(Submit("c", "k1", WELLNESS), NOW))
+    (second,) = _appended(leader.step(Submit("c", "k2", WELLNESS), NOW))  # before the first applies
+    assert isinstance(first, Accepted) and first.agents == ("wpa", "npa")
+    assert isinstance(second, Accepted) and second.agents == ()  # waits in the queue once accepted
+    leader.step(Applied(1, first, leader.ledger.apply(first)), NOW)
+    leader.step(Applied(2, second, leader.ledger.apply(second)), NOW)
+    assert leader.ledger.sessions["s2"].state is SessionState.INITIALIZED
+    # and a third task, though it would fit later, does not overtake the one waiting
+    leader.ledger.apply(Registered("npa", ("plan_meal",), 5, 2))
+    (third,) = _appended(leader.step(Submit("c", "k3", WELLNESS), NOW))
+    assert isinstance(third, Accepted) and third.agents == ()
+
+
+def test_a_plan_at_submit_that_went_stale_waits_and_is_planned_again() -> None:
+    ledger = ledger_with_agents()
+    ledger.apply(Registered("other", ("plan_meal",), 1, 1))
+    leader = Leader(1, ledger, TIMING)
+    (accepted,) = _appended(leader.step(Submit("c", "k1", WELLNESS), NOW))
+    assert isinstance(accepted, Accepted) and accepted.agents == ("wpa", "npa")
+    ledger.apply(Registered("npa", ("plan_workout",), 1, 2))  # npa lost the capability meanwhile
+    effects = leader.step(Applied(1, accepted, ledger.apply(accepted)), NOW)
+    assert ledger.sessions["s1"].state is SessionState.INITIALIZED
+    (planned,) = _appended(effects)
+    assert isinstance(planned, Planned) and [a.agent_id for a in planned.assignments] == ["wpa", "other"]
