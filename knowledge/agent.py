@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from knowledge.embeddings import Embedder
+from knowledge.embeddings import Embedder, print_progress
 from knowledge.errors import BadInput
 from knowledge.graph import FalkorGraph, GraphStore, ensure_schema_indexes
 from knowledge.validate import check_agent_id
@@ -124,7 +124,9 @@ def open_with(agent_id: str, graph_url: str, graph_key: str, data_dir: Path | st
     ensure_schema_indexes(graph)
     folder = Path(data_dir)
     vectors = QdrantIndex.local(folder / "qdrant", agent_id)
-    return AgentKnowledge(agent_id, graph, vectors, Embedder(folder / "embeddings.sqlite"))
+    return AgentKnowledge(
+        agent_id, graph, vectors, Embedder(folder / "embeddings.sqlite", progress=print_progress(agent_id))
+    )
 
 
 def open_embedded(
@@ -140,4 +142,6 @@ def open_embedded(
     vectors = QdrantIndex.local(folder / "qdrant", agent_id)
     if embedder is not None:
         return AgentKnowledge(agent_id, graph, vectors, embedder, owns_embedder=False)
-    return AgentKnowledge(agent_id, graph, vectors, Embedder(folder / "embeddings.sqlite"))
+    return AgentKnowledge(
+        agent_id, graph, vectors, Embedder(folder / "embeddings.sqlite", progress=print_progress(agent_id))
+    )

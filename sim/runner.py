@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -113,16 +114,24 @@ def _job(args: tuple[int, str, Defects]) -> SeedReport:
 
 
 def run_many(
-    seeds: range, faults: str, defects: Defects = frozenset(), workers: int = 0, stop_at_first: bool = False
+    seeds: range,
+    faults: str,
+    defects: Defects = frozenset(),
+    workers: int = 0,
+    stop_at_first: bool = False,
+    progress: Callable[[Summary], None] | None = None,
 ) -> Summary:
-    """Run every seed (in ``workers`` processes; 0 means one per core) and summarise."""
+    """Run every seed (in ``workers`` processes; 0 means one per core) and summarise;
+    ``progress`` hears the summary so far after each seed (``mca sim`` draws a bar)."""
     summary = Summary()
+    heard = progress or (lambda _: None)
     started = time.perf_counter()
     jobs = [(s, faults, defects) for s in seeds]
     workers = workers or multiprocessing.cpu_count()
     if workers == 1 or len(jobs) < 20:
         for job in jobs:
             summary.add(_job(job))
+            heard(summary)
             if stop_at_first and summary.first is not None:
                 break
     else:
@@ -131,6 +140,7 @@ def run_many(
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             for report in pool.imap(_job, jobs, chunksize=16):
                 summary.add(report)
+                heard(summary)
                 if stop_at_first and summary.first is not None:
                     pool.terminate()
                     break

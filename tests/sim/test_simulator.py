@@ -107,3 +107,9 @@ def test_fault_plan_names() -> None:
     assert FaultPlan.named(1, "drop").describe() == "drop"
     with pytest.raises(ValueError, match="unknown fault"):
         FaultPlan.named(1, "drop,meteor")
+
+
+def test_progress_hears_every_seed_in_order_and_the_violations_so_far() -> None:
+    heard: list[tuple[int, int]] = []
+    summary = run_many(range(30), "all", workers=1, progress=lambda s: heard.append((s.seeds, s.violations)))
+    assert [seeds for seeds, _ in heard] == list(range(1, 31)) and heard[-1] == (30, summary.violations)
