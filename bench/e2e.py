@@ -389,10 +389,15 @@ async def _run_levels(
     async with Client(config.task_addresses, identity) as client, identity.channel(baseline) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         blat: list[float] = []
+        berrors: Counter[str] = Counter()
 
         async def ping(i: int) -> None:
             t = time.perf_counter()
-            await stub.Check(health_pb2.HealthCheckRequest(), timeout=args.task_timeout)
+            try:
+                await stub.Check(health_pb2.HealthCheckRequest(), timeout=args.task_timeout)
+            except grpc.aio.AioRpcError as exc:  # counted like the tasks' errors, and shown
+                berrors[exc.code().name] += 1
+                return
             blat.append(time.perf_counter() - t)
 
         await run_bounded(task_runner(client, Tally(), args.task_timeout), 20, 4, args.run_seconds)  # warm up
@@ -405,6 +410,7 @@ async def _run_levels(
             after = await asyncio.to_thread(snapshot, deployment, baseline_pid)
             profiled = profiler.stop() if profiler is not None else []
             blat.clear()
+            berrors.clear()
             btook, _ = await run_bounded(ping, total, c, args.run_seconds)
             rate, brate = tally.completed / took, len(blat) / btook
             print(
@@ -414,6 +420,8 @@ async def _run_levels(
             print(f"{'':>13}{cpu_line(cpu_by_role(before, after), total)}  ({total} tasks)")
             cut = f"; cut off by the {args.run_seconds:.0f} s deadline: {late}" if late else ""
             print(f"{'':>13}{tally.problems()}{cut}; {leader_change(before.cluster, after.cluster)}")
+            if berrors:  # the plain server failing too says the limit is gRPC's, not the runtime's
+                print(f"{'':>13}raw gRPC calls failed at the same concurrency: {dict(berrors)}")
             batched = batching_line(before.cluster, after.cluster)
             if batched:
                 print(f"{'':>13}{batched}")
