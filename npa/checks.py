@@ -17,11 +17,16 @@ the plan passed). Rules:
   25-35 g, at most 45 g) and ``sodium`` (under 2,300 mg), with 2 % tolerance.
 - ``portion``: integer counts 1-4, grams 1-600 per item, grams consistent with the food's
   household measures, added fat at most 30 g a day and none at breakfast, cooked legumes at
-  most 350 g a day.
+  most 350 g a day; and per item no more than a person eats of it at one meal, by this module's
+  own table of household maxima (``_HOUSEHOLD_MAX_G``): eggs 3 large (150 g), oil or butter
+  1 tbsp (15 g), cheese 2 oz (60 g), nuts and seeds 2 oz (60 g), chia or flax 1 oz (30 g), nut
+  butters 2 tbsp (32 g), cooked legumes 1 cup (200 g), meat or fish 9 oz (255 g), ready-to-eat
+  cereal 60 g, cottage cheese 1 cup (226 g), milk or yogurt 2 cups (490 g), fruit 360 g.
 - ``meal``: each meal's share of the day's energy within 75-125 % of its nominal share
   (breakfast 25, lunch 32.5, dinner 32.5, snack 10, normalised over the day's meals); protein
   at breakfast, lunch and dinner at least 20 g (or 80 % of the meal's share of the day's
-  minimum when lower) and at most 130 % of its share of the day's maximum (+10 g slack).
+  minimum when lower) and at most 130 % of its share of the day's maximum (+10 g slack);
+  protein per snack at most 130 % of its share of the day's maximum (never below 10 g).
 - ``produce``: at least 2 portions of fruit and 3 of vegetables (80 g each; potatoes are a
   starch) a day.
 - ``food``: nothing unsafe or inedible as served (this module's own list: raw pokeweed, taro,
@@ -168,6 +173,24 @@ _CONDIMENT = re.compile(r"\b(garlic|peppers, hot|chili|chilli|jalapeno|serrano|h
 _CONDIMENT_G_MAX = 30.0
 _LEGUME = re.compile(r"^(beans|lentils|chickpeas|peas, split|broadbeans|hummus)")
 _LEGUME_G_MAX = 350.0
+# Household maxima per item and meal, grams (first match of the lower-cased description wins;
+# group codes where a description alone is ambiguous). Kept apart from npa.pool on purpose.
+_HOUSEHOLD_MAX_G: tuple[tuple[str, re.Pattern[str], float, str], ...] = (
+    ("0100", re.compile(r"^egg, whole"), 150.0, "3 large eggs"),
+    ("", re.compile(r"^(oil|butter),"), 15.0, "1 tbsp of oil or butter"),
+    ("", re.compile(r"^cheese, cottage"), 226.0, "1 cup of cottage cheese"),
+    ("0100", re.compile(r"^cheese,"), 60.0, "2 oz of cheese"),
+    ("", re.compile(r"^seeds, (chia|flaxseed)"), 30.0, "1 oz of chia or flax"),
+    ("", re.compile(r"(almond butter|peanut butter|seed butter|cashew butter)"), 32.0, "2 tbsp of nut butter"),
+    ("1200", re.compile(r"."), 60.0, "2 oz of nuts or seeds"),
+    ("", re.compile(r"^peanuts"), 60.0, "2 oz of peanuts"),
+    ("1600", re.compile(r"^(beans|lentils|chickpeas|peas, split|broadbeans|hummus)"), 200.0, "1 cup of legumes"),
+    ("", re.compile(r"^cereals ready-to-eat"), 60.0, "2 servings of cereal"),
+    ("0100", re.compile(r"^(milk|yogurt)"), 490.0, "2 cups of milk or yogurt"),
+    ("0900", re.compile(r"."), 360.0, "360 g of fruit"),
+)
+_HOUSEHOLD_MEAT_G = 255.0  # 9 oz of cooked meat, poultry or fish a meal
+_SNACK_PROTEIN_FLOOR_G = 10.0
 
 
 def _energy_target(profile: Profile, training_kcal_per_week: float) -> float:
@@ -188,6 +211,17 @@ def _hidden(description: str) -> frozenset[str]:
     for phrase in _NOT_HIDDEN:
         text = text.replace(phrase, " ")
     return frozenset(a for a, words in _HIDDEN.items() if any(re.search(r"\b" + w, text) for w in words))
+
+
+def _household_max(food: Food) -> tuple[float, str] | None:
+    """The most grams of ``food`` a person eats at one meal, and its household words (or ``None``)."""
+    text = food.description.lower()
+    for group, pattern, grams, words in _HOUSEHOLD_MAX_G:
+        if (not group or food.group_code == group) and pattern.search(text):
+            return grams, words
+    if food.group_code in _MEAT_GROUPS | {"1500"}:
+        return _HOUSEHOLD_MEAT_G, "9 oz of meat or fish"
+    return None
 
 
 def _slot_kind(slot: str) -> str:
@@ -265,6 +299,8 @@ def check_meal_plan(profile: Profile, plan: MealPlan, foods_by_id: Mapping[str, 
                 if food.measures and not any(abs(m.grams * item.count - item.grams) <= 0.6 for m in food.measures):
                     out.append(Violation("portion", f"{item.grams:g} g is not a count of a household measure", *where))
                 text = food.description.lower()
+                if (limit := _household_max(food)) is not None and item.grams > limit[0] * (1 + _TOLERANCE):
+                    out.append(Violation("portion", f"{item.grams:g} g, more than {limit[1]} a meal", *where))
                 added_fat = food.group_code == "0400" or text.startswith("butter")
                 if added_fat:
                     fat_added += item.grams
@@ -312,7 +348,15 @@ def check_meal_plan(profile: Profile, plan: MealPlan, foods_by_id: Mapping[str, 
                             meal.slot,
                         )
                     )
-            if _slot_kind(meal.slot) != "snack":
+            if _slot_kind(meal.slot) == "snack":
+                cap = max(1.3 * nominal * protein_max, _SNACK_PROTEIN_FLOOR_G)
+                if protein > cap * (1 + _TOLERANCE):
+                    out.append(
+                        Violation(
+                            "meal", f"{protein:.0f} g protein in a snack (at most {cap:.0f} g)", day.day, meal.slot
+                        )
+                    )
+            else:
                 p_low = min(20.0, 0.8 * nominal * protein_min)
                 p_high = max(1.3 * nominal * protein_max, p_low + 10.0)
                 if not p_low * (1 - _TOLERANCE) <= protein <= p_high * (1 + _TOLERANCE):

@@ -39,6 +39,11 @@ Rules, per SR28 food group (code):
   role); no protein-fortified or "vegetable" pasta, amaranth, teff or kamut.
 - Every other group is excluded: spices, baby foods, soups and sauces, sausages and luncheon
   meats, beverages, sweets, fast foods, mixed entrees, regional and restaurant foods.
+- Per-food caps in household terms (``_HOUSEHOLD_MAX``), where the role's grams would allow an
+  odd portion: chia and flax seeds at most 1 oz (about 2 tbsp), nut and seed butters 2 tbsp,
+  ready-to-eat cereal 2 servings (60 g), cottage cheese 1 cup, and a whole fruit of 100 g or
+  more at most 2 pieces a meal (not 3 bananas); eggs stay at most 3, oil and butter 1 tbsp. A
+  food whose household measure is already over its cap is left out.
 - A food needs energy, protein, fat, carbohydrate and fibre values, and a household measure
   near its role's portion size; rows that differ only after the third comma-separated part of
   the description are collapsed to the one with the lowest NDB_No (fewer near-duplicates).
@@ -76,6 +81,16 @@ ROLE_PORTIONS: Mapping[str, tuple[float, float]] = MappingProxyType(
 )
 
 _COUNT_MAX = 4  # never more than 4 of a household measure in one meal
+# Per-food caps in grams a meal (matched at the start of the lower-cased description), tighter
+# than the role's maximum: what one person eats of these at one meal.
+_HOUSEHOLD_MAX: tuple[tuple[re.Pattern[str], float], ...] = (
+    (re.compile(r"seeds, (chia|flaxseed)"), 30.0),  # 1 oz, about 2 tbsp
+    (re.compile(r".*\b(almond|cashew|peanut|seed|nut) butter"), 32.0),  # 2 tbsp
+    (re.compile(r"cereals ready-to-eat"), 60.0),  # 2 servings of 30 g
+    (re.compile(r"cheese, cottage"), 226.0),  # 1 cup
+)
+_FRUIT_PIECE_G = 100.0  # a fruit counted in pieces this heavy: at most 2 a meal
+_FRUIT_PIECES_MAX = 2
 _NUTRIENTS_REQUIRED = ("energy_kcal", "protein_g", "fat_g", "carbohydrate_g", "fiber_g")
 _COOKED = re.compile(r"\b(cooked|roasted|broiled|braised|grilled|baked|stewed|simmered|poached|steamed|boiled)\b")
 _NOT_EATEN_AS_IS = re.compile(
@@ -268,7 +283,17 @@ def _pick_measure(food: Food, role: str) -> tuple[Measure, int] | None:
     if best is None:
         return None
     measure = best[1]
-    return measure, max(1, min(_COUNT_MAX, int(most // measure.grams)))
+    cap = most
+    d = food.description.lower()
+    for pattern, grams in _HOUSEHOLD_MAX:
+        if pattern.match(d):
+            cap = min(cap, grams)
+    if measure.grams > cap:
+        return None  # one unit of its measure is already more than a meal's worth
+    count = max(1, min(_COUNT_MAX, int(cap // measure.grams)))
+    if role == "fruit" and measure.grams >= _FRUIT_PIECE_G and not re.search(r"\bcups?\b", measure.description):
+        count = min(count, _FRUIT_PIECES_MAX)
+    return measure, count
 
 
 @functools.cache

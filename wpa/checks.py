@@ -26,6 +26,11 @@ exercise data and reports every ``Violation`` (an empty list means the plan pass
   below the gross figure when one is given (net of rest), and a deload week burns less than
   every load week of its block.
 - ``prescription``: rest within the goal's band for lifting exercises; weeks 1..n present.
+- ``older``: a beginner aged 60 or more (when the request gives an age) gets no high-impact or
+  vigorous move (this module's own list: running, jogging, sprints, rope jumping, skating,
+  stairs, jumps, hops, bounds, burpees, skips; plyometrics, olympic lifts, strongman), and
+  lifting at moderate effort: at least 10 reps a set, at most 65 % 1RM, at most RPE 6 (ACSM / AHA
+  2007 and ACSM 2009 for older adults).
 """
 
 from __future__ import annotations
@@ -99,6 +104,15 @@ _GOAL_CATEGORIES = {
 }
 _HARD_FOR_BEGINNERS = re.compile(r"\b(pull-?ups?|chin-?ups?|dips?|muscle-?ups?|handstand|pistol|jumps?|jumping)\b")
 _EASED = re.compile(r"\b(assisted|machine)\b")
+_OLDER_AGE = 60
+_IMPACT = re.compile(
+    r"\b(run|running|jog|jogging|sprint\w*|rope jump\w*|jump rope|skating|stairs?|stairmaster|step mill|jump\w*"
+    r"|hop|hops|hopping|bound|bounds|bounding|burpees?|skip|skips|skipping)\b"
+)
+_IMPACT_CATEGORIES = frozenset({"plyometrics", "olympic weightlifting", "strongman"})
+_OLDER_REPS_MIN = 10
+_OLDER_PCT_MAX = 65
+_OLDER_RPE_MAX = 6
 _BEHIND_NECK = re.compile(r"\bbehind (the )?neck\b")
 # Instruction phrases that make a partner or spotter a requirement, not an option.
 _NEEDS_PARTNER = re.compile(
@@ -123,6 +137,29 @@ def _level_problem(ex: Exercise, level: str) -> str | None:
     return None
 
 
+def _older(request: WorkoutRequest) -> bool:
+    age = getattr(request, "age", None)
+    return request.level == "beginner" and age is not None and age >= _OLDER_AGE
+
+
+def _older_problem(ex: Exercise, reps: str, intensity: str) -> str | None:
+    """What an older beginner should not be given (see the module docstring), or ``None``."""
+    if ex.category in _IMPACT_CATEGORIES or _IMPACT.search(ex.name.lower()):
+        return f"{ex.name!r} is high-impact or vigorous for an older beginner"
+    if ex.category in _EXEMPT:
+        return None
+    low = re.match(r"\s*(\d+)", reps)
+    if low is not None and int(low.group(1)) < _OLDER_REPS_MIN:
+        return f"{reps} reps of {ex.name!r}: an older beginner lifts at least {_OLDER_REPS_MIN} reps"
+    pct = re.search(r"(\d+)\s*% 1RM", intensity)
+    if pct is not None and int(pct.group(1)) > _OLDER_PCT_MAX:
+        return f"{intensity} for {ex.name!r}: an older beginner lifts at most {_OLDER_PCT_MAX}% 1RM"
+    rpe = re.search(r"RPE (\d+)(?:-(\d+))?", intensity)
+    if rpe is not None and int(rpe.group(2) or rpe.group(1)) > _OLDER_RPE_MAX:
+        return f"{intensity} for {ex.name!r}: an older beginner trains at most RPE {_OLDER_RPE_MAX}"
+    return None
+
+
 def _safety_problem(ex: Exercise, request: WorkoutRequest) -> str | None:
     if _BEHIND_NECK.search(ex.name.lower()):
         return f"{ex.name!r} puts the shoulder behind the neck under load"
@@ -140,6 +177,8 @@ def _trainable(request: WorkoutRequest, exercises_by_id: Mapping[str, Exercise])
         if ex.category not in categories or (ex.equipment or "body only") not in request.equipment:
             continue
         if _level_problem(ex, request.level) or _safety_problem(ex, request) or _injured(ex, request):
+            continue
+        if _older(request) and _older_problem(ex, "", ""):
             continue
         g = _group(ex.primary_muscles[0])
         if g:
@@ -176,6 +215,7 @@ def check_workout_plan(
     if [w.week for w in plan.weeks] != list(range(1, request.weeks + 1)):
         out.append(Violation("prescription", f"weeks {[w.week for w in plan.weeks]}, request asks {request.weeks}"))
     trainable = _trainable(request, exercises_by_id)
+    older = _older(request)
     low, high = _REST_BANDS[request.goal]
     floor, ceiling = _VOLUME[request.goal]
     notes = " ".join(plan.notes).lower()
@@ -201,6 +241,8 @@ def check_workout_plan(
                     out.append(Violation("level", problem, *where))
                 if (problem := _safety_problem(ex, request)) is not None:
                     out.append(Violation("safety", problem, *where))
+                if older and (problem := _older_problem(ex, item.reps, item.intensity)) is not None:
+                    out.append(Violation("older", problem, *where))
                 injury = _injured(ex, request)
                 if injury is not None:
                     out.append(Violation("injury", f"{ex.name!r} conflicts with {injury!r}", *where))

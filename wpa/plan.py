@@ -8,7 +8,9 @@ Theory of operation:
    (``PRESCRIPTIONS``; olympic weightlifting and strongman are added for strength at expert level),
    injuries and avoided ids / words excluded (``wpa.request.INJURIES``), and exercises that do
    not suit the person removed (``wpa.request.unsuitable``: pull-ups, dips, jumps for beginners,
-   behind-the-neck positions for everyone, partner exercises for people training alone). A
+   behind-the-neck positions for everyone, partner exercises for people training alone; for
+   beginners aged 60 or more also running, jogging, stairs, rope jumping and hops, with the moderate
+   prescription of ``wpa.request.prescription``: 10-15 reps at 50-65 % 1RM). A
    major group that the goal's categories cannot train but a powerlifting-category exercise can
    (a band good morning is the only hamstring exercise with bands alone) gets those exercises.
 2. **Split** by days per week (``SPLITS``), chosen so that no muscle group is loaded on two
@@ -66,7 +68,7 @@ from dataclasses import dataclass
 from wpa.errors import Infeasible, InvalidRequest
 from wpa.exercises import LEVELS, Exercise, load_exercises, progressions
 from wpa.model import PlannedExercise, Session, Week, WorkoutPlan
-from wpa.request import INJURIES, MAJOR_GROUPS, PRESCRIPTIONS, VOLUME, WorkoutRequest, unsuitable
+from wpa.request import INJURIES, MAJOR_GROUPS, VOLUME, WorkoutRequest, prescription, unsuitable
 
 __all__ = ["FOCUS_SLOTS", "MET", "SPLITS", "met_of", "plan_workouts"]
 
@@ -174,6 +176,7 @@ _PCT = {
     "general_fitness": (65, 75),
     "fat_loss": (60, 70),
 }
+_PCT_OLDER = (50, 65)  # an older beginner: moderate loads (wpa.request docstring)
 _COMPOUND_SLOTS = 4
 _CARDIO_GOALS = frozenset({"fat_loss", "endurance", "general_fitness"})
 _CARDIO_MIN = (10.0, 20.0)
@@ -204,8 +207,11 @@ _NOT_LIFTING = frozenset({"stretching", "cardio"})
 _LOADED = frozenset({"barbell", "dumbbell", "cable", "machine", "kettlebells", "e-z curl bar"})
 
 
-def met_of(goal: str, ex: Exercise) -> tuple[float, str]:
-    """The MET value and Compendium code of ``ex`` performed for ``goal``."""
+def met_of(goal: str, ex: Exercise, *, moderate: bool = False) -> tuple[float, str]:
+    """The MET value and Compendium code of ``ex`` performed for ``goal``.
+
+    ``moderate``: loads are moderate (an older beginner), so no lift counts as vigorous.
+    """
     if ex.category == "cardio":
         name = ex.name.lower()
         key = next((k for word, k in _CARDIO_MET if word in name), "cycling")
@@ -218,7 +224,7 @@ def met_of(goal: str, ex: Exercise) -> tuple[float, str]:
         return MET["circuit"]  # short rests, moderate loads: a moderate circuit, not 02040's 8 MET
     if (ex.equipment or "body only") == "body only":
         return MET["calisthenics"]
-    if goal == "strength" and ex.mechanic == "compound":
+    if goal == "strength" and ex.mechanic == "compound" and not moderate:
         return MET["resistance_vigorous"]
     return MET["resistance"]
 
@@ -233,7 +239,10 @@ def _excluded(ex: Exercise, request: WorkoutRequest) -> bool:
         w = word.lower()
         if ex.id.lower() == w or w in name:
             return True
-    return unsuitable(ex.name, ex.id, ex.category, request.level, request.partner) is not None
+    return (
+        unsuitable(ex.name, ex.id, ex.category, request.level, request.partner, older=request.older_beginner)
+        is not None
+    )
 
 
 _GROUP_OF: Mapping[str, str] = {m: g for g, muscles in MAJOR_GROUPS.items() for m in muscles}
@@ -246,7 +255,7 @@ def _group_of(muscle: str) -> str | None:
 def _pool(request: WorkoutRequest) -> tuple[tuple[Exercise, ...], tuple[str, ...]]:
     """The exercises this request may use, and the groups that needed the powerlifting fallback."""
     allowed_levels = LEVELS[: LEVELS.index(request.level) + 1]
-    categories = set(PRESCRIPTIONS[request.goal].categories) | {"stretching"}
+    categories = set(prescription(request).categories) | {"stretching"}
     if request.goal == "strength" and request.level == "expert":
         categories |= {"olympic weightlifting", "strongman"}
     fitting = []
@@ -564,12 +573,12 @@ def _build_week(
     sets: int,
     trainable: set[str],
 ) -> tuple[list[list[_Item]], int]:
-    prescription = PRESCRIPTIONS[request.goal]
+    plan_rx = prescription(request)
     split = SPLITS[request.days_per_week]
     wants_compound = request.goal in {"strength", "hypertrophy", "general_fitness"}
     overhead = _WARMUP_MIN + (_COOLDOWN_MIN if request.session_minutes >= 30 else 0.0)
-    budget = _Budget(request.session_minutes - overhead, prescription.rest_s)
-    count = max(1, int(budget.minutes // _per_exercise_minutes(sets, prescription.rest_s)))
+    budget = _Budget(request.session_minutes - overhead, plan_rx.rest_s)
+    count = max(1, int(budget.minutes // _per_exercise_minutes(sets, plan_rx.rest_s)))
     used_week: set[str] = set()
     occurrences: dict[str, int] = {}
     week: list[list[_Item]] = []
@@ -594,7 +603,7 @@ def plan_workouts(request: WorkoutRequest, *, seed: int = 0) -> WorkoutPlan:
     """A ``request.weeks``-week plan; raises ``Infeasible`` naming conflicts. Deterministic in (request, seed)."""
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise InvalidRequest("seed", f"must be an integer, got {seed!r}")
-    prescription = PRESCRIPTIONS[request.goal]
+    plan_rx = prescription(request)
     pool, fallback = _pool(request)
     rng = random.Random(seed)
     order = {e.id: rng.random() for e in pool}
@@ -615,8 +624,8 @@ def plan_workouts(request: WorkoutRequest, *, seed: int = 0) -> WorkoutPlan:
     base: list[list[_Item]] = []
     broken: list[str] = []
     count = 0
-    sets = prescription.sets
-    for attempt_sets in range(prescription.sets, 1, -1):
+    sets = plan_rx.sets
+    for attempt_sets in range(plan_rx.sets, 1, -1):
         sets = attempt_sets
         base, count = _build_week(request, pool, order, sets, trainable)
         broken = _week_problems(request.goal, base, trainable, (low, high))
@@ -635,7 +644,7 @@ def plan_workouts(request: WorkoutRequest, *, seed: int = 0) -> WorkoutPlan:
     harder = _harder()
     allowed_levels = LEVELS[: LEVELS.index(request.level) + 1]
     undulating = request.level != "beginner"
-    pct_low, pct_high = _PCT[request.goal]
+    pct_low, pct_high = _PCT_OLDER if request.older_beginner else _PCT[request.goal]
     kg = request.body_mass_kg
     weeks: list[Week] = []
     gross_total = 0.0
@@ -655,7 +664,7 @@ def plan_workouts(request: WorkoutRequest, *, seed: int = 0) -> WorkoutPlan:
             else:
                 step = min(in_block, 2)
                 pct = round(pct_low + (pct_high - pct_low) * step / 2) - (5 if undulating and nth % 2 == 1 else 0)
-            rpe = "RPE 5-6" if deload else ("RPE 8" if pct >= 80 else "RPE 7")
+            rpe = "RPE 5-6" if deload or request.older_beginner else ("RPE 8" if pct >= 80 else "RPE 7")
             intensity = f"{pct}% 1RM ({rpe})"
             planned: list[PlannedExercise] = []
             minutes = _WARMUP_MIN
@@ -663,8 +672,8 @@ def plan_workouts(request: WorkoutRequest, *, seed: int = 0) -> WorkoutPlan:
             for item in items:
                 ex = item.exercise
                 week_sets = max(1, round(item.sets * 0.6)) if deload else item.sets
-                met = met_of(request.goal, ex)[0]
-                ex_min = _per_exercise_minutes(week_sets, prescription.rest_s)
+                met = met_of(request.goal, ex, moderate=request.older_beginner)[0]
+                ex_min = _per_exercise_minutes(week_sets, plan_rx.rest_s)
                 minutes += ex_min
                 gross += met * kg * ex_min / 60.0
                 # %1RM means nothing for body-weight or band work: effort (RPE) and a harder
@@ -675,13 +684,11 @@ def plan_workouts(request: WorkoutRequest, *, seed: int = 0) -> WorkoutPlan:
                 else:
                     shown = f"{rpe}, " + ("body weight" if equipment == "body only" else equipment)
                 planned.append(
-                    PlannedExercise(
-                        ex.id, ex.name, ex.primary, week_sets, prescription.reps, prescription.rest_s, shown, met
-                    )
+                    PlannedExercise(ex.id, ex.name, ex.primary, week_sets, plan_rx.reps, plan_rx.rest_s, shown, met)
                 )
             if extra and cardio:
                 ex = cardio[weekday % len(cardio)]  # the same each week: weeks differ by load only
-                met = met_of(request.goal, ex)[0]
+                met = met_of(request.goal, ex, moderate=request.older_beginner)[0]
                 minutes += extra
                 gross += met * kg * extra / 60.0
                 planned.append(
@@ -708,6 +715,11 @@ def plan_workouts(request: WorkoutRequest, *, seed: int = 0) -> WorkoutPlan:
         if not undulating
         else "undulating: the second session of a focus each week is 5 points lighter",
     ]
+    if request.older_beginner:
+        notes.append(
+            f"older beginner (age {request.age}): low-impact moves only (walking or cycling for cardio, no jumps or"
+            " running), 10-15 reps at moderate loads (50-65% 1RM, RPE 5-6)"
+        )
     if fallback:
         notes.append("powerlifting-category exercises used for: " + ", ".join(fallback))
     if untrainable:
@@ -742,7 +754,7 @@ def _cardio_minutes(
     """
     if not any(e.category == "cardio" for e in pool):
         return [0.0] * len(split)
-    rest_s = PRESCRIPTIONS[request.goal].rest_s
+    rest_s = prescription(request).rest_s
     lower_days = {
         weekday
         for (_, weekday), items in zip(split, base, strict=True)

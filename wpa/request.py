@@ -24,6 +24,16 @@ coaches commonly advise against for general clients, and the front versions trai
 muscles); and unless the request says a partner or spotter is there
 (``partner``), no exercise whose instructions require one (``NEEDS_PARTNER``).
 
+Older beginners (``age`` >= ``OLDER_AGE``, 60, at beginner level; ``WorkoutRequest.older_beginner``):
+beside the beginner rules, no high-impact or vigorous moves (running, jogging, sprints, rope
+jumping, skating, stair machines, hops, bounds, burpees; plyometrics, olympic lifts and strongman
+events), so cardio is walking or cycling; and a moderate prescription (``prescription``): 10-15
+reps at 50-65 % 1RM (RPE 5-6), at most 3 sets, at least 60 s rest. ACSM / AHA physical activity
+for older adults (Nelson et al. 2007) and ACSM's position stand on exercise for older adults
+(Chodzko-Zajko et al. 2009): moderate intensity, 5-6 on a 0-10 effort scale, 10-15 repetitions,
+8-10 exercises; low-impact aerobic work (walking, cycling) for people starting out. Without an
+age, a beginner gets the beginner rules only.
+
 Weekly volume (``VOLUME``): sets per major group per load week, counted fractionally (a set
 counts 1 for its primary muscle's group and 0.5 for each other group among its secondary
 muscles; Pelland et al. 2024 meta-regression, Schoenfeld, Ogborn & Krieger 2017 dose-response:
@@ -52,11 +62,13 @@ __all__ = [
     "INJURIES",
     "MAJOR_GROUPS",
     "NEEDS_PARTNER",
+    "OLDER_AGE",
     "PRESCRIPTIONS",
     "VOLUME",
     "Prescription",
     "WorkoutRequest",
     "parse_request",
+    "prescription",
     "unsuitable",
 ]
 
@@ -122,11 +134,28 @@ NEEDS_PARTNER: frozenset[str] = frozenset(
 _BEGINNER_HARD = re.compile(r"\b(pull-?ups?|chin-?ups?|dips?|muscle-?ups?|handstand|pistol|jumps?|jumping)\b")
 _BEGINNER_KEEP = re.compile(r"\bassisted\b|\bmachine\b")
 _CONTRAINDICATED = re.compile(r"\bbehind (the )?neck\b")
+OLDER_AGE = 60  # from this age a beginner gets the older-beginner rules (see the docstring)
+# High-impact or vigorous for an older beginner: landing, running, stair climbing, skating.
+_HIGH_IMPACT = re.compile(
+    r"\b(running|jogging|sprints?|rope jumping|jump rope|skating|stair\w*|step mill|jumps?|jumping|hops?|hopping"
+    r"|bounds?|bounding|burpees?|skips?|skipping)\b"
+)
+_HEAVY_CATEGORIES = frozenset({"plyometrics", "olympic weightlifting", "strongman"})
 
 
-def unsuitable(name: str, exercise_id: str, category: str, level: str, partner: bool) -> str | None:
-    """Why an exercise does not suit this person (see the module docstring), or ``None``."""
+def unsuitable(
+    name: str, exercise_id: str, category: str, level: str, partner: bool, *, older: bool = False
+) -> str | None:
+    """Why an exercise does not suit this person (see the module docstring), or ``None``.
+
+    ``older``: the person is an older beginner (``WorkoutRequest.older_beginner``).
+    """
     text = name.lower()
+    if older:
+        if category in _HEAVY_CATEGORIES:
+            return f"{category} for an older beginner"
+        if _HIGH_IMPACT.search(text):
+            return "high-impact or vigorous for an older beginner (walking or cycling instead)"
     if _CONTRAINDICATED.search(text):
         return "behind-the-neck position (shoulder at risk; the front version trains the same)"
     if not partner and exercise_id in NEEDS_PARTNER:
@@ -267,9 +296,15 @@ class WorkoutRequest:
     weeks: int
     body_mass_kg: float
     partner: bool = False
+    age: int | None = None
+
+    @property
+    def older_beginner(self) -> bool:
+        """A beginner aged ``OLDER_AGE`` or more: the lower-impact, moderate rules apply."""
+        return self.level == "beginner" and self.age is not None and self.age >= OLDER_AGE
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "goal": self.goal,
             "level": self.level,
             "days_per_week": self.days_per_week,
@@ -280,6 +315,9 @@ class WorkoutRequest:
             "body_mass_kg": self.body_mass_kg,
             "partner": self.partner,
         }
+        if self.age is not None:
+            out["age"] = self.age
+        return out
 
 
 def _int(doc: Mapping[str, object], field: str, low: int, high: int, default: int | None) -> int:
@@ -323,7 +361,8 @@ def parse_request(doc: Mapping[str, object]) -> WorkoutRequest:
     (1-7), session_minutes (15-180), equipment (names of ``EQUIPMENT``; "body only" is always
     available), avoid (injury words of ``INJURIES``, exercise ids, or words of exercise names),
     weeks (1-12, default 4), body_mass_kg (30-300, required: session energy depends on it),
-    partner (true when a training partner or spotter is there; default false, training alone).
+    partner (true when a training partner or spotter is there; default false, training alone),
+    age (18-100, optional: an older beginner gets lower-impact, moderate training).
     """
     if not isinstance(doc, Mapping):
         raise InvalidRequest("request", f"must be an object, got {type(doc).__name__}")
@@ -363,4 +402,24 @@ def parse_request(doc: Mapping[str, object]) -> WorkoutRequest:
         weeks=_int(doc, "weeks", 1, 12, 4),
         body_mass_kg=float(mass),
         partner=partner,
+        age=None if doc.get("age") is None else _int(doc, "age", 18, 100, None),
+    )
+
+
+_OLDER_INTENSITY = "50-65% 1RM (RPE 5-6)"
+
+
+def prescription(request: WorkoutRequest) -> Prescription:
+    """The goal's prescription, made moderate for an older beginner (see the module docstring)."""
+    base = PRESCRIPTIONS[request.goal]
+    if not request.older_beginner:
+        return base
+    return Prescription(
+        sets=min(base.sets, 3),
+        reps="10-15",
+        rest_s=max(base.rest_s, 60),
+        intensity=_OLDER_INTENSITY,
+        categories=base.categories - _HEAVY_CATEGORIES,
+        reps_range=(10, 15),
+        rest_range_s=base.rest_range_s,
     )

@@ -312,10 +312,10 @@ def test_checker_catches_unsafe_food_and_new_bands(foods: dict[str, Food]) -> No
 
 
 def test_mca_submit_output_prints_the_grocery_list() -> None:
-    from mca.commands import render_document
+    from wellness.tasks import render_meal_plan  # how mca submit shows a meal_plan result
 
     plan = plan_meals(parse_profile(PROFILES["kosher and gluten free, two meals"]))
-    text = render_document(plan.to_dict())
+    text = render_meal_plan(plan.to_dict())
     groceries = grocery_list(plan)
     assert f"Grocery list ({len(groceries)} items)" in text
     assert all(g.name in text and g.text() in text for g in groceries)
