@@ -28,7 +28,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check protocol sim mca knowledge npa wpa tests bench examples
+	$(BIN)/ruff format --check protocol sim mca knowledge npa wpa wellness tests bench examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -3,7 +3,12 @@ a ``TaskSpec`` (or an ``InvalidTask`` naming the field, before anything is appen
 
 A task type turns the request's JSON payload into subtasks. Most take named numbers
 (``numbers(payload)``); a type with structured input (the wellness plan's profile) validates it
-itself and hands each subtask its part as a JSON document.
+itself and hands each subtask its part as a JSON document. It also says, per capability whose
+results carry a document, where those documents go in the read model, under which domain event,
+and how ``mca submit`` shows them (``ResultKind``). ``echo`` and ``echo_pair`` are built in
+(``CATALOG``); every other task type comes from a plugin named in cluster.yaml
+(``task_type_plugins``, loaded by ``mca.config``; the API a plugin imports is ``mca.tasks``, and
+docs/task-types.md shows one). The runtime knows no task type beyond these two.
 
 Every JSON text that crosses the boundary (a payload, an agent's result document) is read by
 ``load_json``, so that any input, however hostile, ends in a value or an ``InvalidTask`` whose
@@ -27,7 +32,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate, repeat
 from typing import Any
 
@@ -39,12 +44,105 @@ PAYLOAD_BYTES_MAX = 64 * 1024
 
 
 @dataclass(frozen=True)
+class ResultKind:
+    """Where the result documents of one capability go, and how people read them."""
+
+    #: The read-model collection that holds them (one document per subtask, ``_id`` its id).
+    collection: str
+    #: The domain event added to the session's history when such a result is accepted.
+    event: str
+    #: The document (parsed JSON) as text for ``mca submit`` and ``mca get``; None: indented JSON.
+    render: Callable[[Any], str] | None = None
+
+
+@dataclass(frozen=True)
 class TaskType:
+    """One kind of task a cluster accepts (see the module notes)."""
+
     name: str
     description: str
     #: The payload (a parsed JSON object) to subtasks; raises ``InvalidTask`` naming the field.
     subtasks: Callable[[Mapping[str, Any]], tuple[SubtaskSpec, ...]]
     default_criteria: tuple[str, ...] = ("all_subtasks_ok",)
+    #: By capability: where the documents of its results go and how they read. A capability not
+    #: listed by any task type of the cluster has its documents in ``results`` (``OTHER_RESULTS``).
+    results: Mapping[str, ResultKind] = field(default_factory=dict)
+    #: Named example payloads; ``mca demo`` submits them when the cluster's agents can serve them.
+    examples: Callable[[], Mapping[str, Mapping[str, Any]]] | None = None
+    #: The payload's JSON Schema, shown on the A2A agent card (``mca.a2a``); None: read off the
+    #: first example (named numbers for the built-in types).
+    input_schema: Mapping[str, Any] | None = None
+
+
+#: The read model's own collections (``mca.readmodel``): no task type's results may go there.
+RESERVED_COLLECTIONS = frozenset({"coordination_sessions", "agent_capabilities", "events", "meta"})
+#: Where the documents of results whose capability no task type lists go, and their event.
+OTHER_RESULTS = ("results", "ResultRecorded")
+# A collection name any MongoDB-protocol store takes (no "$", no "system." prefix, no dots), and
+# an event name in the style of the runtime's own (``TaskCompleted``).
+_COLLECTION = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_EVENT = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
+def task_type_problem(task_type: object) -> str:
+    """Why ``task_type`` cannot join a catalog (empty: it can). The name and the default
+    criteria are checked as the boundary checks a submitted task's."""
+    if not isinstance(task_type, TaskType):
+        return f"is {type(task_type).__name__}, not an mca.tasks.TaskType"
+    if not isinstance(task_type.name, str) or not callable(task_type.subtasks):
+        return "needs a name (text) and a subtasks function"
+    if not isinstance(task_type.results, Mapping) or not all(isinstance(c, str) for c in task_type.results):
+        return f"task type {shown(task_type.name)}: results must map capabilities (text) to ResultKinds"
+    try:
+        TaskSpec(task_type.name, (SubtaskSpec("any"),), task_type.default_criteria).validate()
+    except InvalidTask as exc:
+        where = "name" if exc.field == "task_type" else "default_criteria"
+        return f"task type {shown(task_type.name)}: {where}: {exc.problem}"
+    for capability, kind in task_type.results.items():
+        where = f"task type {shown(task_type.name)}: results[{shown(capability)}]"
+        if not isinstance(kind, ResultKind):
+            return f"{where}: is {type(kind).__name__}, not an mca.tasks.ResultKind"
+        if not isinstance(kind.collection, str) or not _COLLECTION.fullmatch(kind.collection):
+            return f"{where}.collection: {shown(kind.collection)} is not 1 to 64 letters, digits and _"
+        if kind.collection in RESERVED_COLLECTIONS:
+            return f"{where}.collection: {shown(kind.collection)} is one of the read model's own; choose another"
+        if not isinstance(kind.event, str) or not _EVENT.fullmatch(kind.event):
+            return f"{where}.event: {shown(kind.event)} is not 1 to 64 letters, digits and _"
+    return ""
+
+
+def result_kinds(catalog: Mapping[str, TaskType]) -> dict[str, ResultKind]:
+    """What the task types of ``catalog`` say of their results, by capability. Raises
+    ``ValueError`` when two task types say different things of one capability."""
+    kinds: dict[str, ResultKind] = {}
+    said_by: dict[str, str] = {}
+    for task_type in catalog.values():
+        for capability, kind in task_type.results.items():
+            if kinds.setdefault(capability, kind) != kind:
+                raise ValueError(
+                    f"task types {said_by[capability]!r} and {task_type.name!r} put the results of "
+                    f"capability {capability!r} in different collections or under different events"
+                )
+            said_by.setdefault(capability, task_type.name)
+    return kinds
+
+
+def result_routes(catalog: Mapping[str, TaskType]) -> dict[str, tuple[str, str]]:
+    """``result_kinds`` as the read model's projection takes them: capability -> (collection, event)."""
+    return {c: (k.collection, k.event) for c, k in result_kinds(catalog).items()}
+
+
+def render_result(catalog: Mapping[str, TaskType], capability: str, document: Any) -> str:
+    """A result document for people: as its capability's task type renders it, else (or if the
+    renderer cannot read it: the document comes from an agent) as indented JSON."""
+    kind = next((t.results[capability] for t in catalog.values() if capability in t.results), None)
+    if kind is not None and kind.render is not None:
+        try:
+            return kind.render(document)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            note = f"(not readable as {capability}: {type(exc).__name__}: {exc})"[:200]
+            return f"{note}\n{json.dumps(document, indent=2)}"
+    return json.dumps(document, indent=2)
 
 
 #: How deep arrays and objects may nest in a payload or result document (the document store
@@ -209,53 +307,11 @@ def _echo_pair(payload: Mapping[str, Any]) -> tuple[SubtaskSpec, ...]:
     return (SubtaskSpec("echo", 1, inputs), SubtaskSpec("echo", 1, inputs))
 
 
-def _wellness(payload: Mapping[str, Any]) -> tuple[SubtaskSpec, ...]:
-    """``{"profile": {...}, "training": {...}}``: a workout plan (capability ``workout_plan``)
-    and a meal plan (``meal_plan``) built together. The workout agent offers its weekly energy
-    expenditure in its vote; the decision log records it as a negotiated parameter, and the meal
-    agent plans with it. Both report it, and ``outputs_agree`` fails a session whose plans used
-    different figures. The profile and the training request are validated here, at the
-    boundary, so a bad field is an INVALID_ARGUMENT naming it and nothing is appended."""
-    # The domain cores load only when this task type is used (a replica of an echo-only
-    # cluster never imports them).
-    from npa.errors import InvalidProfile
-    from npa.profile import parse_profile
-    from wpa.errors import InvalidRequest
-    from wpa.request import parse_request
-
-    unknown = sorted(set(payload) - {"profile", "training"})
-    if unknown:
-        raise InvalidTask(field_path("payload", unknown[0]), "unknown; a wellness plan takes 'profile' and 'training'")
-    for part in ("profile", "training"):
-        if not isinstance(payload.get(part), dict):
-            raise InvalidTask(f"payload.{part}", "required: a JSON object")
-    try:
-        profile = parse_profile(payload["profile"])
-    except InvalidProfile as exc:
-        raise InvalidTask(f"payload.profile.{exc.field}", exc.why) from exc
-    # The workout's energy depends on body mass: the profile's, unless the training says otherwise.
-    training = {"body_mass_kg": profile.weight_kg} | dict(payload["training"])
-    try:
-        request = parse_request(training)
-    except InvalidRequest as exc:
-        raise InvalidTask(f"payload.training.{exc.field}", exc.why) from exc
-    return (
-        SubtaskSpec("workout_plan", 1, document=json.dumps(request.to_dict())),
-        SubtaskSpec("meal_plan", 1, document=json.dumps(profile.to_dict())),
-    )
-
-
 CATALOG: dict[str, TaskType] = {
     t.name: t
     for t in (
         TaskType("echo", "one agent with capability 'echo' returns the payload's numbers", _echo),
         TaskType("echo_pair", "two 'echo' subtasks committed together (a two-agent task)", _echo_pair),
-        TaskType(
-            "wellness_plan",
-            "a workout plan and a meal plan for one person, the meal plan fed by the workouts' energy",
-            _wellness,
-            ("all_subtasks_ok", "documents_present", "outputs_agree"),
-        ),
     )
 }
 

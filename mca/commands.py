@@ -1,4 +1,4 @@
-"""The runtime's subcommands of ``mca``: up, down, status, submit, watch, agents, ask,
+"""The runtime's subcommands of ``mca``: up, down, status, submit, get, watch, agents, ask,
 credentials, demo.
 
 ``up`` runs in the foreground (Ctrl-C stops everything) or, with ``--detach``, starts a Ray head
@@ -24,13 +24,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from mca import rayhead
+from mca.catalog import CATALOG, TaskType, render_result
 from mca.config import ClusterConfig, ConfigError, load
 from mca.sdk import Client, Event, RequestRejected, Session
 from mca.stores import stop_store_orphans, write_secret
@@ -60,6 +61,9 @@ def add_commands(sub: Any) -> None:
     submit.add_argument("--key", help="idempotency key (default: a new one); reuse it to retry safely")
     submit.add_argument("--wait", action="store_true", help="wait until the session is terminal")
     submit.add_argument("--out", help="write the session and its result documents (plans) to this JSON file")
+    get = with_config(sub.add_parser("get", help="a session's state, outputs and result documents"))
+    get.add_argument("session_id")
+    get.add_argument("--out", help="write the session and its result documents to this JSON file")
     watch = with_config(sub.add_parser("watch", help="follow a session's events until it settles"))
     watch.add_argument("session_id")
     watch.add_argument("--after", type=int, default=0, help="resume after this sequence number")
@@ -80,10 +84,17 @@ def add_commands(sub: Any) -> None:
     )
     credentials.add_argument("action", choices=["issue"])
     credentials.add_argument("name", help="who it is for (the principal client:<name>); they own what they submit")
-    credentials.add_argument("--operator", action="store_true", help="an operator: reads and cancels every session")
+    role = credentials.add_mutually_exclusive_group()
+    role.add_argument("--operator", action="store_true", help="an operator: reads and cancels every session")
+    role.add_argument(
+        "--monitor", action="store_true", help="a monitor: reads GET /metrics only (Prometheus; docs/monitoring.md)"
+    )
     credentials.add_argument(
         "--out", help="folder to write ca.pem, cert.pem, key.pem to (default ./<name>-credentials)"
     )
+    top = with_config(sub.add_parser("top", help="a live view: leader, tasks/s, latency, agents' load, lag"))
+    top.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (default 1)")
+    top.add_argument("--count", type=int, default=0, help="refresh this many times, then stop (default: until ^C)")
     demo = with_config(sub.add_parser("demo", help="start the cluster, run some tasks, print them, stop"))
     demo.add_argument("--tasks", type=int, default=20, help="how many two-agent tasks (default 20)")
 
@@ -102,9 +113,11 @@ def run(args: argparse.Namespace) -> int:
         "status": _status,
         "agents": _agents,
         "submit": _submit,
+        "get": _get,
         "watch": _watch,
         "ask": _ask,
         "credentials": _credentials,
+        "top": _top,
         "demo": _demo,
     }
     try:
@@ -141,7 +154,8 @@ def _identity(config: ClusterConfig) -> Identity:
 
 
 def _credentials(config: ClusterConfig, args: argparse.Namespace) -> int:
-    principal = Principal.parse(f"{'operator' if args.operator else 'client'}:{args.name}")
+    role = "operator" if args.operator else "monitor" if args.monitor else "client"
+    principal = Principal.parse(f"{role}:{args.name}")
     folder = config.tls_folder or config.data_dir / TLS_FOLDER
     if (folder / "ca.pem").exists() and not (folder / "ca.key").exists():
         print(f"mca: {folder} holds no CA key (your own PKI keeps it): issue {principal} there", file=sys.stderr)
@@ -153,7 +167,10 @@ def _credentials(config: ClusterConfig, args: argparse.Namespace) -> int:
     identity = Authority.open(folder).issue(principal)
     identity.save(out)
     print(f"issued {principal}, valid until {identity.expires():%Y-%m-%d}, in {out}/ (key.pem is private: 0600)")
-    print(f"use it: Client(addresses, identity={str(out)!r}), or MCA_IDENTITY={out} mca submit ...")
+    if role == "monitor":
+        print(f"use it: Prometheus tls_config with ca_file {out}/ca.pem, cert_file, key_file (docs/monitoring.md)")
+    else:
+        print(f"use it: Client(addresses, identity={str(out)!r}), or MCA_IDENTITY={out} mca submit ...")
     return 0
 
 
@@ -426,13 +443,26 @@ def _submit(config: ClusterConfig, args: argparse.Namespace) -> int:
                 session = await client.get(session.session_id)
             return session
 
-    session = asyncio.run(main())
+    return _show(config, asyncio.run(main()), args.out)
+
+
+def _get(config: ClusterConfig, args: argparse.Namespace) -> int:
+    async def main() -> Session:
+        async with Client(config.task_addresses, _identity(config)) as client:
+            return await client.get(args.session_id)
+
+    return _show(config, asyncio.run(main()), args.out)
+
+
+def _show(config: ClusterConfig, session: Session, out: str | None) -> int:
+    """Print a session and its result documents as its task type renders them; ``out``: write
+    them as JSON too. Exit status 1 when the session failed."""
     _print_session(session)
     for subtask_id in sorted(session.documents):
-        print(f"\n{subtask_id}:\n{render_document(session.documents[subtask_id])}")
-    if args.out:
-        Path(args.out).write_text(json.dumps(_session_json(session), indent=2))
-        print(f"\nwritten to {args.out}")
+        print(f"\n{subtask_id}:\n{render_document(session, subtask_id, config.catalog)}")
+    if out:
+        Path(out).write_text(json.dumps(_session_json(session), indent=2))
+        print(f"\nwritten to {out}")
     return 0 if session.state != "failed" else 1
 
 
@@ -449,20 +479,11 @@ def read_payload(argument: str) -> str:
     return argument
 
 
-def render_document(document: Any) -> str:
-    """A result document for people: the plans as tables, anything else as JSON."""
-    kind = document.get("kind") if isinstance(document, dict) else None
-    if kind == "meal_plan":
-        from npa.model import MealPlan
-        from npa.model import render_text as render_meals
-
-        return render_meals(MealPlan.from_dict(document))
-    if kind == "workout_plan":
-        from wpa.model import WorkoutPlan
-        from wpa.model import render_text as render_workouts
-
-        return render_workouts(WorkoutPlan.from_dict(document))
-    return json.dumps(document, indent=2)
+def render_document(session: Session, subtask_id: str, catalog: Mapping[str, TaskType] = CATALOG) -> str:
+    """A result document for people, as the task type that names its subtask's capability
+    renders it (``ResultKind.render``: the wellness plugin prints plans as tables); JSON otherwise."""
+    capability = session.capabilities.get(subtask_id, "")
+    return render_result(catalog, capability, session.documents[subtask_id])
 
 
 def _session_json(s: Session) -> dict[str, Any]:
@@ -473,6 +494,7 @@ def _session_json(s: Session) -> dict[str, Any]:
         "parameters": s.parameters,
         "outputs": s.outputs,
         "documents": s.documents,
+        "capabilities": s.capabilities,
     }
 
 
@@ -512,6 +534,19 @@ def _ask(config: ClusterConfig, args: argparse.Namespace) -> int:
         return 1
     for hit in hits:
         print(f"{hit['score']:.3f}  {hit.get('name', hit['key'])}")
+    return 0
+
+
+def _top(config: ClusterConfig, args: argparse.Namespace) -> int:
+    from mca import top
+
+    if args.interval <= 0 or args.count < 0:
+        print("mca: --interval must be above 0 and --count at least 0", file=sys.stderr)
+        return 2
+    if not any(r.metrics for r in config.replicas):
+        print(f"mca: no replica of {config.path} has a metrics_port: mca top reads GET /metrics", file=sys.stderr)
+        return 2
+    top.run(config.replicas, _identity(config), args.interval, args.count)
     return 0
 
 
@@ -558,41 +593,40 @@ async def show_events(events: AsyncIterator[Event], console: Console) -> str:
     return state
 
 
-#: The demo's people: a strict vegan with a peanut allergy, someone with only body-weight
-#: equipment and a bad knee who wants to lose weight, and a halal strength trainee.
-DEMO_PROFILES = Path(__file__).resolve().parent.parent / "examples" / "profiles"
-
-
-def _demo_wellness(config: ClusterConfig) -> bool:
-    """Submit each example profile as a wellness_plan through gRPC; print the plans."""
-    files = sorted(DEMO_PROFILES.glob("*.json"))
-    print(f"\nwellness plans for {len(files)} people (examples/profiles), through gRPC:")
+def _demo_examples(config: ClusterConfig, task_type: TaskType, capabilities: set[str]) -> bool | None:
+    """Submit the example payloads of ``task_type`` through gRPC in parallel and print how each
+    went and the result documents of the first that completed. None (nothing submitted) when it
+    has no examples or the cluster's agents lack a capability its subtasks need."""
+    examples = dict(task_type.examples()) if task_type.examples is not None else {}
+    if not examples:
+        return None
+    needed = {s.capability for payload in examples.values() for s in task_type.subtasks(payload)}
+    if not needed <= capabilities:
+        return None
+    print(f"\n{len(examples)} example {task_type.name} tasks ({task_type.description}), through gRPC:")
 
     async def work() -> list[Session]:
         async with Client(config.task_addresses, _identity(config)) as client:
-            return list(
-                await asyncio.gather(
-                    *(
-                        client.submit(
-                            "wellness_plan", json.loads(f.read_text()), key=f"demo-{f.stem}-{time.time_ns()}", wait=True
-                        )
-                        for f in files
-                    )
-                )
+            submits = (
+                client.submit(task_type.name, payload, key=f"demo-{name}-{time.time_ns()}", wait=True)
+                for name, payload in examples.items()
             )
+            return list(await asyncio.gather(*submits))
 
     started = time.monotonic()
     sessions = asyncio.run(work())
-    print(f"{len(sessions)} wellness plans in {time.monotonic() - started:.1f}s")
-    for f, s in zip(files, sessions, strict=True):
-        kcal = s.parameters.get("weekly_expenditure_kcal")
-        negotiated = f", negotiated weekly training energy {kcal:.0f} kcal" if kcal is not None else ""
-        print(f"  {f.stem}: {s.session_id} {s.state}{negotiated}{'  (' + s.reason + ')' if s.reason else ''}")
+    print(f"{len(sessions)} {task_type.name} tasks in {time.monotonic() - started:.1f}s")
+    for name, s in zip(examples, sessions, strict=True):
+        negotiated = ", ".join(f"{k}={v:g}" for k, v in sorted(s.parameters.items()))
+        print(
+            f"  {name}: {s.session_id} {s.state}{', negotiated ' + negotiated if negotiated else ''}"
+            f"{'  (' + s.reason + ')' if s.reason else ''}"
+        )
     first = next((s for s in sessions if s.state == "completed"), None)
     if first is not None:
-        print(f"\nthe plans of {files[sessions.index(first)].stem} ({first.session_id}):")
+        print(f"\nthe results of {list(examples)[sessions.index(first)]} ({first.session_id}):")
         for subtask_id in sorted(first.documents):
-            print(f"\n{render_document(first.documents[subtask_id])}")
+            print(f"\n{render_document(first, subtask_id, config.catalog)}")
     return all(s.state == "completed" for s in sessions)
 
 
@@ -633,9 +667,11 @@ def _demo(config: ClusterConfig, args: argparse.Namespace) -> int:
         states = {st: sum(1 for s in sessions if s.state == st) for st in {s.state for s in sessions}}
         print("states:", ", ".join(f"{k}={v}" for k, v in sorted(states.items())))
         ok = states.get("completed") == len(sessions)
+        # Then the examples of every task type the agents can serve (the wellness plugin's
+        # three people, in the embedded default).
         capabilities = {c for a in config.agents for c in a.build().capabilities}
-        if {"meal_plan", "workout_plan"} <= capabilities:
-            ok = _demo_wellness(config) and ok
+        for task_type in config.catalog.values():
+            ok = _demo_examples(config, task_type, capabilities) is not False and ok
         return 0 if ok else 1
     finally:
         teardown(deployment)

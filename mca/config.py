@@ -1,12 +1,20 @@
 """``cluster.yaml``: the deployment's topology, loaded and checked with errors that name the
 field. Everything listens on ``bind`` (127.0.0.1 in the embedded default), with TLS: the
-credentials come from ``tls.folder`` (``data_dir/tls`` by default; see ``mca.tls``)."""
+credentials come from ``tls.folder`` (``data_dir/tls`` by default; see ``mca.tls``).
+
+Task types: ``echo`` and ``echo_pair`` are built in; ``task_type_plugins`` lists plugins as
+``module:attribute``, the attribute a ``mca.tasks.TaskType`` or a list of them (imported here,
+with the folder of cluster.yaml on the import path as it is for the agents; docs/task-types.md);
+``task_types`` adds simple ones, ``name: [capability, ...]``, one subtask per capability, each
+given the payload's numbers. A name is taken once: a plugin's task type named like a built-in
+one or another plugin's is a ``ConfigError`` naming the entry."""
 
 from __future__ import annotations
 
 import importlib
 import ipaddress
 import os
+import sys
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -15,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from mca.catalog import CATALOG, TaskType, numbers
+from mca.catalog import CATALOG, TaskType, numbers, result_kinds, task_type_problem
 from mca.sdk import Agent
 from mca.stores import documents_url, redis_url, write_secret
 from mca.tls import TLS_FOLDER, Identity, Principal, identity_in, private_folder
@@ -154,11 +162,13 @@ def load(path: str | Path) -> ClusterConfig:
                 _get(r, "id", str, None, f"{where}.id"),
                 f"{bind}:{_port(r, 'raft_port', where)}",
                 f"{bind}:{_port(r, 'task_port', where)}",
+                f"{bind}:{_port(r, 'metrics_port', where)}" if "metrics_port" in r else "",
+                f"{bind}:{_port(r, 'a2a_port', where)}" if "a2a_port" in r else "",
             )
         )
-    ports = [a.raft for a in replicas] + [a.grpc for a in replicas]
+    ports = [p for a in replicas for p in (a.raft, a.grpc, a.metrics, a.a2a) if p]
     if len(set(ports)) != len(ports):
-        raise ConfigError("mca.replicas: every raft_port and task_port must be different")
+        raise ConfigError("mca.replicas: every raft_port, task_port, metrics_port and a2a_port must be different")
     if len({r.replica_id for r in replicas}) != len(replicas) or not all(r.replica_id for r in replicas):
         raise ConfigError("mca.replicas: every replica needs its own non-empty id")
     timing_raw = _get(mca, "timing", dict, {}, "mca.timing")
@@ -192,10 +202,10 @@ def load(path: str | Path) -> ClusterConfig:
         agents.append(AgentSpec(agent_id, _get(a, "class", str, None, f"{where}.class"), capacity, tuple(capabilities)))
     if len({a.agent_id for a in agents}) != len(agents):
         raise ConfigError("agents: every agent id must be different")
-    catalog = dict(CATALOG)
+    catalog = _plugins(_get(raw, "task_type_plugins", list, []), path.parent)
     for name, capabilities in _get(raw, "task_types", dict, {}).items():
-        if name in CATALOG:
-            raise ConfigError(f"task_types.{name}: is built in; choose another name")
+        if name in catalog:
+            raise ConfigError(f"task_types.{name}: is built in or a plugin's; choose another name")
         if not isinstance(capabilities, list) or not 1 <= len(capabilities) <= SUBTASKS_MAX:
             raise ConfigError(f"task_types.{name}: must be a list of 1 to {SUBTASKS_MAX} capabilities, one per subtask")
         if not all(isinstance(c, str) and c and c.isprintable() for c in capabilities):
@@ -261,6 +271,50 @@ def _stores(raw: dict[str, Any], bind: str) -> StoresConfig:
     if stores.redis and not stores.redis.startswith(("redis://", "rediss://")):
         raise ConfigError(f"stores.redis: {stores.redis!r} is not a redis:// URL")
     return stores
+
+
+def _plugins(entries: list[Any], folder: Path) -> dict[str, TaskType]:
+    """The built-in task types and those of the plugins ``entries`` name (``task_type_plugins``),
+    each checked (``task_type_problem``); every error names the entry. Plugins may live next to
+    cluster.yaml: its folder joins the import path (at the end: it never hides an installed
+    package), as it does for the agents' processes (``mca.deploy``)."""
+    catalog = dict(CATALOG)
+    origin = dict.fromkeys(catalog, "is built in")
+    if entries and str(folder.resolve()) not in sys.path:
+        sys.path.append(str(folder.resolve()))
+    for i, entry in enumerate(entries):
+        where = f"task_type_plugins[{i}]"
+        module_name, _, attribute = entry.partition(":") if isinstance(entry, str) else ("", "", "")
+        if not module_name or not attribute.isidentifier():
+            raise ConfigError(f"{where}: {entry!r} is not module:attribute (e.g. 'wellness.tasks:TASK_TYPES')")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigError(f"{where}: cannot import module {module_name!r} of {entry!r}: {exc}") from exc
+        except Exception as exc:  # the plugin's own code failed: say which plugin
+            raise ConfigError(f"{where}: importing {module_name!r} failed: {type(exc).__name__}: {exc}") from exc
+        if not hasattr(module, attribute):
+            raise ConfigError(f"{where}: module {module_name!r} has no attribute {attribute!r}")
+        found = getattr(module, attribute)
+        task_types = list(found) if isinstance(found, (list, tuple)) else [found]
+        if not task_types:
+            raise ConfigError(f"{where}: {entry} holds no task type")
+        for task_type in task_types:
+            problem = task_type_problem(task_type)
+            if problem:
+                raise ConfigError(f"{where}: {entry}: {problem}")
+            if task_type.name in origin:
+                raise ConfigError(
+                    f"{where}: {entry} declares task type {task_type.name!r}, which {origin[task_type.name]}; "
+                    "a task type name must be unique"
+                )
+            origin[task_type.name] = f"{where} ({entry}) declares too"
+            catalog[task_type.name] = task_type
+    try:
+        result_kinds(catalog)
+    except ValueError as exc:
+        raise ConfigError(f"task_type_plugins: {exc}") from exc
+    return catalog
 
 
 def _subtasks_of(capabilities: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[SubtaskSpec, ...]]:

@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ray
@@ -29,6 +29,7 @@ from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from mca.agent_host import AgentHost
+from mca.catalog import result_routes
 from mca.config import AgentSpec, ClusterConfig
 from mca.loop import LoopThread
 from mca.metrics import RayMetrics
@@ -149,11 +150,12 @@ class ReplicaActor:
         """This replica's log as the read model should hold it: the applied entry count and
         every session's document (for checks that the read model agrees with the log)."""
         log = self._replica._log()
+        routes = result_routes(self._replica.config.catalog)  # where its read model puts results
         with log.guard:
             return {
                 "applied": log.applied_index,
-                "sessions": {sid: session_document(r) for sid, r in log.ledger.sessions.items()},
-                "events": {sid: len(session_events(r)) for sid, r in log.ledger.sessions.items()},
+                "sessions": {sid: session_document(r, routes) for sid, r in log.ledger.sessions.items()},
+                "events": {sid: len(session_events(r, routes)) for sid, r in log.ledger.sessions.items()},
             }
 
 
@@ -213,10 +215,13 @@ def deploy(config: ClusterConfig, detached: bool = False, spread: bool = False) 
         group = None
     stores: dict[str, Any] = {}
     if config.stores.embedded:  # the replicas write to them from their first entry on
+        # The stores need no task types: without them, their processes need not import the
+        # plugins (which may live next to cluster.yaml, on the replicas' and agents' path only).
+        bare = replace(config, catalog={})
         for kind in STORES:
             stores[kind] = StoreActor.options(  # type: ignore[attr-defined]
                 name=store_actor_name(kind), namespace=NAMESPACE, lifetime=lifetime
-            ).remote(kind, config)
+            ).remote(kind, bare)
         ray.get([a.status.remote() for a in stores.values()], timeout=120)
     replicas: dict[str, Any] = {}
     grants = config.grants()

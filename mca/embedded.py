@@ -8,7 +8,10 @@ Used by the integration tests and by anyone embedding the runtime in a Python pr
         async with cluster.client() as client: ...
 
 Its CA and every identity live in ``data_dir/tls``, as with ``mca up``; the agents given are
-the deployment (each is granted what its ``capabilities`` and ``capacity`` say).
+the deployment (each is granted what its ``capabilities`` and ``capacity`` say). It accepts the
+built-in task types, or those of ``catalog``: a plugin's join them as
+``{**CATALOG, WELLNESS_PLAN.name: WELLNESS_PLAN}`` (cluster.yaml's ``task_type_plugins`` does
+this for ``mca up``).
 """
 
 from __future__ import annotations
@@ -70,9 +73,9 @@ class EmbeddedCluster:
         self.timing = timing or Timing()
         self.limits = limits or Limits()
         self.password = secrets.token_hex(16)
-        ports = free_ports(2 * replicas)
+        ports = [f"127.0.0.1:{port}" for port in free_ports(4 * replicas)]
         self.addresses = [
-            ReplicaAddress(f"mca-{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}")
+            ReplicaAddress(f"mca-{i + 1}", *ports[4 * i : 4 * i + 4])  # raft, gRPC, metrics, A2A
             for i in range(replicas)
         ]
         self._catalog = dict(catalog or CATALOG)

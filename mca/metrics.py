@@ -23,6 +23,8 @@ and pushes what is left; a process that dies without it loses at most one interv
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import logging
 import threading
 from typing import Any, Protocol
@@ -40,6 +42,8 @@ _ENDS = {
 
 #: Seconds between two exports of the batching thread.
 FLUSH_SECONDS = 1.0
+#: Upper bounds of the commit latency histogram, in seconds (Ray's export and ``mca.exporter``).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 #: Latency samples kept for ``mca status`` and tests: a window, not a history.
 LATENCY_WINDOW = 1000
 #: Latency samples buffered for the exporter between two flushes; past it the oldest are dropped
@@ -79,6 +83,10 @@ class Metrics:
         self._series: dict[str, tuple[str, Tags]] = {}
         self._exported: dict[str, int] = {}
         self._pending_latency: list[float] = []
+        # The histogram since this replica started: a count per bucket (the last: past every
+        # bound) and the sum, for ``mca.exporter``.
+        self._latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self._latency_sum = 0.0
         self._flush_lock = threading.Lock()  # one flush at a time (the thread, close(), a test)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -101,6 +109,24 @@ class Metrics:
                 del window[:-LATENCY_WINDOW]
             if self._exporter is not None:
                 self._pending_latency.append(seconds)
+            self._latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            self._latency_sum += seconds
+
+    def series(self) -> dict[str, dict[tuple[tuple[str, str], ...], int]]:
+        """Every counter by name, then by its tags: a copy, for ``mca.exporter``."""
+        out: dict[str, dict[tuple[tuple[str, str], ...], int]] = {}
+        with self._lock:
+            for key, value in self.counts.items():
+                name, tags = self._series[key]
+                out.setdefault(name, {})[tags] = value
+        return out
+
+    def latency_histogram(self) -> tuple[tuple[tuple[float, int], ...], float]:
+        """The commit latency histogram: (upper bound, cumulative count) up to ``inf``, and the sum."""
+        with self._lock:
+            counts, total = list(self._latency_counts), self._latency_sum
+        cumulative = list(itertools.accumulate(counts))
+        return tuple(zip((*LATENCY_BUCKETS, float("inf")), cumulative, strict=True)), total
 
     def applied(self, applied: Applied, ledger: Ledger, now: float) -> None:
         """Record what one applied entry means for the figures (on the leader)."""
@@ -218,7 +244,7 @@ class RayExporter:
         self._latency = metrics.Histogram(
             "mca_commit_latency_seconds",
             description="acceptance to applied commit decision",
-            boundaries=[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+            boundaries=list(LATENCY_BUCKETS),
             tag_keys=("replica",),
         )
         self._latency.set_default_tags(tags)

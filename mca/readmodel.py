@@ -5,22 +5,26 @@ The Raft log is the source of truth; people and tools query history in a documen
 
 * ``coordination_sessions``: one document per session (task, plan, votes, decision, negotiated
   parameters, results, state) with the session's domain events embedded in its ``events`` array
-  (``TaskAccepted``, ``CoordinationStarted``, ``TaskCompleted``, ``MealPlanGenerated``...; each
+  (``TaskAccepted``, ``CoordinationStarted``, ``TaskCompleted``, a task type's result events such
+  as the wellness plugin's ``MealPlanGenerated``...; each
   with ``seq``, the sequence number ``Watch`` streams, and ``event``, ``kind``, ``state``,
   ``detail``), in ``seq`` order; unique on ``_id`` (the session id) and on ``(owner, idempotency_key)``;
 * ``agent_capabilities``: one document per agent (capabilities, capacity, incarnation);
 * ``events``: one ``AgentRegistered`` per agent registration (``session_id`` is
   ``agent:<agent id>``, ``seq`` its incarnation); unique on ``(session_id, seq, event)``;
-* ``meal_plans``, ``workout_plans`` (and ``results`` for other capabilities): the documents
-  results carry, one per subtask (``_id`` is the subtask id: the first result applied wins, so
-  there is exactly one);
+* the collections the cluster's task types name for their results' documents (``ResultKind``:
+  the wellness plugin's ``meal_plans`` and ``workout_plans``), and ``results`` for capabilities no
+  task type names: the documents results carry, one per subtask (``_id`` is the subtask id: the
+  first result applied wins, so there is exactly one);
 * ``meta``: the checkpoint (the number of log entries the store holds everything of), the log it
   projects and the layout (``format``) of the documents.
 
 ``events_of(session_id)`` returns a session's events (or an agent's registrations) in ``seq``
 order, each with ``_id`` (``<session>:<seq>:<event>``) and ``session_id`` as well.
 
-The projection is pure (``session_document`` and friends: a ledger record in, documents out) and
+The projection is pure (``session_document`` and friends: a ledger record and the cluster's
+result routes in, documents out; the routes, capability -> (collection, event), come from the
+task types of cluster.yaml through ``mca.catalog.result_routes``) and
 every write is idempotent, so writing a document twice, or projecting everything again, is
 always safe: that is how the read model is rebuilt from the log. Documents carry a version (a
 session's event count, an agent's incarnation) and a write only replaces an older or equal
@@ -76,7 +80,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -85,6 +89,7 @@ from bson.errors import InvalidDocument
 from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
+from mca.catalog import OTHER_RESULTS, TaskType, result_routes
 from protocol.entries import Accepted, Entry, Registered
 from protocol.entries import Batch as EntryBatch
 from protocol.ledger import AgentRecord, Ledger, SessionRecord, owned_key
@@ -129,13 +134,12 @@ DOMAIN_EVENTS = {
 }
 #: A session's event that ends it in this state is also the domain event named here.
 TERMINAL_EVENTS = {"completed": "TaskCompleted", "failed": "TaskFailed", "cancelled": "TaskCancelled"}
-#: Where the document of a result goes, by the subtask's capability, and its domain event.
-RESULT_COLLECTIONS = {
-    "meal_plan": ("meal_plans", "MealPlanGenerated"),
-    "workout_plan": ("workout_plans", "WorkoutPlanGenerated"),
-}
-OTHER_RESULTS = ("results", "ResultRecorded")
-ALL_COLLECTIONS = (SESSIONS, AGENTS, EVENTS, META, *(c for c, _ in (*RESULT_COLLECTIONS.values(), OTHER_RESULTS)))
+#: Where the document of a result goes, by the subtask's capability, and its domain event:
+#: capability -> (collection, event), from the cluster's task types (``result_routes``). A
+#: capability not in it has its documents in ``OTHER_RESULTS`` (``results``, ``ResultRecorded``).
+Routes = Mapping[str, tuple[str, str]]
+#: The read model's own collections (besides those of results).
+OWN_COLLECTIONS = (SESSIONS, AGENTS, EVENTS, META)
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +147,7 @@ log = logging.getLogger(__name__)
 # --- the projection (pure) --------------------------------------------------------------------
 
 
-def session_document(record: SessionRecord) -> dict[str, Any]:
+def session_document(record: SessionRecord, routes: Routes) -> dict[str, Any]:
     """Everything the log knows about one session, its events included, as one document."""
     decision = record.decision.value if record.decision else None
     committed = decision == "commit"
@@ -175,7 +179,7 @@ def session_document(record: SessionRecord) -> dict[str, Any]:
                 "ok": o.ok,
                 "output": dict(o.output),
                 "error": o.error,
-                "document": _result_collection(record, subtask_id)[0] if o.document else None,
+                "document": _result_route(record, subtask_id, routes)[0] if o.document else None,
             }
             for subtask_id, o in record.results.items()
         },
@@ -183,16 +187,18 @@ def session_document(record: SessionRecord) -> dict[str, Any]:
         # Embedded, not one document each: the store charges per document written, and the
         # events only ever change with the session (the same version covers both). ``_id`` and
         # ``session_id`` would repeat the session's own; ``events_of`` puts them back.
-        "events": [{k: v for k, v in e.items() if k not in ("_id", "session_id")} for e in session_events(record)],
+        "events": [
+            {k: v for k, v in e.items() if k not in ("_id", "session_id")} for e in session_events(record, routes)
+        ],
     }
 
 
-def _result_collection(record: SessionRecord, subtask_id: str) -> tuple[str, str]:
+def _result_route(record: SessionRecord, subtask_id: str, routes: Routes) -> tuple[str, str]:
     capability = next((a.capability for a in record.assignments if a.subtask_id == subtask_id), "")
-    return RESULT_COLLECTIONS.get(capability, OTHER_RESULTS)
+    return routes.get(capability, OTHER_RESULTS)
 
 
-def session_events(record: SessionRecord, after: int = 0) -> list[dict[str, Any]]:
+def session_events(record: SessionRecord, routes: Routes, after: int = 0) -> list[dict[str, Any]]:
     """The domain events of the session's events with a sequence number above ``after``, in
     sequence order (as ``events_of`` returns them)."""
     documents = []
@@ -202,7 +208,7 @@ def session_events(record: SessionRecord, after: int = 0) -> list[dict[str, Any]
             subtask_id = event.detail.split(" ", 1)[0]
             outcome = record.results.get(subtask_id)
             if outcome is not None and outcome.ok and outcome.document:
-                names.append(_result_collection(record, subtask_id)[1])
+                names.append(_result_route(record, subtask_id, routes)[1])
         if event.kind in ("finished", "decided") and event.state in TERMINAL_EVENTS:
             names.append(TERMINAL_EVENTS[event.state])
         for name in names:
@@ -220,14 +226,14 @@ def session_events(record: SessionRecord, after: int = 0) -> list[dict[str, Any]
     return documents
 
 
-def result_documents(record: SessionRecord) -> list[tuple[str, dict[str, Any]]]:
+def result_documents(record: SessionRecord, routes: Routes) -> list[tuple[str, dict[str, Any]]]:
     """(collection, document) for every result of the session that carries a document."""
     documents = []
     for a in record.assignments:
         outcome = record.results.get(a.subtask_id)
         if outcome is None or not outcome.document:
             continue
-        collection, _ = _result_collection(record, a.subtask_id)
+        collection, _ = _result_route(record, a.subtask_id, routes)
         document = {
             "_id": a.subtask_id,
             "version": 1,  # the first result applied wins: a result document never changes
@@ -357,11 +363,14 @@ class Batch:
 
 
 class ReadModel:
-    """Projects one replica's ledger into the document store at ``url`` while it leads."""
+    """Projects one replica's ledger into the document store at ``url`` while it leads; the
+    documents of results go where the task types of ``catalog`` say (``result_routes``)."""
 
-    def __init__(self, url: str, guard: threading.RLock) -> None:
+    def __init__(self, url: str, guard: threading.RLock, catalog: Mapping[str, TaskType] | None = None) -> None:
         self.url = url
         self._guard = guard
+        self.routes: Routes = result_routes(catalog or {})
+        self.collections = (*OWN_COLLECTIONS, *sorted({c for c, _ in (*self.routes.values(), OTHER_RESULTS)}))
         # Short timeouts: a store that is away must not hold up a flush for long (we retry).
         self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             url, serverSelectionTimeoutMS=2000, connectTimeoutMS=2000, retryWrites=False, tz_aware=True
@@ -426,7 +435,7 @@ class ReadModel:
         await self._db[EVENTS].create_index(
             [("session_id", ASCENDING), ("seq", ASCENDING), ("event", ASCENDING)], unique=True
         )
-        for collection, _ in (*RESULT_COLLECTIONS.values(), OTHER_RESULTS):
+        for collection in self.collections[len(OWN_COLLECTIONS) :]:
             await self._db[collection].create_index([("session_id", ASCENDING)])
 
     async def catch_up(
@@ -447,7 +456,7 @@ class ReadModel:
             # These documents project another decision log (a cluster started afresh on an old
             # store): its session ids collide with ours. Start the projection over.
             log.warning("read model holds another log's projection (%s); rebuilding", stored.get("log"))
-            for collection in ALL_COLLECTIONS:
+            for collection in self.collections:
                 await self._db[collection].delete_many({})
             stored = None
         self.checkpoint = int(stored["applied"]) if stored else 0
@@ -543,9 +552,9 @@ class ReadModel:
         results: list[tuple[str, dict[str, Any]]] = []
         for record in batch.sessions:
             written = self._written_seq.get(record.session_id)
-            (known if written is not None else new).append(session_document(record))
+            (known if written is not None else new).append(session_document(record, self.routes))
             if written is None or any(e.kind == "finished" for e in record.events[written:]):
-                results.extend((c, _parsed(d)) for c, d in result_documents(record))
+                results.extend((c, _parsed(d)) for c, d in result_documents(record, self.routes))
         try:
             await self._write_documents(new, known, batch, results)
         except InvalidDocument:

@@ -37,7 +37,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -46,6 +46,7 @@ from grpc_reflection.v1alpha import reflection
 from mca.agent_checks import Refused, progress_refusal, registration_refusal, sift
 from mca.boundary import Boundary
 from mca.catalog import CATALOG, TaskType
+from mca.exporter import Figures, MetricsServer
 from mca.io import Outbox, StreamLink, TimerWheel
 from mca.livestate import LiveState, Progress
 from mca.metrics import Metrics
@@ -68,6 +69,21 @@ from protocol.ledger import Ledger, SessionRecord
 from protocol.model import Limits, Timing
 from protocol.timers import TimerKey
 from protocol.wire import TO_AGENT_FIELD, pack, unpack
+
+if TYPE_CHECKING:
+    from mca.a2a import A2AServer
+
+#: ``Replica.batching`` as counters of ``GET /metrics`` (``mca_<name>``): how well batching works.
+BATCHING_COUNTERS = {
+    "entries": "raft_entries_total",
+    "records": "raft_records_total",
+    "apply_wait_us": "raft_append_to_apply_microseconds_total",
+    "calls_out": "agent_stream_writes_total",
+    "messages_out": "agent_messages_sent_total",
+    "answers": "agent_messages_received_total",
+    "calls_in": "agent_deliver_calls_total",
+    "messages_in": "agent_deliver_messages_total",
+}
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,8 @@ class Replica:
         self.read_model: ReadModel | None = None
         self.live = LiveState(config.redis_url)
         self._background: list[asyncio.Task[None]] = []
+        self.metrics_server: MetricsServer | None = None
+        self.a2a_server: A2AServer | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -159,6 +177,13 @@ class Replica:
             raise OSError(f"cannot listen on {c.me.grpc}")
         await server.start()
         self._server = server
+        if c.me.metrics:
+            self.metrics_server = MetricsServer(c.me.metrics, c.identity, self.figures)
+        if c.me.a2a:
+            from mca.a2a import A2AServer  # the a2a-sdk and its web server load only when used
+
+            self.a2a_server = A2AServer(self)
+            await self.a2a_server.start()
         self._watcher = asyncio.create_task(self._watch_leadership())
 
     async def stop(self) -> None:
@@ -172,6 +197,10 @@ class Replica:
         self._timers.clear()
         if self._server is not None:
             await self._server.stop(grace=0.2)
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+        if self.a2a_server is not None:
+            await self.a2a_server.close()
         await self._outbox.close()
         self.metrics.close()  # the last figures go out
         if self.log is not None:
@@ -436,6 +465,33 @@ class Replica:
             del self._watchers[session_id]
 
     # --- views --------------------------------------------------------------------------------
+
+    def figures(self) -> Figures:
+        """What ``GET /metrics`` shows (``mca.exporter``; any thread)."""
+        log = self._log()
+        buckets, total = self.metrics.latency_histogram()
+        counters: dict[str, dict[tuple[tuple[str, str], ...], float]] = {
+            name: dict(series) for name, series in self.metrics.series().items()
+        }
+        for key, name in BATCHING_COUNTERS.items():
+            counters[name] = {(): self.batching[key]}
+        with log.guard:
+            ledger = log.ledger
+            load = ledger.load()
+            agents = {a.agent_id: (load.get(a.agent_id, 0), a.capacity) for a in ledger.agents.values()}
+            return Figures(
+                replica=self.config.me.replica_id,
+                leader=self.is_leader,
+                term=log.term,
+                applied=log.applied_index,
+                in_flight=ledger.in_flight,
+                sessions=len(ledger.sessions),
+                counters=counters,
+                latency_buckets=buckets,
+                latency_sum=total,
+                read_model_lag=self.read_model.lag(log.applied_index) if self.read_model is not None else None,
+                agents=agents,
+            )
 
     def session_view(self, record: SessionRecord) -> Any:
         with self._log().guard:  # the tick thread may be applying an entry to this record

@@ -158,6 +158,8 @@ class Session:
     last_seq: int = 0
     #: Per subtask, the result's document (parsed JSON) when it has one.
     documents: dict[str, Any] = field(default_factory=dict)
+    #: Per subtask, its capability (which says how its document reads: ``ResultKind``).
+    capabilities: dict[str, str] = field(default_factory=dict)
 
     @property
     def terminal(self) -> bool:
@@ -363,4 +365,5 @@ def _session(view: Any) -> Session:
         outputs={s.subtask_id: {p.name: p.value for p in s.output} for s in view.subtasks if s.finished},
         last_seq=view.last_seq,
         documents={s.subtask_id: json.loads(s.document) for s in view.subtasks if s.document},
+        capabilities={s.subtask_id: s.capability for s in view.subtasks},
     )

@@ -33,6 +33,8 @@ import datetime
 import hashlib
 import os
 import re
+import ssl
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 #: The roles a principal can have, in the certificate's common name ``role:name``.
-ROLES = ("replica", "agent", "client", "operator")
+ROLES = ("replica", "agent", "client", "operator", "monitor")
 #: Roles whose certificate may serve (with the DNS name ``server_name`` gives).
 SERVING_ROLES = ("replica", "agent")
 #: Validity of what the local CA issues, and of the CA itself. Renewed by ``issue`` when an
@@ -111,6 +113,21 @@ class Identity:
     def server_credentials(self) -> grpc.ServerCredentials:
         """TLS that requires a client certificate from this cluster's CA."""
         return grpc.ssl_server_credentials([(self.key, self.cert)], root_certificates=self.ca, require_client_auth=True)
+
+    def ssl_server_context(self) -> ssl.SSLContext:
+        """The same for a listener that is not gRPC's (``GET /metrics``, the A2A endpoint): TLS
+        1.3 as this identity, a client certificate from this cluster's CA required."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cadata=self.ca.decode())
+        with tempfile.TemporaryDirectory() as folder:  # ssl loads a key only from a file
+            cert, key = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+            cert.write_bytes(self.cert)
+            key.touch(mode=0o600)
+            key.write_bytes(self.key)
+            context.load_cert_chain(cert, key)
+        return context
 
     def channel(self, address: str, server: str = REPLICA) -> grpc.aio.Channel:
         """A TLS channel to ``address``, presenting this identity and accepting only a server

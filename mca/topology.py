@@ -14,6 +14,8 @@ class ReplicaAddress:
     replica_id: str
     raft: str  # host:port of pysyncobj
     grpc: str  # host:port of the gRPC services
+    metrics: str = ""  # host:port of GET /metrics over HTTPS (mca.exporter); empty: none
+    a2a: str = ""  # host:port of the A2A endpoint over HTTPS (mca.a2a); empty: none
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from hypothesis import note as hypothesis_note
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from mca.catalog import CATALOG, task_from_request
+from mca import catalog
+from mca.catalog import task_from_request
 from mca.embedded import EmbeddedCluster
 from mca.replica import Replica
 from mca.sdk import Agent, Job
@@ -25,7 +26,11 @@ from mca.tls import REPLICA, Identity, Principal
 from protocol._pb import coordination_pb2 as pb
 from protocol.errors import InvalidTask
 from protocol.model import NAME_LENGTH_MAX
+from wellness.tasks import WELLNESS_PLAN
 from wpa.request import GOALS
+
+#: The built-in task types and the wellness plugin's (its payloads are the richest to fuzz).
+CATALOG = {**catalog.CATALOG, WELLNESS_PLAN.name: WELLNESS_PLAN}
 
 pytestmark = [
     # pysyncobj's tick thread draws its election timeouts from ``random`` while hypothesis draws
@@ -279,7 +284,7 @@ def exchange(world: World, make: Callable[[], Answer]) -> tuple[Answer, Leadersh
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data = tmp_path_factory.mktemp("fuzz-cluster")
-    with EmbeddedCluster(str(data), [Echo("echo-1"), Echo("echo-2")]) as cluster:
+    with EmbeddedCluster(str(data), [Echo("echo-1"), Echo("echo-2")], catalog=CATALOG) as cluster:
         cluster.wait_ready(agents=2)
 
         async def sessions() -> tuple[list[str], list[str]]:

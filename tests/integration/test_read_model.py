@@ -15,6 +15,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from mca.catalog import CATALOG, ResultKind, TaskType, result_routes
 from mca.embedded import EmbeddedCluster, free_ports
 from mca.readmodel import (
     EVENTS,
@@ -38,6 +39,10 @@ from protocol.ledger import Ledger, owned_key
 from protocol.model import Decision, Outcome
 from tests.integration.conftest import database_url
 from tests.unit.helpers import PLAN, WELLNESS
+
+#: Where results go in these tests' read models: the built-in task types route none, so every
+#: result document is in ``results`` (what the replicas' and ``Fed``'s read models use too).
+ROUTES = result_routes(CATALOG)
 
 
 class Echo(Agent):
@@ -109,8 +114,8 @@ def assert_agrees_with_log(cluster: EmbeddedCluster, leader: Replica) -> None:
     assert leader.log is not None and checkpoint >= leader.log.applied_index
     assert set(sessions) == set(ledger.sessions)
     for session_id, record in ledger.sessions.items():
-        assert sessions[session_id] == session_document(record), session_id
-        by_id = sorted(session_events(record), key=lambda e: str(e["_id"]))
+        assert sessions[session_id] == session_document(record, ROUTES), session_id
+        by_id = sorted(session_events(record, ROUTES), key=lambda e: str(e["_id"]))
         assert sorted(events[session_id], key=lambda e: str(e["_id"])) == by_id, session_id
 
 
@@ -189,7 +194,7 @@ def test_a_late_write_of_an_older_version_changes_nothing(cluster: EmbeddedClust
     model = leader.read_model
     assert model is not None
     session_id = leader.ledger.by_key[owned_key("client:local", "rm-late")]
-    current = session_document(leader.ledger.sessions[session_id])
+    current = session_document(leader.ledger.sessions[session_id], ROUTES)
     older = current | {"version": 2, "state": "negotiating"}
     cluster.run(model._write_versioned("coordination_sessions", [older]))
     sessions, _, _ = stored(cluster, leader)
@@ -247,10 +252,10 @@ class Fed:
     """A ledger and a read model fed as the replica feeds them (a touch per applied entry), with
     no Raft: the test says when a flush happens and what time it is."""
 
-    def __init__(self, url: str, settled_kept: int | None = None) -> None:
+    def __init__(self, url: str, settled_kept: int | None = None, catalog: Mapping[str, TaskType] = CATALOG) -> None:
         self.ledger = Ledger(settled_kept=settled_kept)
         self.log: list[Entry] = []
-        self.model = ReadModel(url, threading.RLock())
+        self.model = ReadModel(url, threading.RLock(), catalog)
 
     @property
     def applied(self) -> int:
@@ -284,9 +289,9 @@ TO_SETTLED: tuple[Entry, ...] = (
 
 async def assert_store_holds_s1(fed: Fed) -> None:
     record = fed.ledger.sessions["s1"]
-    assert (await fed.model.sessions())["s1"] == session_document(record)
+    assert (await fed.model.sessions())["s1"] == session_document(record, ROUTES)
     events = await fed.model.events_of("s1")
-    assert events == session_events(record)  # the same fields as ever, in seq order
+    assert events == session_events(record, ROUTES)  # the same fields as ever, in seq order
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
     assert {e["seq"] for e in events} == set(range(1, len(record.events) + 1))
 
@@ -317,6 +322,34 @@ def test_a_session_is_written_once_when_it_settles(documents: StoreProcess) -> N
             written = dict(fed.model.written)
             await fed.flush(now=2.0)
             assert fed.model.written == written  # nothing changed: nothing sent
+        finally:
+            await fed.model.close()
+
+    asyncio.run(main())
+
+
+def test_results_go_to_the_collection_their_task_type_names(documents: StoreProcess) -> None:
+    """A task type (a plugin's, as cluster.yaml's task_type_plugins loads it) that names a
+    collection and an event for capability plan_workout gets s1.0's document there, under that
+    event; plan_meal, which no task type names, still goes to ``results``."""
+    workouts = TaskType(
+        "t", "a plugin's task type", lambda _: (), results={"plan_workout": ResultKind("workouts", "Worked")}
+    )
+
+    async def main() -> None:
+        fed = Fed(database_url(documents, "read_model_routes"), catalog={**CATALOG, "t": workouts})
+        try:
+            assert fed.model.routes == {"plan_workout": ("workouts", "Worked")}
+            await fed.model.ensure_indexes()
+            fed.apply(*AGENTS, *PLANNED, *TO_SETTLED)
+            await fed.flush(now=0.0)
+            assert [d["_id"] for d in await fed.model.results_of("s1", "workouts")] == ["s1.0"]
+            assert [d["_id"] for d in await fed.model.results_of("s1", "results")] == ["s1.1"]
+            names = [e["event"] for e in await fed.model.events_of("s1")]
+            assert names.count("Worked") == 1 and names.count("ResultRecorded") == 1
+            stored = (await fed.model.sessions())["s1"]
+            assert stored == session_document(fed.ledger.sessions["s1"], fed.model.routes)
+            assert stored["results"]["s1.0"]["document"] == "workouts"
         finally:
             await fed.model.close()
 
@@ -409,12 +442,12 @@ def test_a_store_in_the_old_layout_is_re_projected_in_place(documents: StoreProc
         try:
             fed.apply(*AGENTS, *PLANNED, *TO_SETTLED)
             record = fed.ledger.sessions["s1"]
-            old = {k: v for k, v in session_document(record).items() if k != "events"}
+            old = {k: v for k, v in session_document(record, ROUTES).items() if k != "events"}
             gone = {"_id": "s0", "version": 1, "idempotency_key": "k0", "state": "initialized"}
             await db[SESSIONS].insert_many([old, gone])
             gone_event = {"seq": 1, "event": "TaskAccepted", "kind": "accepted", "state": "initialized", "detail": ""}
             gone_events = [{"_id": "s0:1:TaskAccepted", "session_id": "s0", **gone_event}]
-            await db[EVENTS].insert_many([*session_events(record), *gone_events])
+            await db[EVENTS].insert_many([*session_events(record, ROUTES), *gone_events])
             await db[META].insert_one({"_id": "checkpoint", "applied": fed.applied, "log": log_identity(fed.entries)})
             await fed.model.ensure_indexes()
             await fed.model.catch_up(fed.ledger, lambda: fed.applied, fed.entries)
@@ -480,7 +513,7 @@ def test_a_session_retired_before_it_was_written_still_reaches_the_store(documen
             assert "s1" not in fed.ledger.sessions and fed.ledger.retired("s1")
             await fed.flush(now=0.0)
             stored = await fed.model.sessions()
-            assert stored["s1"] == session_document(s1) and stored["s2"]["state"] == "failed"
+            assert stored["s1"] == session_document(s1, ROUTES) and stored["s2"]["state"] == "failed"
             assert fed.model.lag(fed.applied) == 0
         finally:
             await fed.model.close()

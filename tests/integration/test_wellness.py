@@ -2,7 +2,8 @@
 workout subtask and a meal subtask, runs the two-phase protocol with the real WPA and NPA
 agents, negotiates the workout's weekly energy into the meal plan (recorded in the decision log),
 and completes only with both plans consistent; the plans land in the read model (real
-SecantusDB) as ``workout_plans`` and ``meal_plans`` with their events. Bad profiles are
+SecantusDB) as ``workout_plans`` and ``meal_plans`` with their events, where the wellness
+plugin (``wellness.tasks``) routes them. Bad profiles are
 rejected at the boundary naming the field; an infeasible request fails the session and releases
 both reservations."""
 
@@ -20,6 +21,7 @@ import pytest
 from knowledge.facts import read_fact
 from knowledge.graph import FalkorGraph
 from knowledge.server import FalkorServer
+from mca.catalog import CATALOG
 from mca.embedded import EmbeddedCluster
 from mca.sdk import RequestRejected, Session
 from mca.stores import StoreProcess
@@ -29,6 +31,7 @@ from npa.foods import load_foods
 from npa.model import MealPlan
 from npa.profile import parse_profile
 from tests.integration.conftest import database_url
+from wellness.tasks import WELLNESS_PLAN
 from wpa.agent import WorkoutPlanningAgent
 
 PROFILES = Path(__file__).resolve().parents[2] / "examples" / "profiles"
@@ -43,7 +46,9 @@ def cluster(
     data = str(tmp_path_factory.mktemp("wellness"))
     # Each agent gets its own graph and ACL user on the real FalkorDB server, loads its ontology
     # and embeds its items with the real model before it registers.
-    with EmbeddedCluster(data, agents, documents_url=url, graphs=redis_server) as c:
+    # The task type comes from its plugin, as cluster.yaml's task_type_plugins gives it to `mca up`.
+    catalog = {**CATALOG, WELLNESS_PLAN.name: WELLNESS_PLAN}
+    with EmbeddedCluster(data, agents, documents_url=url, graphs=redis_server, catalog=catalog) as c:
         deadline = time.monotonic() + 20
         while not ((leader := c.leader()) is not None and len(leader.ledger.agents) == 2):
             if time.monotonic() > deadline:

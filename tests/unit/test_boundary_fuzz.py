@@ -13,16 +13,20 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mca.catalog import CATALOG, check_document, task_from_request
+from mca import catalog
+from mca.catalog import check_document, task_from_request
 from npa.errors import InvalidProfile
 from npa.profile import ACTIVITY_FACTORS, RESTRICTION_NAMES, parse_profile
 from protocol.errors import InvalidTask
 from protocol.model import TaskSpec
+from wellness.tasks import WELLNESS_PLAN
 from wpa.errors import InvalidRequest
 from wpa.exercises import LEVELS
 from wpa.request import EQUIPMENT, GOALS, parse_request
 
 SETTINGS = settings(max_examples=200, deadline=None)
+#: Every task type of the shipped cluster.yaml: the built-in ones and the wellness plugin's.
+CATALOG = {**catalog.CATALOG, WELLNESS_PLAN.name: WELLNESS_PLAN}
 #: Longest message the boundary may answer with (the real ones stay under 300 characters).
 MESSAGE_LENGTH_MAX = 500
 
@@ -146,7 +150,7 @@ def short(message: str) -> None:
 def submit(task_type: str, payload: str) -> TaskSpec | None:
     """The task, or None when refused; any exception but ``InvalidTask`` fails the test."""
     try:
-        task = task_from_request(task_type, payload, ())
+        task = task_from_request(task_type, payload, (), CATALOG)
     except InvalidTask as exc:
         short(str(exc))
         return None

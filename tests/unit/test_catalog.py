@@ -8,12 +8,18 @@ import json
 
 import pytest
 
+from mca import catalog
 from mca.catalog import DOCUMENT_DEPTH_MAX, PAYLOAD_BYTES_MAX, check_document, numbers, task_from_request
 from npa.errors import InvalidProfile
 from npa.profile import parse_profile
 from protocol.errors import InvalidTask
+from wellness.tasks import WELLNESS_PLAN
 from wpa.errors import InvalidRequest
 from wpa.request import parse_request
+
+#: The built-in task types and the wellness plugin's (as the shipped cluster.yaml loads them):
+#: its payload, a profile and a training request, is the richest the boundary checks.
+CATALOG = {**catalog.CATALOG, WELLNESS_PLAN.name: WELLNESS_PLAN}
 
 PROFILE = {"sex": "female", "age": 30, "height_cm": 165, "weight_kg": 60}
 TRAINING = {"goal": "strength", "days_per_week": 3}
@@ -50,7 +56,7 @@ def test_the_largest_integers_that_fit_are_accepted() -> None:
 def refusal(task_type: str, payload: str) -> InvalidTask:
     """The error a submission is refused with; it must be short and sendable over gRPC."""
     with pytest.raises(InvalidTask) as caught:
-        task_from_request(task_type, payload, ())
+        task_from_request(task_type, payload, (), CATALOG)
     message = str(caught.value)
     # Short: the field, what is wrong, a value cut to 40 characters and at most a list of the
     # accepted names (the longest, of restrictions, is 154 characters).
@@ -64,7 +70,7 @@ def wellness(profile: object = None, training: object = None) -> str:
 
 
 def test_a_valid_wellness_payload_gives_documents_that_pass_the_boundary() -> None:
-    task = task_from_request("wellness_plan", wellness(), ())
+    task = task_from_request("wellness_plan", wellness(), (), CATALOG)
     assert [s.capability for s in task.subtasks] == ["workout_plan", "meal_plan"]
     assert all(check_document(s.document) == "" for s in task.subtasks)
 
@@ -145,7 +151,7 @@ def test_a_lone_surrogate_in_a_key_or_a_profile_word_is_refused_and_a_pair_is_te
     assert "lone surrogate" in refusal("echo", '{"\\ud800": 1}').problem
     error = refusal("wellness_plan", wellness({**PROFILE, "dislikes": ["ok", "\ud800"]}))
     assert error.field == "payload.profile.dislikes[1]"
-    task = task_from_request("wellness_plan", wellness({**PROFILE, "dislikes": ["\U0001f600"]}), ())
+    task = task_from_request("wellness_plan", wellness({**PROFILE, "dislikes": ["\U0001f600"]}), (), CATALOG)
     assert "\\ud83d\\ude00" in task.subtasks[1].document  # the pair, one character, escaped as JSON
 
 

@@ -1,4 +1,5 @@
-"""The command line's own logic: payloads from inline JSON or files, and plans rendered for people."""
+"""The command line's own logic: payloads from inline JSON or files, result documents rendered for
+people (as JSON unless a task type renders them: tests/unit/test_task_types.py), and watching."""
 
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ import pytest
 from rich.console import Console
 
 from mca.commands import read_payload, render_document, show_events
-from mca.sdk import Event
-
-PROFILES = Path(__file__).resolve().parents[2] / "examples" / "profiles"
+from mca.sdk import Event, Session
 
 
 def test_a_payload_is_inline_json_or_a_file(tmp_path: Path) -> None:
@@ -26,18 +25,9 @@ def test_a_payload_is_inline_json_or_a_file(tmp_path: Path) -> None:
         read_payload("@" + str(tmp_path / "missing.json"))
 
 
-def test_every_example_profile_is_a_wellness_payload() -> None:
-    from mca.catalog import task_from_request
-
-    files = sorted(PROFILES.glob("*.json"))
-    assert len(files) >= 3
-    for f in files:
-        task = task_from_request("wellness_plan", read_payload(str(f)), ())
-        assert [s.capability for s in task.subtasks] == ["workout_plan", "meal_plan"], f
-
-
-def test_documents_that_are_not_plans_are_shown_as_json() -> None:
-    assert json.loads(render_document({"doubled": 8})) == {"doubled": 8}
+def test_documents_no_task_type_renders_are_shown_as_json() -> None:
+    session = Session("s1", "completed", documents={"s1.0": {"doubled": 8}}, capabilities={"s1.0": "echo"})
+    assert json.loads(render_document(session, "s1.0")) == {"doubled": 8}
 
 
 async def _events(items: list[Event]) -> AsyncIterator[Event]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -182,3 +183,32 @@ def test_applied_entries_feed_the_counters_and_the_latency_export() -> None:
         ("tasks_submitted_total", 1, {}),
     ]
     assert exporter.observed == [pytest.approx(0.25)]
+
+
+def test_the_commit_latency_histogram_is_cumulative_up_to_infinity() -> None:
+    metrics = Metrics()
+    for seconds in (0.004, 0.007, 0.3, 9.0):
+        metrics.observe_commit_latency(seconds)
+    buckets, total = metrics.latency_histogram()
+    counts = dict(buckets)
+    assert counts[0.005] == 1 and counts[0.01] == 2 and counts[0.25] == 2 and counts[0.5] == 3
+    assert counts[5.0] == 3 and counts[float("inf")] == 4  # 9 s is past every bound
+    assert total == pytest.approx(9.311)
+    assert [c for _, c in buckets] == sorted(c for _, c in buckets)
+
+
+def test_a_monitor_credential_is_issued_for_metrics_only(tmp_path: Path) -> None:
+    from mca.cli import main
+    from mca.tls import Identity, Principal
+
+    config = tmp_path / "cluster.yaml"
+    config.write_text(
+        f"data_dir: {tmp_path / 'data'}\nmca:\n  replicas:\n    - {{id: mca-1, raft_port: 7101, task_port: 7100}}\n"
+    )
+    assert (
+        main(["credentials", "issue", "prometheus", "--monitor", "--out", str(tmp_path / "p"), "--config", str(config)])
+        == 0
+    )
+    assert Identity.load(tmp_path / "p").principal == Principal("monitor", "prometheus")
+    with pytest.raises(SystemExit):  # one role at a time
+        main(["credentials", "issue", "x", "--monitor", "--operator", "--config", str(config)])

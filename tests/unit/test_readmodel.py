@@ -9,12 +9,15 @@ from collections.abc import Iterator
 import pytest
 
 from mca import readmodel
+from mca.catalog import CATALOG, result_routes
 from mca.readmodel import SETTLE_WAIT_SECONDS, ReadModel, session_document, session_events, snapshot
 from protocol.entries import Accepted, Decided, Entry, Finished, Planned, Registered, Settled
 from protocol.ledger import Ledger
 from protocol.model import Assignment, Decision
 from tests.unit.helpers import OK, PLAN, WELLNESS
 
+#: The built-in task types route no results: every result document goes to ``results``.
+ROUTES = result_routes(CATALOG)
 #: A store nobody listens on: these tests never write (the client connects lazily).
 NOWHERE = "mongodb://127.0.0.1:1/unused?retryWrites=false"
 
@@ -137,19 +140,19 @@ def test_a_snapshot_keeps_what_the_record_held_when_it_was_taken() -> None:
         record = ledger.sessions["s1"]
         copy = snapshot(record)
         assert copy == record
-        then = session_document(record)
+        then = session_document(record, ROUTES)
         for entry in later:
             ledger.apply(entry)
-        assert session_document(copy) == then
-        assert session_document(record) != then  # the record did move on
+        assert session_document(copy, ROUTES) == then
+        assert session_document(record, ROUTES) != then  # the record did move on
 
 
 def test_a_session_document_embeds_its_events_in_seq_order() -> None:
     ledger, _ = list(stages())[-1]
     ledger.apply(Settled("s1"))
     record = ledger.sessions["s1"]
-    document = session_document(record)
-    full = session_events(record)
+    document = session_document(record, ROUTES)
+    full = session_events(record, ROUTES)
     assert document["version"] == len(record.events) == 6
     assert [e["seq"] for e in document["events"]] == [e["seq"] for e in full] == sorted(e["seq"] for e in full)
     assert document["events"] == [{k: v for k, v in e.items() if k not in ("_id", "session_id")} for e in full]
