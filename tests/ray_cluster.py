@@ -20,16 +20,16 @@ from mca.sdk import Client
 def write_cluster_yaml(folder: Path, agents: str, extra: str = "") -> ClusterConfig:
     """Three replicas and the embedded stores on free ports, the given ``agents:`` lines, and
     ``extra`` settings."""
-    p = free_ports(8)
+    p = free_ports(14)
     (folder / "cluster.yaml").write_text(
         f"""
 data_dir: {folder / "data"}
 bind: 127.0.0.1
 mca:
   replicas:
-    - {{id: mca-1, raft_port: {p[0]}, task_port: {p[1]}}}
-    - {{id: mca-2, raft_port: {p[2]}, task_port: {p[3]}}}
-    - {{id: mca-3, raft_port: {p[4]}, task_port: {p[5]}}}
+    - {{id: mca-1, raft_port: {p[0]}, task_port: {p[1]}, metrics_port: {p[8]}, a2a_port: {p[9]}}}
+    - {{id: mca-2, raft_port: {p[2]}, task_port: {p[3]}, metrics_port: {p[10]}, a2a_port: {p[11]}}}
+    - {{id: mca-3, raft_port: {p[4]}, task_port: {p[5]}, metrics_port: {p[12]}, a2a_port: {p[13]}}}
   timing: {{prepare_timeout: 5.0, lease: 10.0, execution_timeout: 30.0}}
 stores: {{embedded: true, documents_port: {p[6]}, redis_port: {p[7]}}}
 agents:

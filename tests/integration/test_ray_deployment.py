@@ -182,6 +182,11 @@ def test_every_listener_of_the_deployment_binds_loopback(cluster: tuple[ClusterC
     ours = {p.pid for p in psutil.Process().children(recursive=True)} | {os.getpid()}
     listening = [(pid, host, port) for pid in ours for host, port in listening_sockets(pid)]
     assert len(listening) >= 10, listening  # replicas, agents, stores and Ray's servers
+    ports = {port for _, _, port in listening}
+    config, _ = cluster
+    for replica in config.replicas:  # GET /metrics and the A2A endpoint are among them
+        for address in (replica.metrics, replica.a2a):
+            assert int(address.rsplit(":", 1)[1]) in ports, address
     # 127.0.0.1 as IPv4, ::1, or 127.0.0.1 mapped into IPv6
     loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
     exposed = [(psutil.Process(pid).name(), host, port) for pid, host, port in listening if host not in loopback]
