@@ -120,10 +120,6 @@ class Food:
         # ``nutrients`` is a read-only mapping (unhashable); NDB_No identifies a food in SR28.
         return hash(self.ndb_no)
 
-    def nutrient(self, key: str) -> float | None:
-        """The value per 100 g, or ``None`` when the database has none."""
-        return self.nutrients.get(key)
-
 
 def _rows(name: str) -> Iterator[list[str]]:
     """Yield the fields of each line of ``npa/data/<name>.txt.gz``, ``~`` quotes removed."""

@@ -104,10 +104,6 @@ class Restriction:
     type: str
     severity: str
 
-    @property
-    def is_allergen(self) -> bool:
-        return self.name in ALLERGENS
-
 
 @dataclass(frozen=True, slots=True)
 class Profile:

@@ -80,16 +80,18 @@ class SimOptions:
 
 
 @dataclass
-class AgentSpec:
+class SimulatedAgent:
+    """An agent of the simulated world: what it can do and how much at once."""
+
     agent_id: str
     capabilities: tuple[str, ...]
     capacity: int
 
 
 AGENTS = (
-    AgentSpec("a1", ("echo", "plan_workout"), 2),
-    AgentSpec("a2", ("echo", "plan_meal"), 1),
-    AgentSpec("a3", ("echo", "plan_workout", "plan_meal"), 1),
+    SimulatedAgent("a1", ("echo", "plan_workout"), 2),
+    SimulatedAgent("a2", ("echo", "plan_meal"), 1),
+    SimulatedAgent("a3", ("echo", "plan_workout", "plan_meal"), 1),
 )
 
 
@@ -106,7 +108,7 @@ def offer(a: Assignment) -> Params | Refusal:
 
 @dataclass
 class AgentNode:
-    spec: AgentSpec
+    spec: SimulatedAgent
     participant: Participant | None = None
     incarnation: int = 0
     store: dict[str, Params] = field(default_factory=dict)  # durable side effects by subtask
