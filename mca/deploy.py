@@ -33,7 +33,7 @@ from mca.catalog import result_routes
 from mca.config import AgentSpec, ClusterConfig
 from mca.loop import LoopThread
 from mca.metrics import RayMetrics
-from mca.readmodel import session_document, session_events
+from mca.projection import session_document, session_events
 from mca.replica import Replica, ReplicaConfig
 from mca.sdk import Context
 from mca.stores import agent_graph_user, start_documents, start_redis

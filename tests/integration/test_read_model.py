@@ -17,19 +17,21 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from mca.catalog import CATALOG, ResultKind, TaskType, result_routes
 from mca.embedded import EmbeddedCluster, free_ports
-from mca.readmodel import (
+from mca.projection import (
     EVENTS,
-    FORMAT,
     META,
     SESSIONS,
-    SETTLE_WAIT_SECONDS,
-    Batch,
-    History,
-    ReadModel,
     log_identity,
     record_identity,
     session_document,
     session_events,
+)
+from mca.readmodel import (
+    FORMAT,
+    SETTLE_WAIT_SECONDS,
+    Batch,
+    History,
+    ReadModel,
 )
 from mca.replica import Replica
 from mca.sdk import Agent, Job, Output, Session

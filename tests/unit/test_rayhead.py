@@ -133,8 +133,8 @@ def test_stop_ends_the_processes_of_a_recorded_session_and_spares_the_others(tmp
 def test_down_with_nothing_running_says_so_and_succeeds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], recorded: bool
 ) -> None:
-    from mca.lifecycle import down as _down
     from mca.config import load
+    from mca.lifecycle import down as _down
 
     (tmp_path / "cluster.yaml").write_text(GOOD + f"data_dir: {tmp_path / 'data'}\n")
     config = load(tmp_path / "cluster.yaml")

@@ -10,7 +10,8 @@ import pytest
 
 from mca import readmodel
 from mca.catalog import CATALOG, result_routes
-from mca.readmodel import SETTLE_WAIT_SECONDS, ReadModel, session_document, session_events, snapshot
+from mca.projection import session_document, session_events, snapshot
+from mca.readmodel import SETTLE_WAIT_SECONDS, ReadModel
 from protocol.entries import Accepted, Decided, Entry, Finished, Planned, Registered, Settled
 from protocol.ledger import Ledger
 from protocol.model import Assignment, Decision

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from mca import readmodel
 from mca.catalog import CATALOG, RESERVED_COLLECTIONS, render_result, result_routes, task_from_request
 from mca.commands import render_document
 from mca.config import ClusterConfig, ConfigError, load
-from mca.readmodel import ReadModel, result_documents, session_document, session_events
+from mca.projection import OWN_COLLECTIONS, result_documents, session_document, session_events
+from mca.readmodel import ReadModel
 from mca.sdk import Session
 from protocol.entries import Accepted, Decided, Finished, Planned, Registered, Settled
 from protocol.errors import InvalidTask
@@ -103,10 +103,10 @@ def test_the_read_model_takes_its_routes_from_the_catalog_it_is_given(tmp_path: 
     catalog = with_plugins(tmp_path, HEATING).catalog
     model = ReadModel("mongodb://127.0.0.1:1/unused", threading.RLock(), catalog)  # connects lazily: never here
     assert model.routes == {"heating": ("heating_schedules", "HeatingScheduled")}
-    assert {"heating_schedules", "results", *readmodel.OWN_COLLECTIONS} == set(model.collections)
+    assert {"heating_schedules", "results", *OWN_COLLECTIONS} == set(model.collections)
     assert ReadModel("mongodb://127.0.0.1:1/unused", threading.RLock()).routes == {}
     # What a plugin may not use is exactly the read model's own collections.
-    assert set(readmodel.OWN_COLLECTIONS) == RESERVED_COLLECTIONS
+    assert set(OWN_COLLECTIONS) == RESERVED_COLLECTIONS
 
 
 def test_its_results_render_through_the_registry(tmp_path: Path) -> None:
