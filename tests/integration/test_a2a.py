@@ -302,19 +302,6 @@ def test_a_plain_json_rpc_call_as_docs_a2a_shows(cluster: EmbeddedCluster) -> No
     assert "error" in unversioned and "result" not in unversioned
 
 
-def test_the_endpoint_listens_on_loopback_only(cluster: EmbeddedCluster) -> None:
-    ports = {int(a.a2a.rsplit(":", 1)[1]) for a in cluster.addresses}
-    listening: dict[int, str] = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            if state == "0A":  # LISTEN
-                host, port_hex = local.split(":")
-                listening[int(port_hex, 16)] = host
-    assert len(ports) == 3 and ports <= set(listening)
-    assert {listening[port] for port in ports} == {"0100007F"}  # 127.0.0.1
-
-
 def test_no_client_certificate_is_refused(cluster: EmbeddedCluster) -> None:
     async def scenario() -> tuple[type[BaseException] | None, int, int]:
         ca = cluster.identity(ALICE).ca

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -16,6 +16,7 @@ import pytest
 from mca.catalog import CATALOG, TaskType
 from mca.embedded import EmbeddedCluster
 from mca.sdk import Agent, Client, Job, RequestRejected
+from mca.stores import listening_sockets
 from mca.tls import Principal
 from protocol.ledger import owned_key
 from protocol.model import SubtaskSpec
@@ -194,16 +195,11 @@ def test_agents_are_listed_with_their_status(cluster: EmbeddedCluster) -> None:
 
 
 def test_every_listener_binds_loopback(cluster: EmbeddedCluster) -> None:
-    ports = {int(a.raft.rsplit(":", 1)[1]) for a in cluster.addresses}
-    ports |= {int(a.grpc.rsplit(":", 1)[1]) for a in cluster.addresses}
-    ports |= {int(h.listen.rsplit(":", 1)[1]) for h in cluster.hosts}
-    listening: dict[int, str] = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            if state == "0A":  # LISTEN
-                host, port_hex = local.split(":")
-                listening[int(port_hex, 16)] = host
+    """Raft, gRPC, GET /metrics, A2A and the agents: every listener on 127.0.0.1 (this process
+    hosts them all; ``listening_sockets`` reads /proc)."""
+    addresses = [a for r in cluster.addresses for a in (r.raft, r.grpc, r.metrics, r.a2a)]
+    ports = {int(a.rsplit(":", 1)[1]) for a in [*addresses, *(h.listen for h in cluster.hosts)]}
+    listening = {port: host for host, port in listening_sockets(os.getpid())}
     assert ports <= set(listening), f"not listening: {ports - set(listening)}"
     # 127.0.0.1 as IPv4, ::1, or 127.0.0.1 mapped into IPv6 (gRPC's dual-stack socket)
     loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
