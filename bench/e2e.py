@@ -404,6 +404,8 @@ async def _run_levels(
         for c in levels:
             total = min(max(args.tasks_per_level, 4 * c), args.max_tasks)
             tally = Tally()
+            stream = client._submissions._link  # the SDK's SubmitStream: how much each write carried
+            writes_before = (stream.written, stream.carried)
             before = await asyncio.to_thread(snapshot, deployment, baseline_pid)
             profiler = Profiler(Path(args.profile), before.cluster, c) if args.profile else None
             took, late = await run_bounded(task_runner(client, tally, args.task_timeout), total, c, args.run_seconds)
@@ -423,8 +425,10 @@ async def _run_levels(
             if berrors:  # the plain server failing too says the limit is gRPC's, not the runtime's
                 print(f"{'':>13}raw gRPC calls failed at the same concurrency: {dict(berrors)}")
             batched = batching_line(before.cluster, after.cluster)
-            if batched:
-                print(f"{'':>13}{batched}")
+            written, carried = stream.written - writes_before[0], stream.carried - writes_before[1]
+            submits = f"{carried / written:.1f} submits/stream write from the client" if written else ""
+            if batched or submits:
+                print(f"{'':>13}{'; '.join(x for x in (batched, submits) if x)}")
             for line in profiled:
                 print(line)
 

@@ -35,7 +35,7 @@ import grpc
 
 from mca.agent_checks import outcome_refusal
 from mca.boundary import Boundary
-from mca.io import Outbox, PeerLink, TimerWheel
+from mca.io import Outbox, Outlet, PeerLink, TimerWheel
 from mca.livestate import NOTE_LENGTH_MAX
 from mca.sdk import Agent, Context, Job, Output, Refuse
 from mca.tls import Identity, Principal
@@ -95,7 +95,7 @@ class AgentHost:
         self._outbox = Outbox(identity)
         self._timers: TimerWheel[TimerKey] = TimerWheel(self._fire)
         self._link: PeerLink[Any] = PeerLink(self._deliver_to_mca, self._outbox)
-        self._outlets: list[_Outlet] = []  # the leaders' open streams, oldest first
+        self._outlets: list[Outlet[object]] = []  # the leaders' open streams, oldest first
         self._running: dict[str, asyncio.Task[None]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self.context = context
@@ -282,38 +282,6 @@ def _outcome(output: Mapping[str, float] | Output) -> Outcome:
     return Outcome(False, error=f"result {why}"[:TEXT_LENGTH_MAX]) if why else outcome
 
 
-class _Outlet:
-    """Messages waiting to go to the MCA on one stream, taken in batches by its writer."""
-
-    def __init__(self) -> None:
-        self._queued: dict[object, None] = {}
-        self._ready = asyncio.Event()
-        self._ended: BaseException | None = None
-        self._done = False
-
-    def put(self, message: object) -> None:
-        self._queued[message] = None  # the same message queued twice goes once
-        self._ready.set()
-
-    def end(self, error: BaseException | None = None) -> None:
-        self._done, self._ended = True, error
-        self._ready.set()
-
-    async def take(self) -> list[object] | None:
-        """The next batch; None once the stream's reading side ended and everything queued
-        was taken. Raises what ended it, if that was an error."""
-        while not self._queued and not self._done:
-            self._ready.clear()
-            await self._ready.wait()
-        if self._queued:
-            batch = list(self._queued)
-            self._queued.clear()
-            return batch
-        if self._ended is not None:
-            raise self._ended
-        return None
-
-
 class _AgentService(pb_grpc.AgentServiceServicer):  # type: ignore[misc]
     def __init__(self, host: AgentHost) -> None:
         self.host = host
@@ -328,7 +296,7 @@ class _AgentService(pb_grpc.AgentServiceServicer):  # type: ignore[misc]
         until the stream ends, the agent's later messages (results, lease queries) go on it
         too. Reading runs in a task of its own, so a batch waiting to be written never holds
         back the next one read (their answers join the same write)."""
-        outlet = _Outlet()
+        outlet: Outlet[object] = Outlet()
         self.host._outlets.append(outlet)
 
         async def read() -> None:

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 import grpc
@@ -151,16 +151,25 @@ class StreamLink(Generic[M]):
         encode: Callable[[list[M]], Any],
         received: Callable[[Any], None],
         outbox: Outbox,
+        *,
+        ended: Callable[[BaseException | None], None] | None = None,
+        parts: Callable[[list[M]], Iterable[list[M]]] | None = None,
     ) -> None:
+        """``ended`` hears of every stream that ends (its error, or None at the peer's clean
+        end); ``parts`` splits a batch into the parts written one message each (a size bound)."""
         self._open = open_stream
         self._encode = encode
         self._received = received
         self._outbox = outbox
+        self._ended = ended
+        self._parts = parts
         self._queued: dict[M, None] = {}
         self._call: Any = None
         self._running = False
         self._closed = False
-        self.opened = 0  # streams opened, for the figures
+        self.opened = 0  # for the figures: streams opened, messages written, items they carried
+        self.written = 0
+        self.carried = 0
 
     def send(self, message: M) -> None:
         if self._closed:
@@ -181,7 +190,10 @@ class StreamLink(Generic[M]):
                 batch = list(self._queued)
                 self._queued.clear()
                 try:
-                    await call.write(self._encode(batch))
+                    for part in self._parts(batch) if self._parts is not None else (batch,):
+                        await call.write(self._encode(part))
+                        self.written += 1
+                        self.carried += len(part)
                 except Exception as exc:  # a broken stream: drop the batch, reopen on the next send
                     log.debug("a stream write of %d messages was lost: %s", len(batch), exc)
                     self._end(call)
@@ -189,6 +201,7 @@ class StreamLink(Generic[M]):
             self._running = False
 
     async def _read(self, call: Any) -> None:
+        error: BaseException | None = None
         try:
             while True:
                 reply = await call.read()
@@ -200,8 +213,14 @@ class StreamLink(Generic[M]):
                     log.exception("a message from the stream failed")
         except grpc.aio.AioRpcError as exc:
             log.debug("a stream ended: %s", exc.code())
+            error = exc
+        except asyncio.CancelledError as exc:
+            error = exc
+            raise
         finally:
             self._end(call)
+            if self._ended is not None:
+                self._ended(error)
 
     def _end(self, call: Any) -> None:
         if self._call is call:
@@ -214,6 +233,61 @@ class StreamLink(Generic[M]):
         self._queued.clear()
         if self._call is not None:
             self._end(self._call)
+
+
+class Outlet(Generic[M]):
+    """Messages waiting to go to a peer on the server's side of one stream, taken in batches by
+    the stream's writer (the handler's generator): a reader task ``put``s what becomes ready,
+    the writer yields everything queued at once."""
+
+    def __init__(self) -> None:
+        self._queued: dict[M, None] = {}
+        self._ready = asyncio.Event()
+        self._ended: BaseException | None = None
+        self._done = False
+
+    def put(self, message: M) -> None:
+        self._queued[message] = None  # the same message queued twice goes once
+        self._ready.set()
+
+    def end(self, error: BaseException | None = None) -> None:
+        self._done, self._ended = True, error
+        self._ready.set()
+
+    async def take(self) -> list[M] | None:
+        """The next batch; None once the stream's reading side ended and everything queued
+        was taken. Raises what ended it, if that was an error."""
+        while not self._queued and not self._done:
+            self._ready.clear()
+            await self._ready.wait()
+        if self._queued:
+            batch = list(self._queued)
+            self._queued.clear()
+            return batch
+        if self._ended is not None:
+            raise self._ended
+        return None
+
+
+#: The most a stream message carries (gRPC refuses a message over 4 MiB by default): a batch
+#: larger than this is written as several messages.
+MESSAGE_BYTES_MAX = 1 << 20
+
+
+def parts_by_size(items: list[M], size: Callable[[M], int], limit: int = MESSAGE_BYTES_MAX) -> Iterator[list[M]]:
+    """``items`` in order, cut into runs of at most ``limit`` bytes by ``size`` (an item larger
+    than ``limit`` goes alone)."""
+    part: list[M] = []
+    total = 0
+    for item in items:
+        n = size(item)
+        if part and total + n > limit:
+            yield part
+            part, total = [], 0
+        part.append(item)
+        total += n
+    if part:
+        yield part
 
 
 class TimerWheel(Generic[M]):

@@ -24,16 +24,18 @@ negotiation (``offers``), how to do it (``execute``) and how to undo it (``compe
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
+from mca.io import Outbox, StreamLink, parts_by_size
 from mca.tls import Identity, identity_from_env
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
@@ -208,6 +210,7 @@ class Client:
         self._channels = [identity.channel(a) for a in addresses]
         self._next = 0
         self._retry_seconds = retry_seconds
+        self._submissions = _Submissions(self)
 
     async def __aenter__(self) -> Client:
         return self
@@ -216,6 +219,7 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
+        self._submissions.close()
         for channel in self._channels:
             await channel.close()
 
@@ -236,8 +240,7 @@ class Client:
             success_criteria=list(success_criteria),
             wait=wait,
         )
-        # Waiting for a terminal state takes as long as the task does: no per-call deadline then.
-        return _session(await self._call("Submit", request, timeout=None if wait else 30.0))
+        return _session(await self._submissions.submit(request))
 
     async def get(self, session_id: str) -> Session:
         return _session(await self._call("Get", pb.GetRequest(session_id=session_id)))
@@ -294,12 +297,8 @@ class Client:
                 if not retryable or loop.time() - failing_since > self._retry_seconds:
                     raise _rejected(exc) from exc
                 if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    # The cluster is at its bound of sessions in flight and accepted nothing:
-                    # retry the same request (same key) after the hint, backing off with jitter
-                    # so that refused clients do not come back all at once.
                     overloaded += 1
-                    hint = _retry_after(exc.trailing_metadata())
-                    await asyncio.sleep(min(hint * 2 ** min(overloaded - 1, 5), 2.0) * (0.5 + random.random()))
+                    await asyncio.sleep(_backoff(_retry_after(exc.trailing_metadata()), overloaded))
                     continue
                 if not self._follow(exc.trailing_metadata()):
                     self._next += 1
@@ -315,6 +314,178 @@ class Client:
             self._next = self._addresses.index(hint)
             return True
         return False
+
+
+#: How long a client submits by unary call after learning that the leader is at an address it
+#: was not given (the replicas it knows relay each call), before it tries a stream again.
+CALLS_SECONDS = 10.0
+
+
+@dataclass
+class _Submit:
+    """A submit waiting for its outcome; ``failing_since`` starts its retry window."""
+
+    request: Any
+    future: asyncio.Future[Any]
+    failing_since: float | None = None
+    overloaded: int = 0
+
+
+#: How a broken ``SubmitStream`` ended when trying again may mend it (INTERNAL included: grpcio's
+#: asyncio client reports a write that races the server's status as INTERNAL, grpc/grpc#36066).
+_STREAM_RETRYABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+
+
+class _Submissions:
+    """A client's submits, on one ``SubmitStream`` to the leader at a time (``mca.submissions``).
+
+    Overlapping ``submit`` calls share the stream's writes (``mca.io.StreamLink``: whatever
+    became ready while a write was under way rides the next one) and their outcomes come back in
+    batches, so a busy client pays a fraction of a call per task. When a stream ends with
+    submits unanswered (the leader changed, a follower was asked, the connection broke), they are
+    submitted again on a new stream, to the replica the error names (``LEADER_HINT``) or the next
+    address, with the same keys: the cluster answers a key it knows with its session, so a retry
+    never runs a task twice. A leader at an address the client was not given (it may not reach
+    it) is not followed: submits go by unary ``Submit`` for ``CALLS_SECONDS``, which the replica
+    the client knows relays. RESOURCE_EXHAUSTED is retried after the server's hint, backing off
+    with jitter so that refused submits do not come back all at once. Retries of a submit stop
+    ``retry_seconds`` after its first failure; a refusal no retry mends (UNAUTHENTICATED,
+    PERMISSION_DENIED, INVALID_ARGUMENT...) fails it at once.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._pending: dict[int, _Submit] = {}
+        self._refs = itertools.count(1)
+        self._closed = False
+        self._calls_until = 0.0  # until when submits go by unary call (the leader is out of reach)
+        self._tasks = Outbox()
+        self._link: StreamLink[int] = StreamLink(
+            self._open, self._encode, self._received, self._tasks, ended=self._ended, parts=self._parts
+        )
+
+    async def submit(self, request: Any) -> Any:
+        """The outcome's session view, once the cluster answers ``request``."""
+        if self._closed:
+            raise RequestRejected("CANCELLED", "the client is closed")
+        ref = next(self._refs)
+        loop = asyncio.get_running_loop()
+        pending = self._pending[ref] = _Submit(request, loop.create_future())
+        if loop.time() < self._calls_until:
+            self._tasks.spawn(self._by_call(pending))
+        else:
+            self._link.send(ref)
+        try:
+            return await pending.future
+        finally:
+            del self._pending[ref]
+
+    def close(self) -> None:
+        self._closed = True
+        self._link.close()
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(RequestRejected("CANCELLED", "the client was closed"))
+
+    async def _by_call(self, pending: _Submit) -> None:
+        wait = pending.request.wait
+        try:  # waiting for a terminal state takes as long as the task does: no deadline then
+            view = await self._client._call("Submit", pending.request, timeout=None if wait else 30.0)
+        except Exception as exc:  # (RequestRejected, or a bug: either way the submit must end)
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+        else:
+            if not pending.future.done():
+                pending.future.set_result(view)
+
+    def _open(self) -> Any:
+        client = self._client
+        return pb_grpc.TaskServiceStub(client._channels[client._next % len(client._channels)]).SubmitStream()
+
+    def _encode(self, refs: list[int]) -> Any:
+        pending = self._pending
+        return pb.SubmitBatch(
+            submits=[pb.StreamedSubmit(ref=ref, request=pending[ref].request) for ref in refs if ref in pending]
+        )
+
+    def _parts(self, refs: list[int]) -> Iterator[list[int]]:
+        pending = self._pending
+        return parts_by_size(refs, lambda ref: pending[ref].request.ByteSize() + 16 if ref in pending else 0)
+
+    def _received(self, reply: Any) -> None:
+        for outcome in reply.outcomes:
+            pending = self._pending.get(outcome.ref)
+            if pending is None or pending.future.done():
+                continue  # answered already (a submit sent again after its stream broke)
+            if not outcome.code:
+                pending.future.set_result(outcome.session)
+            elif outcome.code == grpc.StatusCode.RESOURCE_EXHAUSTED.name:
+                pending.overloaded += 1
+                delay = _backoff(outcome.retry_after_ms / 1000 or 0.05, pending.overloaded)
+                self._again(outcome.ref, pending, delay, RequestRejected(outcome.code, outcome.error))
+            else:
+                pending.future.set_exception(RequestRejected(outcome.code, outcome.error))
+
+    def _ended(self, error: BaseException | None) -> None:
+        """A stream ended: submit again, elsewhere, whatever it left unanswered."""
+        unanswered = [(ref, p) for ref, p in self._pending.items() if not p.future.done()]
+        if self._closed or not unanswered:
+            return
+        why = RequestRejected("UNAVAILABLE", "the stream to the cluster ended")
+        followed = False
+        if isinstance(error, grpc.aio.AioRpcError):
+            try:
+                _refused_handshake(error)
+                why = _rejected(error)
+            except RequestRejected as refused:
+                why = refused
+            if why.code == "UNAUTHENTICATED" or error.code() not in _STREAM_RETRYABLE:
+                for _, pending in unanswered:
+                    pending.future.set_exception(why)
+                return
+            hint = dict(error.trailing_metadata() or ()).get(LEADER_HINT)
+            if isinstance(hint, str) and hint not in self._client._addresses:
+                # The leader is at an address this client was not given and may not reach: a
+                # unary Submit, which the replica it knows relays to the leader, for a while.
+                self._calls_until = asyncio.get_running_loop().time() + CALLS_SECONDS
+                for _, pending in unanswered:
+                    self._tasks.spawn(self._by_call(pending))
+                return
+            followed = self._client._follow(error.trailing_metadata())
+        if not followed:
+            self._client._next += 1
+        for ref, pending in unanswered:
+            self._again(ref, pending, 0.1, why)
+
+    def _again(self, ref: int, pending: _Submit, delay: float, why: RequestRejected) -> None:
+        """Submit ``ref`` again after ``delay``, unless its retry window has passed."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        pending.failing_since = now if pending.failing_since is None else pending.failing_since
+        if now - pending.failing_since > self._client._retry_seconds:
+            pending.future.set_exception(why)
+            return
+        loop.call_later(delay, self._resend, ref)
+
+    def _resend(self, ref: int) -> None:
+        pending = self._pending.get(ref)
+        if pending is not None and not pending.future.done() and not self._closed:
+            self._link.send(ref)
+
+
+def _backoff(hint: float, overloaded: int) -> float:
+    """How long to wait before submitting again at the cluster's bound of sessions in flight
+    (nothing was accepted): the server's hint, doubled per refusal up to 2 s, with jitter so that
+    refused clients do not come back all at once."""
+    return min(hint * 2.0 ** min(overloaded - 1, 5), 2.0) * (0.5 + random.random())
 
 
 #: What gRPC's details say when the TLS handshake failed: no retry mends that.

@@ -20,15 +20,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import grpc
 
 from mca.boundary import ON_BEHALF_OF, caller
-from mca.catalog import task_from_request
 from mca.livestate import NOTE_LENGTH_MAX, Progress
+from mca.submissions import Refused, admit, parsed, submit_stream
 from mca.views import STATUS, progress_event
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
-from protocol.errors import CoordinationError, InvalidTask, shown
+from protocol.errors import CoordinationError, shown
 from protocol.ledger import SessionRecord
-from protocol.model import NAME_LENGTH_MAX
 from protocol.wire import LEADER_HINT, RETRY_AFTER, from_proto, unpack
 
 if TYPE_CHECKING:
@@ -86,20 +85,10 @@ class _Forwarding:
 
 class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[misc]
     async def Submit(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        key = request.idempotency_key
-        if not key or len(key) > NAME_LENGTH_MAX or not key.isprintable():
-            await _abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"idempotency_key: must be 1 to {NAME_LENGTH_MAX} printable characters; "
-                "choose one per task and reuse it only to retry that task",
-            )
         try:
-            task = task_from_request(
-                request.task_type, request.payload, tuple(request.success_criteria), self.replica.config.catalog
-            )
-        except InvalidTask as exc:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            task = parsed(request, self.replica)  # bad input is refused here, never relayed
+        except Refused as exc:
+            await _abort(context, exc.code, exc.message)
         channel = await self.leader_channel(context)
         if channel is not None:
             return await _relay(
@@ -108,21 +97,15 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
                     request, timeout=_remaining(context, unbounded=request.wait), metadata=_forwarded()
                 ),
             )
-        owner = str(caller())
-        reply = await self._ask(context, lambda token: m.Submit(token, key, task, owner))
-        if not isinstance(reply, m.SubmitReply):
-            await _abort(context, grpc.StatusCode.INTERNAL, "unexpected answer from the coordinator")
-        if reply.status == "RESOURCE_EXHAUSTED":
-            retry_after = self.replica.config.limits.retry_after
-            context.set_trailing_metadata(((RETRY_AFTER, f"{retry_after * 1000:.0f}"),))
-        if reply.status != "OK":
-            await _abort(context, STATUS.get(reply.status, grpc.StatusCode.INTERNAL), reply.error)
-        record = self.replica.ledger.session(reply.session_id)
-        if record is None:  # retired in the meantime (a retry of a key at the edge of its window)
-            await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.unknown(reply.session_id))
-        if request.wait and not record.terminal:
-            await self.replica.ended(record.session_id)
-        return self.replica.session_view(record)
+        try:
+            return await admit(self.replica, request, task, str(caller()))
+        except Refused as exc:
+            if exc.retry_after:
+                context.set_trailing_metadata(((RETRY_AFTER, f"{exc.retry_after * 1000:.0f}"),))
+            await _abort(context, exc.code, exc.message)
+
+    def SubmitStream(self, batches: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        return submit_stream(self.replica, batches, context)
 
     async def Get(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         channel = await self.leader_channel(context)
@@ -132,7 +115,7 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
                 pb_grpc.TaskServiceStub(channel).Get(request, timeout=_remaining(context), metadata=_forwarded()),
             )
         record = await self._owned(context, request.session_id)
-        return self.replica.session_view(record)
+        return self.replica.views.session(record)
 
     async def Cancel(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         channel = await self.leader_channel(context)
@@ -149,8 +132,8 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
             await _abort(context, STATUS.get(reply.status, grpc.StatusCode.INTERNAL), reply.error)
         record = self.replica.ledger.session(request.session_id)
         if record is None:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.unknown(request.session_id))
-        return self.replica.session_view(record)
+            await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.views.unknown(request.session_id))
+        return self.replica.views.session(record)
 
     async def Watch(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         channel = await self.leader_channel(context)
@@ -168,7 +151,7 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
             caught_up = False
             while True:
                 # Registered before the session is read: an entry applied from here on wakes us.
-                changed = self.replica.waiter(record.session_id)
+                changed = self.replica.waiting.waiter(record.session_id)
                 try:
                     with self.replica._log().guard:
                         events, settled, state = list(record.events), record.settled, record.state.value
@@ -196,7 +179,7 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
                     while not reports.empty():
                         yield progress_event(reports.get_nowait(), sent, state)
                 finally:
-                    self.replica.unwait(record.session_id, changed)
+                    self.replica.waiting.unwait(record.session_id, changed)
 
     async def ListAgents(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         channel = await self.leader_channel(context)
@@ -207,7 +190,7 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
                     request, timeout=_remaining(context), metadata=_forwarded()
                 ),
             )
-        return pb.ListAgentsReply(agents=await self.replica.agent_views())
+        return pb.ListAgentsReply(agents=await self.replica.heartbeats.agent_views())
 
     async def _owned(self, context: grpc.aio.ServicerContext, session_id: str) -> SessionRecord:
         """The session, if the caller owns it or is an operator. Someone else's session is
@@ -216,7 +199,7 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
         principal = caller()
         if principal.operator:
             if record is None:
-                await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.unknown(session_id))
+                await _abort(context, grpc.StatusCode.NOT_FOUND, self.replica.views.unknown(session_id))
             return record
         if record is None or record.owner != str(principal):
             # One wording for "never issued", "another's" and "retired": ids are sequential, so
@@ -230,7 +213,7 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
 
     async def _ask(self, context: grpc.aio.ServicerContext, make: Callable[[str], object]) -> object:
         try:
-            return await self.replica.request(make)
+            return await self.replica.waiting.request(make)
         except (NotLeader, TimeoutError) as exc:
             await _abort(
                 context,
@@ -252,11 +235,11 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
         messages = unpack(request)
         replica.batching["calls_in"] += 1
         replica.batching["messages_in"] += len(messages)
-        taken, refused = replica.sift(messages, caller().name)
+        taken, refused = replica.checks.sift(messages, caller().name)
         if taken:
             if not replica.step_many(taken):
                 await self._not_leader(context)
-            replica.took(taken)
+            replica.heartbeats.took(taken)
         if refused:
             first, code, why = refused[0]
             more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
@@ -282,12 +265,12 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
         if not replica.is_leader:  # only the leader's ledger says which incarnation is current
             await self._not_leader(context)
         message = from_proto(request, m.Register)
-        refused = replica.registration_refused(message, caller())
+        refused = replica.checks.registration_refused(message, caller())
         if refused is not None:
             await self._refuse(context, *refused)
         if not replica.step(message):
             await self._not_leader(context)
-        replica.heard_from(message.agent_id)
+        replica.heartbeats.heard_from(message.agent_id)
         return pb.Empty()
 
     async def ReportProgress(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -296,7 +279,7 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
             await self._not_leader(context)
         await self._as_caller(context, request.agent_id)
         report = Progress(request.session_id, request.subtask_id, request.fraction, request.note[:NOTE_LENGTH_MAX])
-        why = replica.check_progress(report, request.agent_id)
+        why = replica.checks.check_progress(report, request.agent_id)
         if why:
             await self._refuse(context, grpc.StatusCode.FAILED_PRECONDITION, why)
         await replica.live.report(report)
@@ -320,7 +303,7 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"agent {shown(request.agent_id)} has not registered (or its registration is not applied yet)",
             )
-        replica.heartbeat(request.agent_id)
+        replica.heartbeats.heartbeat(request.agent_id)
         return pb.Empty()
 
     async def _as_caller(self, context: grpc.aio.ServicerContext, agent_id: str) -> None:

@@ -130,6 +130,89 @@ def test_bad_input_is_rejected_and_changes_nothing(
     assert owned_key(str(CLIENT), key) not in leader.ledger.by_key
 
 
+BAD_SUBMITS = [
+    ("teleport", {}, "task_type"),
+    ("echo", {"value": "high"}, "payload.value"),
+    ("echo", {"pad": "x" * 70_000}, "payload"),
+]
+
+
+def test_overlapping_submits_share_one_stream_and_a_bad_one_fails_alone(cluster: EmbeddedCluster) -> None:
+    """The SDK sends overlapping submits on one SubmitStream, many per write; each bad submit
+    among them is refused on its own (INVALID_ARGUMENT naming its field), accepting nothing."""
+    leader = cluster.leader()
+    assert leader is not None
+    sessions_before = len(leader.ledger.sessions)
+
+    async def body(client: Client) -> tuple[list[Any], list[Any], Any]:
+        good = [client.submit("echo", {"value": i}, key=f"stream-{i}", wait=True) for i in range(40)]
+        bad = [client.submit(t, p, key=f"stream-bad-{i}", wait=True) for i, (t, p, _) in enumerate(BAD_SUBMITS)]
+        results = await asyncio.gather(*good, *bad, return_exceptions=True)
+        return results[:40], results[40:], client._submissions._link
+
+    good, bad, link = client_run(cluster, body)
+    assert [s.state for s in good] == ["completed"] * 40
+    assert [s.outputs for s in good] == [{next(iter(s.outputs)): {"value": 2.0 * i}} for i, s in enumerate(good)]
+    for error, (_, _, field) in zip(bad, BAD_SUBMITS, strict=True):
+        assert isinstance(error, RequestRejected) and error.code == "INVALID_ARGUMENT", error
+        assert error.message.startswith(field)
+    assert link.opened == 1 and link.carried == 43 and link.written < 43  # batched writes
+    assert len(leader.ledger.sessions) == sessions_before + 40
+    assert not any(owned_key(str(CLIENT), f"stream-bad-{i}") in leader.ledger.by_key for i in range(3))
+
+
+def test_a_follower_refuses_a_submit_stream_and_names_the_leader(cluster: EmbeddedCluster) -> None:
+    from protocol._pb import coordination_pb2_grpc as pb_grpc
+    from protocol.wire import LEADER_HINT
+
+    leader = cluster.leader()
+    assert leader is not None
+    follower = next(r for r in cluster.replicas if r is not None and r is not leader)
+
+    async def body() -> grpc.aio.AioRpcError:
+        async with cluster.identity(CLIENT).channel(follower.config.me.grpc) as channel:
+            call = pb_grpc.TaskServiceStub(channel).SubmitStream()
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call.read()  # refused as it opens (write nothing: grpc/grpc#36066)
+            return caught.value
+
+    error = asyncio.run(body())
+    assert error.code() == grpc.StatusCode.UNAVAILABLE and "leader" in (error.details() or "")
+    assert dict(error.trailing_metadata() or ()).get(LEADER_HINT) == leader.config.me.grpc
+
+
+def test_a_stream_holds_a_bounded_number_of_undecided_submits(
+    cluster: EmbeddedCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past STREAM_SUBMITS_MAX submits without an outcome, the next is RESOURCE_EXHAUSTED with
+    a retry hint at once (the SDK would retry it after the hint; a raw stream sees it)."""
+    from mca import submissions
+    from protocol._pb import coordination_pb2 as pb
+    from protocol._pb import coordination_pb2_grpc as pb_grpc
+
+    monkeypatch.setattr(submissions, "STREAM_SUBMITS_MAX", 2)
+    leader = cluster.leader()
+    assert leader is not None
+
+    def submit(ref: int) -> Any:
+        payload = json.dumps({"value": ref, "sleep": 0.5})
+        request = pb.SubmitRequest(idempotency_key=f"bound-{ref}", task_type="echo", payload=payload, wait=True)
+        return pb.StreamedSubmit(ref=ref, request=request)
+
+    async def body() -> list[Any]:
+        async with cluster.identity(CLIENT).channel(leader.config.me.grpc) as channel:
+            call = pb_grpc.TaskServiceStub(channel).SubmitStream()
+            await call.write(pb.SubmitBatch(submits=[submit(1), submit(2), submit(3)]))
+            await call.done_writing()
+            return [o async for reply in call for o in reply.outcomes]
+
+    outcomes = {o.ref: o for o in asyncio.run(body())}
+    assert sorted(outcomes) == [1, 2, 3]
+    assert outcomes[3].code == "RESOURCE_EXHAUSTED" and outcomes[3].retry_after_ms > 0
+    assert outcomes[1].session.state == outcomes[2].session.state == "completed"
+    assert owned_key(str(CLIENT), "bound-3") not in leader.ledger.by_key
+
+
 def test_no_capable_agent_is_a_failed_precondition(cluster: EmbeddedCluster) -> None:
     async def body(client: Client) -> Any:
         with pytest.raises(RequestRejected) as caught:

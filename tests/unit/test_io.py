@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Hashable
+from typing import Any
 
 import grpc
 
-from mca.io import Outbox, PeerLink, StreamLink, TimerWheel
+from mca.io import Outbox, PeerLink, StreamLink, TimerWheel, parts_by_size
 
 
 def test_a_peer_link_batches_what_queues_while_a_call_is_under_way() -> None:
@@ -168,10 +169,12 @@ async def _settle(condition: object, seconds: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-def _link(address: str, received: list[bytes]) -> tuple[StreamLink[str], grpc.aio.Channel]:
+def _link(address: str, received: list[bytes], **options: Any) -> tuple[StreamLink[str], grpc.aio.Channel]:
     channel = grpc.aio.insecure_channel(address)
     method = channel.stream_stream("/t.T/X")
-    link: StreamLink[str] = StreamLink(method, lambda batch: ",".join(batch).encode(), received.append, Outbox())
+    link: StreamLink[str] = StreamLink(
+        method, lambda batch: ",".join(batch).encode(), received.append, Outbox(), **options
+    )
     return link, channel
 
 
@@ -220,3 +223,48 @@ def test_a_broken_stream_is_reopened_by_the_next_send_and_a_closed_link_sends_no
     assert received == [b"ack:again"]
     assert echo.batches == [["break"], ["again"]]
     assert opened == 2 and echo.streams == 2
+
+
+def test_a_batch_is_cut_into_parts_and_every_end_of_a_stream_is_heard() -> None:
+    """``parts`` splits what one write would carry; ``ended`` hears the peer's abort (its
+    status) and then the local close."""
+
+    async def body() -> tuple[_EchoServer, list[bytes], list[object], StreamLink[str]]:
+        echo = _EchoServer()
+        server, address = await echo.start()
+        received: list[bytes] = []
+        ends: list[object] = []
+        link, channel = _link(
+            address,
+            received,
+            ended=lambda error: ends.append(error.code() if isinstance(error, grpc.aio.AioRpcError) else error),
+            parts=lambda batch: parts_by_size(batch, len, limit=3),
+        )
+        link.send("a")
+        await asyncio.sleep(0)
+        for message in ("bb", "c", "dddd"):
+            link.send(message)
+        await _settle(lambda: len(received) == 4)
+        link.send("break")
+        await _settle(lambda: len(ends) == 1)
+        link.send("e")
+        await _settle(lambda: len(received) == 5)
+        link.close()
+        await _settle(lambda: len(ends) == 2)
+        await channel.close()
+        await server.stop(None)
+        return echo, received, ends, link
+
+    echo, received, ends, link = asyncio.run(body())
+    assert echo.batches == [["a"], ["bb", "c"], ["dddd"], ["break"], ["e"]]
+    assert ends[0] == grpc.StatusCode.UNAVAILABLE and len(ends) == 2
+    assert received[-1] == b"ack:e"  # the next send opened a new stream
+    assert (link.written, link.carried) == (5, 6)
+
+
+def test_parts_by_size_keeps_order_and_bounds_each_part() -> None:
+    words = ["aa", "b", "cccc", "d", "ee", "ffffff"]
+    parts = list(parts_by_size(words, len, limit=4))
+    assert [w for part in parts for w in part] == words
+    assert parts == [["aa", "b"], ["cccc"], ["d", "ee"], ["ffffff"]]  # too large alone: alone
+    assert list(parts_by_size([], len)) == []
