@@ -28,7 +28,7 @@ from mca.sdk import Agent
 from mca.stores import documents_url, redis_url, write_secret
 from mca.tls import TLS_FOLDER, Identity, Principal, identity_in, private_folder
 from mca.topology import Grant, ReplicaAddress
-from protocol.model import SUBTASKS_MAX, Limits, SubtaskSpec, Timing, params
+from protocol.model import SUBTASKS_MAX, Limits, SubtaskSpec, Timing, name_problem, params
 
 
 class ConfigError(ValueError):
@@ -194,11 +194,11 @@ def load(path: str | Path) -> ClusterConfig:
         if capacity < 1:
             raise ConfigError(f"{where}.capacity: must be at least 1")
         agent_id = _get(a, "id", str, None, f"{where}.id")
-        if not agent_id or not agent_id.isprintable():
-            raise ConfigError(f"{where}.id: must be a non-empty name")
+        if problem := name_problem(agent_id):
+            raise ConfigError(f"{where}.id: {problem}")
         capabilities = _get(a, "capabilities", list, [], f"{where}.capabilities")
-        if not all(isinstance(c, str) and c and c.isprintable() for c in capabilities):
-            raise ConfigError(f"{where}.capabilities: every capability must be a non-empty name")
+        if any(name_problem(c) for c in capabilities):
+            raise ConfigError(f"{where}.capabilities: every capability {name_problem('')}")
         agents.append(AgentSpec(agent_id, _get(a, "class", str, None, f"{where}.class"), capacity, tuple(capabilities)))
     if len({a.agent_id for a in agents}) != len(agents):
         raise ConfigError("agents: every agent id must be different")
@@ -208,8 +208,8 @@ def load(path: str | Path) -> ClusterConfig:
             raise ConfigError(f"task_types.{name}: is built in or a plugin's; choose another name")
         if not isinstance(capabilities, list) or not 1 <= len(capabilities) <= SUBTASKS_MAX:
             raise ConfigError(f"task_types.{name}: must be a list of 1 to {SUBTASKS_MAX} capabilities, one per subtask")
-        if not all(isinstance(c, str) and c and c.isprintable() for c in capabilities):
-            raise ConfigError(f"task_types.{name}: every capability must be a non-empty name")
+        if any(name_problem(c) for c in capabilities):
+            raise ConfigError(f"task_types.{name}: every capability {name_problem('')}")
         catalog[name] = TaskType(name, f"subtasks: {', '.join(capabilities)}", _subtasks_of(tuple(capabilities)))
     stores = _stores(_get(raw, "stores", dict, {}), bind)
     tls = _get(raw, "tls", dict, {})

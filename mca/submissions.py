@@ -38,7 +38,7 @@ from mca.views import STATUS
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
 from protocol.errors import InvalidTask
-from protocol.model import NAME_LENGTH_MAX, TaskSpec
+from protocol.model import TaskSpec, name_problem
 from protocol.wire import LEADER_HINT
 
 if TYPE_CHECKING:
@@ -62,12 +62,10 @@ class Refused(Exception):
 
 def parsed(request: Any, replica: Replica) -> TaskSpec:
     """The task a ``SubmitRequest`` asks for; ``Refused`` (INVALID_ARGUMENT) names what to fix."""
-    key = request.idempotency_key
-    if not key or len(key) > NAME_LENGTH_MAX or not key.isprintable():
+    if problem := name_problem(request.idempotency_key):
         raise Refused(
             grpc.StatusCode.INVALID_ARGUMENT,
-            f"idempotency_key: must be 1 to {NAME_LENGTH_MAX} printable characters; "
-            "choose one per task and reuse it only to retry that task",
+            f"idempotency_key: {problem}; choose one per task and reuse it only to retry that task",
         )
     try:
         return task_from_request(

@@ -45,6 +45,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from protocol.model import name_problem
+
 #: The roles a principal can have, in the certificate's common name ``role:name``.
 ROLES = ("replica", "agent", "client", "operator", "monitor")
 #: Roles whose certificate may serve (with the DNS name ``server_name`` gives).
@@ -77,7 +79,7 @@ class Principal:
     @classmethod
     def parse(cls, text: str) -> Principal:
         role, sep, name = text.partition(":")
-        if not sep or role not in ROLES or not name or not name.isprintable() or len(name) > 128:
+        if not sep or role not in ROLES or name_problem(name):
             raise CredentialError(f"not a principal: {text[:80]!r} (expected role:name, role one of {ROLES})")
         return cls(role, name)
 

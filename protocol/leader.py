@@ -42,7 +42,7 @@ from protocol.messages import (
     SubmitReply,
     Vote,
 )
-from protocol.model import Decision, Limits, TaskSpec, Timing
+from protocol.model import Decision, Limits, TaskSpec, Timing, name_problem
 from protocol.planner import AdmissionQueue, check_capable
 from protocol.recovery import recover
 from protocol.session_table import SessionState
@@ -98,8 +98,8 @@ class Leader:
         key = request.idempotency_key
         try:
             request.task.validate()
-            if not isinstance(key, str) or not key or len(key) > 128 or not key.isprintable():
-                raise CoordinationError("idempotency_key: must be 1 to 128 printable characters")
+            if problem := name_problem(key):
+                raise CoordinationError(f"idempotency_key: {problem}")
             owned = owned_key(request.owner, key)
             existing = self.ledger.by_key.get(owned)
             if existing is not None and NO_IDEMPOTENCY not in self._defects:
@@ -278,5 +278,5 @@ def check_register(message: Register, ledger: Ledger | None = None) -> None:
 
 
 def _name(field: str, value: str) -> None:
-    if not value or len(value) > 128 or not value.isprintable():
-        raise InvalidMessage(field, "must be 1 to 128 printable characters")
+    if problem := name_problem(value):
+        raise InvalidMessage(field, problem)

@@ -91,12 +91,21 @@ PARAMS_MAX = 64
 TEXT_LENGTH_MAX = 2_000
 
 
+def name_problem(value: object) -> str:
+    """What is wrong with a name ('' when nothing): every name the runtime takes (keys, agent
+    and subtask ids, capabilities, task types, parameter names, principals) is 1 to
+    ``NAME_LENGTH_MAX`` printable characters, checked here and nowhere else."""
+    if not isinstance(value, str) or not value or len(value) > NAME_LENGTH_MAX or not value.isprintable():
+        return f"must be 1 to {NAME_LENGTH_MAX} printable characters"
+    return ""
+
+
 def params_refusal(field: str, values: Params) -> str:
     """Why an agent's named numbers cannot travel ('' when they can)."""
     if len(values) > PARAMS_MAX:
         return f"{field}: {len(values)} parameters; at most {PARAMS_MAX}"
     for name, value in values:
-        if not name or len(name) > NAME_LENGTH_MAX or not name.isprintable() or name.startswith("$") or "." in name:
+        if name_problem(name) or name.startswith("$") or "." in name:
             return (
                 f"{field}: the name {shown(name)} is not 1 to {NAME_LENGTH_MAX} printable characters "
                 "without '.' or a leading '$'"
@@ -112,12 +121,8 @@ def text_refusal(field: str, text: str) -> str:
 
 
 def _check_name(field: str, value: object) -> None:
-    if not isinstance(value, str) or not value:
-        raise InvalidTask(field, "must be a non-empty string")
-    if len(value) > NAME_LENGTH_MAX:
-        raise InvalidTask(field, f"longer than {NAME_LENGTH_MAX} characters")
-    if not value.isprintable():
-        raise InvalidTask(field, "contains control characters")
+    if problem := name_problem(value):
+        raise InvalidTask(field, problem)
 
 
 @dataclass(frozen=True)
