@@ -8,13 +8,15 @@ caller's own, within the grant of its deployment entry, and not of an earlier li
 about a retired session is a late repeat, dropped without a word. Each check answers with the
 gRPC status and a message that names the field; none of them appends anything.
 
-Pure functions of the message, the caller and the ledger: the replica holds the log's guard.
+Pure functions of the message, the caller and the ledger; ``AgentChecks`` runs them for the
+services and the leader's streams under the log's guard.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -28,6 +30,9 @@ from protocol.errors import CoordinationError, UnknownSession, shown
 from protocol.leader import check_register
 from protocol.ledger import Ledger
 from protocol.model import RESULT_DOCUMENT_LENGTH_MAX, Outcome, params_refusal, text_refusal
+
+if TYPE_CHECKING:
+    from mca.raftlog import RaftDecisionLog
 
 #: A refused message of a batch: its index, the status, and why.
 Refused = tuple[int, grpc.StatusCode, str]
@@ -141,3 +146,24 @@ def progress_refusal(report: Progress, agent_id: str, ledger: Ledger) -> str:
     if owner != agent_id:
         return f"agent_id: subtask {report.subtask_id} is assigned to {owner}, not {shown(agent_id)}"
     return ""
+
+
+class AgentChecks:
+    """The checks above on the replica's ledger, each under the log's guard."""
+
+    def __init__(self, log_of: Callable[[], RaftDecisionLog], grants: Mapping[str, Grant]) -> None:
+        self._log = log_of
+        self._grants = grants
+
+    def sift(self, messages: list[object], agent_id: str) -> tuple[list[object], list[Refused]]:
+        """``sift`` under the log's guard."""
+        with self._log().guard:
+            return sift(messages, agent_id, self._log().ledger)
+
+    def registration_refused(self, message: m.Register, principal: Principal) -> tuple[grpc.StatusCode, str] | None:
+        with self._log().guard:
+            return registration_refusal(message, principal, self._grants, self._log().ledger)
+
+    def check_progress(self, report: Progress, agent_id: str) -> str:
+        with self._log().guard:
+            return progress_refusal(report, agent_id, self._log().ledger)

@@ -23,6 +23,7 @@ from mca.boundary import ON_BEHALF_OF, caller
 from mca.livestate import NOTE_LENGTH_MAX, Progress
 from mca.submissions import Refused, admit, parsed, submit_stream
 from mca.views import STATUS, progress_event
+from mca.waiting import APPLY_WAIT_SECONDS, NotLeader
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
@@ -34,14 +35,6 @@ if TYPE_CHECKING:
     from mca.replica import Replica
 
 
-class NotLeader(Exception):
-    """This replica does not lead and knows no leader to forward to."""
-
-
-#: How long a client request waits for its entry to be applied, and a relayed call for the
-#: leader when its caller set no deadline (``Submit(wait)`` excepted: it may rightly take as long
-#: as its task), before it is told to retry.
-APPLY_WAIT_SECONDS = 10.0
 #: Metadata on a call a follower forwards to the leader (a call is forwarded at most once).
 FORWARDED = ("mca-forwarded", "1")
 

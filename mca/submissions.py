@@ -35,6 +35,7 @@ from mca.boundary import caller
 from mca.catalog import task_from_request
 from mca.io import Outlet, parts_by_size
 from mca.views import STATUS
+from mca.waiting import NotLeader
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
 from protocol.errors import InvalidTask
@@ -77,8 +78,6 @@ def parsed(request: Any, replica: Replica) -> TaskSpec:
 
 async def admit(replica: Replica, request: Any, task: TaskSpec, owner: str) -> Any:
     """Submit ``task`` for ``owner`` on the leader; the session's view (terminal with ``wait``)."""
-    from mca.services import NotLeader  # (services imports this module)
-
     try:
         reply = await replica.waiting.request(lambda token: m.Submit(token, request.idempotency_key, task, owner))
     except (NotLeader, TimeoutError) as exc:

@@ -117,7 +117,7 @@ def test_the_figures_render_while_tasks_run(cluster: EmbeddedCluster) -> None:
             await asyncio.gather(*(client.submit("echo_pair", {"value": i}, key=f"r{i}", wait=True) for i in range(8)))
 
     cluster.run(work(), timeout=60)
-    figures = leader.figures()
+    figures = leader.views.figures()
     assert figures.leader and figures.counters["tasks_completed_total"][()] == TASKS + 8
 
 

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mca.exporter import Figures, render
 from mca.metrics import RayExporter
-from mca.replica import BATCHING_COUNTERS
+from mca.views import BATCHING_COUNTERS
 
 DASHBOARD = Path(__file__).parents[2] / "docs" / "grafana" / "mca-dashboard.json"
 
