@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 #: A refused message of a batch: its index, the status, and why.
 Refused = tuple[int, grpc.StatusCode, str]
+M = TypeVar("M")  # the kind of message sifted: what goes in typed comes out typed
 #: Not refused, not stepped: a late repeat about a session that settled and retired.
 _LATE = (grpc.StatusCode.OK, "late")
 
@@ -84,10 +85,10 @@ def outcome_refusal(outcome: Outcome) -> str:
     return f"outcome.document: {why}" if why else ""
 
 
-def sift(messages: list[object], agent_id: str, ledger: Ledger) -> tuple[list[object], list[Refused]]:
+def sift(messages: list[M], agent_id: str, ledger: Ledger) -> tuple[list[M], list[Refused]]:
     """The messages of ``agent_id`` that pass the checks (``refusal``), and the refused ones. A
     message about a retired session is a late repeat: neither. The caller holds the guard."""
-    taken: list[object] = []
+    taken: list[M] = []
     refused: list[Refused] = []
     for i, message in enumerate(messages):
         code, why = refusal(message, agent_id, ledger)
@@ -155,7 +156,7 @@ class AgentChecks:
         self._log = log_of
         self._grants = grants
 
-    def sift(self, messages: list[object], agent_id: str) -> tuple[list[object], list[Refused]]:
+    def sift(self, messages: list[M], agent_id: str) -> tuple[list[M], list[Refused]]:
         """``sift`` under the log's guard."""
         with self._log().guard:
             return sift(messages, agent_id, self._log().ledger)

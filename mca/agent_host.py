@@ -43,7 +43,7 @@ from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
 from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution, StopExecution
-from protocol.events import Booted, ExecutionDone, TimerFired
+from protocol.events import Booted, ExecutionDone, ParticipantEvent, TimerFired
 from protocol.model import (
     TEXT_LENGTH_MAX,
     Assignment,
@@ -55,7 +55,7 @@ from protocol.model import (
 )
 from protocol.participant import Participant, Refusal
 from protocol.timers import TimerKey
-from protocol.wire import LEADER_HINT, pack, to_proto, unpack
+from protocol.wire import LEADER_HINT, pack, to_proto, unpack_to_agent
 
 #: Only replicas call an agent (``mca.boundary``).
 SERVES = {pb.DESCRIPTOR.services_by_name["AgentService"].full_name: frozenset({"replica"})}
@@ -143,10 +143,10 @@ class AgentHost:
             await self._server.stop(grace=0.2)
         await self._outbox.close()
 
-    def step(self, event: object) -> None:
+    def step(self, event: ParticipantEvent) -> None:
         self.step_many((event,))
 
-    def step_many(self, events: Iterable[object], answers: list[object] | None = None) -> None:
+    def step_many(self, events: Iterable[ParticipantEvent], answers: list[object] | None = None) -> None:
         """Step the participant with each event in turn. With ``answers``, the messages for the
         MCA this produces go there (the reply of the call that brought ``events``) instead of
         to the link."""
@@ -288,7 +288,7 @@ class _AgentService(pb_grpc.AgentServiceServicer):  # type: ignore[misc]
 
     async def Deliver(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         answers: list[object] = []
-        self.host.step_many(unpack(request), answers)
+        self.host.step_many(unpack_to_agent(request), answers)
         return pack(answers, to_agent=False)
 
     async def Exchange(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
@@ -303,7 +303,7 @@ class _AgentService(pb_grpc.AgentServiceServicer):  # type: ignore[misc]
             try:
                 async for request in requests:
                     answers: list[object] = []
-                    self.host.step_many(unpack(request), answers)
+                    self.host.step_many(unpack_to_agent(request), answers)
                     for answer in answers:
                         outlet.put(answer)
             except Exception as exc:  # a corrupt message: the writer raises it (mca.boundary)

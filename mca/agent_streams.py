@@ -26,7 +26,7 @@ from mca.io import Outbox, StreamLink
 from mca.metrics import Metrics
 from mca.tls import Principal, server_name
 from protocol._pb import coordination_pb2_grpc as pb_grpc
-from protocol.wire import pack, unpack
+from protocol.wire import pack, unpack_to_mca
 
 
 class AgentStreams:
@@ -74,7 +74,7 @@ class AgentStreams:
         acknowledgements) and messages of its own (results, lease queries), stepped at once as
         if they had come in a call of their own. TLS makes sure the server is ``agent_id`` (its
         certificate's name), so they are taken as that agent's and no other's."""
-        answers = unpack(reply)
+        answers = unpack_to_mca(reply)
         self._batching["answers"] += len(answers)
         # The same boundary as a Deliver call of the agent's own: a refused answer is dropped
         # (logged), never stepped; its sender resends or fails the subtask.

@@ -58,7 +58,7 @@ from mca.waiting import Waiting
 from protocol import messages as m
 from protocol.effects import Append, CancelTimer, Effect, Send, SetTimer
 from protocol.entries import Registered
-from protocol.events import Applied, TimerFired
+from protocol.events import Applied, LeaderEvent, TimerFired
 from protocol.leader import Leader
 from protocol.ledger import Ledger
 from protocol.model import Limits, Timing
@@ -246,11 +246,11 @@ class Replica:
             woken.add(session_id)
         self.waiting.woke(woken)
 
-    def step(self, event: object) -> bool:
+    def step(self, event: LeaderEvent) -> bool:
         """Step the leader with ``event`` (on the loop thread). False when not leading."""
         return self.step_many((event,))
 
-    def step_many(self, events: Iterable[object]) -> bool:
+    def step_many(self, events: Iterable[LeaderEvent]) -> bool:
         """Step the leader with each event in turn, under one hold of the guard, and perform
         the effects after. False when not leading."""
         log = self._log()

@@ -29,7 +29,7 @@ from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
 from protocol.errors import CoordinationError, shown
 from protocol.ledger import SessionRecord
-from protocol.wire import LEADER_HINT, RETRY_AFTER, from_proto, unpack
+from protocol.wire import LEADER_HINT, RETRY_AFTER, from_proto, unpack_to_mca
 
 if TYPE_CHECKING:
     from mca.replica import Replica
@@ -225,7 +225,7 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
         replica = self.replica
         if not replica.is_leader:  # a follower's ledger may lag: it judges nothing
             await self._not_leader(context)
-        messages = unpack(request)
+        messages = unpack_to_mca(request)
         replica.batching["calls_in"] += 1
         replica.batching["messages_in"] += len(messages)
         taken, refused = replica.checks.sift(messages, caller().name)

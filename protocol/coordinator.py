@@ -1,21 +1,24 @@
 """The two-phase coordinator of one session: a pure machine driven by ``step``.
 
-The transitions live in ``coordinator_table.py``; this module classifies each event into an
-input of that table and performs the actions of the transition as effects. It reads the ledger
+The transitions live in ``coordinator_table.py``: each (phase, input) names its next phase and
+the method of ``Coordinator`` that acts. ``step`` classifies each event into an input of that
+table (``_classify``), takes the move, and calls the named action, which returns the effects;
+no action asks which phase it is in, the table already chose by phase. It reads the ledger
 (the applied coordination state) but never writes it: every change it wants goes out as an
 ``Append`` and comes back as an ``Applied`` event once the log has it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import TypeVar
 
 from protocol.coordinator_table import COORDINATOR_TRANSITIONS, Input, Phase
 from protocol.defects import COMMIT_BEFORE_APPEND, NO_DEFECTS, Defects
 from protocol.effects import Append, CancelTimer, Effect, Send, SetTimer
 from protocol.entries import Decided, Finished, Negotiated, Settled
 from protocol.errors import IllegalTransition, InvariantViolation
-from protocol.events import Applied, TimerFired
+from protocol.events import AgentRestarted, Applied, CancelRequested, CoordinatorEvent, TimerFired
 from protocol.ledger import Ledger, SessionRecord
 from protocol.messages import (
     Abort,
@@ -32,18 +35,7 @@ from protocol.messages import (
 from protocol.model import Assignment, Decision, Outcome, Timing, params
 from protocol.session_table import SessionState
 from protocol.timers import ExecutionDeadline, PrepareDeadline, Retry
-
-
-@dataclass(frozen=True)
-class AgentRestarted:
-    """The ledger applied a new incarnation of ``agent_id``."""
-
-    agent_id: str
-
-
-@dataclass(frozen=True)
-class CancelRequested:
-    """A client asked to cancel this session."""
+from protocol.transitions import action_names
 
 
 def directive(record: SessionRecord, a: Assignment, term: int, incarnation: int) -> Message | None:
@@ -95,20 +87,26 @@ class Coordinator:
 
     # --- the step function --------------------------------------------------------------------
 
-    def step(self, event: object, now: float, ledger: Ledger) -> list[Effect]:
+    def step(self, event: CoordinatorEvent, now: float, ledger: Ledger) -> list[Effect]:
         if ledger.retired(self.session_id):
             return []  # settled and retired (a deposed leader's late timer): nothing is owed
         record = self._record(ledger)
         inp = self._classify(event, record, ledger)
         if inp is None:
             return []
-        moves = COORDINATOR_TRANSITIONS[self.phase]
-        if inp not in moves:
+        move = COORDINATOR_TRANSITIONS[self.phase].get(inp)
+        if move is None:
             raise IllegalTransition("coordinator", self.phase, inp, self.session_id)
-        before, self.phase = self.phase, moves[inp]
-        return self._act(before, inp, event, record, now, ledger)
+        self.phase = move.to
+        if move.ignored:
+            return []
+        return _ACTIONS[move.action](self, event, record, now, ledger)
 
-    def _classify(self, event: object, record: SessionRecord, ledger: Ledger) -> Input | None:
+    def _classify(self, event: CoordinatorEvent, record: SessionRecord, ledger: Ledger) -> Input | None:
+        """Name the table input ``event`` is, or None for one that is not this session's to
+        hear. The phase is read only where it names the input: counting votes (``ALL_YES``)
+        and acknowledgements (``ALL_ACKED``) happens in one phase, and only a result applied
+        while executing can end the execution (``TERMINAL``)."""
         if isinstance(event, (Vote, Ack, QueryDecision, Result)) and not _from_participant(event, record):
             return None  # not a subtask of this session, or not from the agent it is assigned to
         if isinstance(event, Result) and event.incarnation != ledger.incarnation(event.agent_id):
@@ -160,70 +158,224 @@ class Coordinator:
             return None
         raise InvariantViolation(f"coordinator got an unknown event {event!r}")
 
-    def _act(
-        self,
-        before: Phase,
-        inp: Input,
-        event: object,
-        record: SessionRecord,
-        now: float,
-        ledger: Ledger,
+    # --- actions: one per table move, named there; each knows its phase from the table --------
+    #
+    # Every action takes (event, record, now, ledger) and returns the effects of its move. The
+    # phase has already been set to the move's target when it runs.
+
+    def _count_yes(self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger) -> list[Effect]:
+        vote = _expect(event, Vote)
+        self._yes[vote.subtask_id] = vote
+        return []
+
+    def _decide_commit(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
     ) -> list[Effect]:
-        if inp is Input.ALL_YES and isinstance(event, Vote):
-            self._yes[event.subtask_id] = event
-            return self._decide_commit(record, ledger)
-        if inp is Input.VOTE_YES and isinstance(event, Vote):
-            if before is Phase.PREPARING:
-                self._yes[event.subtask_id] = event
-                return []
-            return self._answer(record, event.subtask_id, ledger) if before is not Phase.DECIDING else []
-        if inp is Input.VOTE_NO and isinstance(event, Vote):
-            if before is Phase.PREPARING:
-                return self._decide_abort(f"agent {event.agent_id} voted no: {event.reason}")
-            return []
-        if inp is Input.PREPARE_TIMEOUT:
-            if before is not Phase.PREPARING:
-                return []
-            waiting = [a.agent_id for a in record.assignments if a.subtask_id not in self._yes]
-            return self._decide_abort(f"prepare timed out waiting for the vote of {', '.join(waiting)}")
-        if inp is Input.QUERY and isinstance(event, QueryDecision):
-            if before is Phase.PREPARING:
-                return self._decide_abort(f"agent {event.agent_id} asked for the decision before it was reached")
-            return self._answer(record, event.subtask_id, ledger) if before is not Phase.DECIDING else []
-        if inp is Input.RETRY:
-            return self._retry(before, record, now, ledger)
-        if inp is Input.CANCEL:
-            return self._cancel(before, record)
-        if inp is Input.AGENT_RESTARTED and isinstance(event, AgentRestarted):
-            return self._agent_restarted(before, event.agent_id, record, now, ledger)
-        if inp is Input.DECIDED_COMMIT:
-            effects = self._stop_preparing()
-            effects += self._execute(record, now, ledger)
-            if self._cancel_requested:
-                effects += self._append_cancel()
-            return effects
-        if inp is Input.DECIDED_ABORT:
-            return self._stop_preparing() + self._settle(record, now, ledger)
-        if inp in (Input.ACK, Input.ALL_ACKED) and isinstance(event, Ack):
-            return self._ack(before, inp, event, record, ledger)
-        if inp is Input.RESULT and isinstance(event, Result):
-            return self._result(before, event, record, ledger)
-        if inp is Input.FINISHED and isinstance(event, Applied) and isinstance(event.entry, Finished):
-            sub = event.entry.subtask_id
-            if before is not Phase.COMMITTED or not sub:
-                return []
-            answer = self._answer(record, sub, ledger)
-            return [CancelTimer(ExecutionDeadline(self.session_id, sub)), *answer]
-        if inp is Input.TERMINAL:
-            stop: list[Effect] = [
-                CancelTimer(ExecutionDeadline(self.session_id, a.subtask_id)) for a in record.assignments
+        vote = _expect(event, Vote)
+        self._yes[vote.subtask_id] = vote  # the last yes
+        offers: dict[str, float] = {}
+        for a in record.assignments:  # in plan order, so the merge is deterministic
+            offers.update(dict(self._yes[a.subtask_id].offers))
+        incarnations = tuple((a.agent_id, self._yes[a.subtask_id].incarnation) for a in record.assignments)
+        effects = self._stop_preparing()
+        if offers:
+            effects.append(Append(Negotiated(self.session_id, params(offers))))
+        effects.append(Append(Decided(self.session_id, Decision.COMMIT, incarnations=incarnations)))
+        if COMMIT_BEFORE_APPEND in self._defects:  # planted bug: act before the log has it
+            effects += [
+                Send(
+                    a.agent_id,
+                    Commit(self.term, ledger.incarnation(a.agent_id), self.session_id, a.subtask_id, params(offers)),
+                )
+                for a in record.assignments
             ]
-            return stop + self._settle(record, now, ledger)
-        if inp is Input.EXECUTION_TIMEOUT and isinstance(event, TimerFired):
-            return self._execution_timeout(before, event, record)
-        if inp is Input.SETTLED:
-            return [CancelTimer(Retry(self.session_id))]
-        raise InvariantViolation(f"coordinator has no action for {inp} with {event!r}")
+        return effects
+
+    def _abort_on_no(self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger) -> list[Effect]:
+        vote = _expect(event, Vote)
+        return self._decide_abort(f"agent {vote.agent_id} voted no: {vote.reason}")
+
+    def _abort_on_timeout(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        waiting = [a.agent_id for a in record.assignments if a.subtask_id not in self._yes]
+        return self._decide_abort(f"prepare timed out waiting for the vote of {', '.join(waiting)}")
+
+    def _abort_on_query(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        query = _expect(event, QueryDecision)
+        return self._decide_abort(f"agent {query.agent_id} asked for the decision before it was reached")
+
+    def _abort_on_cancel(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        # Remembered too: a commit appended by an earlier leader may still win, and then the
+        # cancellation applies to the executing session.
+        self._cancel_requested = True
+        return self._decide_abort("cancelled by request", cancelled=True)
+
+    def _remember_cancel(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        self._cancel_requested = True  # the decision on its way decides what a cancel still means
+        return []
+
+    def _resend_prepare(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        effects: list[Effect] = [
+            Send(a.agent_id, Prepare(self.term, ledger.incarnation(a.agent_id), self.session_id, a))
+            for a in record.assignments
+            if a.subtask_id not in self._yes
+        ]
+        return [*effects, SetTimer(Retry(self.session_id), self._next_retry(now))]
+
+    def _prepare_again(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        agent_id = _expect(event, AgentRestarted).agent_id
+        effects: list[Effect] = []
+        for a in record.assignments:
+            if a.agent_id == agent_id:  # its yes votes died with its reservations: ask again
+                self._yes.pop(a.subtask_id, None)
+                effects.append(Send(agent_id, Prepare(self.term, ledger.incarnation(agent_id), self.session_id, a)))
+        return effects
+
+    def _answer_if_recorded(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        sub = _expect(event, Result).subtask_id
+        if sub in record.results:
+            return self._answer(record, sub, ledger)
+        return []  # no decision applied yet: a result now is the sender's bug, not ours to log
+
+    def _start_executing(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        effects = self._stop_preparing()
+        effects += self._execute(record, now, ledger)
+        if self._cancel_requested:
+            effects += self._append_cancel()
+        return effects
+
+    def _start_settling(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        return self._stop_preparing() + self._settle(record, now, ledger)
+
+    def _answer_from_ledger(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        if not isinstance(event, (Vote, QueryDecision, Result)):
+            raise InvariantViolation(f"coordinator cannot answer {event!r}")
+        return self._answer(record, event.subtask_id, ledger)
+
+    def _note_commit_ack(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        ack = _expect(event, Ack)
+        if ack.kind == "commit" and self._current(ack, ledger):
+            self._acked[ack.subtask_id] = None
+        return []
+
+    def _record_result(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        result = _expect(event, Result)
+        if result.subtask_id in record.results:
+            return self._answer(record, result.subtask_id, ledger)
+        if result.subtask_id in self._finish_appended:
+            return []
+        self._finish_appended[result.subtask_id] = None
+        return [Append(Finished(self.session_id, result.subtask_id, result.outcome))]
+
+    def _resend_commit(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        pending = [
+            a for a in record.assignments if a.subtask_id not in self._acked and a.subtask_id not in record.results
+        ]
+        return self._resend(pending, record, now, ledger)
+
+    def _fail_silent_subtask(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        sub = _expect(_expect(event, TimerFired).key, ExecutionDeadline).subtask_id
+        if sub in record.results or sub in self._finish_appended:
+            return []
+        self._finish_appended[sub] = None
+        agent = record.assignment(sub).agent_id
+        why = f"agent {agent} reported no result within {self._timing.execution_timeout:g}s"
+        return [Append(Finished(self.session_id, sub, Outcome(False, error=why)))]
+
+    def _cancel_execution(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        return self._append_cancel()
+
+    def _answer_restarted(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        agent_id = _expect(event, AgentRestarted).agent_id
+        effects: list[Effect] = []
+        for a in record.assignments:
+            if a.agent_id == agent_id:  # the new life has to hear the word again
+                self._acked.pop(a.subtask_id, None)
+                effects += self._answer(record, a.subtask_id, ledger)
+        return [*effects, SetTimer(Retry(self.session_id), self._next_retry(now))]
+
+    def _accept_result(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        sub = _expect(_expect(event, Applied).entry, Finished).subtask_id
+        if not sub:
+            return []
+        answer = self._answer(record, sub, ledger)
+        return [CancelTimer(ExecutionDeadline(self.session_id, sub)), *answer]
+
+    def _end_execution(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        stop: list[Effect] = [CancelTimer(ExecutionDeadline(self.session_id, a.subtask_id)) for a in record.assignments]
+        return stop + self._settle(record, now, ledger)
+
+    def _note_final_ack(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        ack = _expect(event, Ack)
+        if ack.kind == self._final_kind(record) and self._current(ack, ledger):
+            self._acked[ack.subtask_id] = None
+        return []
+
+    def _settle_if_all_acked(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        ack = _expect(event, Ack)  # the final word's kind, from the last one missing (see _classify)
+        if not self._current(ack, ledger):
+            return []
+        self._acked[ack.subtask_id] = None
+        return self._maybe_settle(record)
+
+    def _resend_final(self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger) -> list[Effect]:
+        pending = [a for a in record.assignments if a.subtask_id not in self._acked]
+        return self._resend(pending, record, now, ledger)
+
+    def _settle_restarted(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        if record.decision is not Decision.ABORT:  # it may owe a compensation: tell it again
+            return self._answer_restarted(event, record, now, ledger)
+        agent_id = _expect(event, AgentRestarted).agent_id
+        for a in record.assignments:
+            if a.agent_id == agent_id:  # a new life holds nothing of an aborted session
+                self._acked[a.subtask_id] = None
+        return self._maybe_settle(record)
+
+    def _stop_retrying(
+        self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
+    ) -> list[Effect]:
+        return [CancelTimer(Retry(self.session_id))]
 
     # --- actions ------------------------------------------------------------------------------
 
@@ -250,25 +402,6 @@ class Coordinator:
 
     def _stop_preparing(self) -> list[Effect]:
         return [CancelTimer(PrepareDeadline(self.session_id)), CancelTimer(Retry(self.session_id))]
-
-    def _decide_commit(self, record: SessionRecord, ledger: Ledger) -> list[Effect]:
-        offers: dict[str, float] = {}
-        for a in record.assignments:  # in plan order, so the merge is deterministic
-            offers.update(dict(self._yes[a.subtask_id].offers))
-        incarnations = tuple((a.agent_id, self._yes[a.subtask_id].incarnation) for a in record.assignments)
-        effects = self._stop_preparing()
-        if offers:
-            effects.append(Append(Negotiated(self.session_id, params(offers))))
-        effects.append(Append(Decided(self.session_id, Decision.COMMIT, incarnations=incarnations)))
-        if COMMIT_BEFORE_APPEND in self._defects:  # planted bug: act before the log has it
-            effects += [
-                Send(
-                    a.agent_id,
-                    Commit(self.term, ledger.incarnation(a.agent_id), self.session_id, a.subtask_id, params(offers)),
-                )
-                for a in record.assignments
-            ]
-        return effects
 
     def _decide_abort(self, reason: str, cancelled: bool = False) -> list[Effect]:
         entry = Decided(self.session_id, Decision.ABORT, reason=reason, cancelled=cancelled)
@@ -299,80 +432,24 @@ class Coordinator:
         message = directive(record, a, self.term, ledger.incarnation(a.agent_id))
         return [Send(a.agent_id, message)] if message is not None else []
 
-    def _retry(self, before: Phase, record: SessionRecord, now: float, ledger: Ledger) -> list[Effect]:
-        if before is Phase.PREPARING:
-            effects: list[Effect] = [
-                Send(a.agent_id, Prepare(self.term, ledger.incarnation(a.agent_id), self.session_id, a))
-                for a in record.assignments
-                if a.subtask_id not in self._yes
-            ]
-            return [*effects, SetTimer(Retry(self.session_id), self._next_retry(now))]
-        if before is Phase.COMMITTED:
-            pending = [
-                a for a in record.assignments if a.subtask_id not in self._acked and a.subtask_id not in record.results
-            ]
-        elif before is Phase.SETTLING:
-            pending = [a for a in record.assignments if a.subtask_id not in self._acked]
-        else:
-            return []
+    def _resend(self, pending: list[Assignment], record: SessionRecord, now: float, ledger: Ledger) -> list[Effect]:
         if not pending:
             return []
-        effects = []
+        effects: list[Effect] = []
         for a in pending:
             effects += self._answer(record, a.subtask_id, ledger)
         return [*effects, SetTimer(Retry(self.session_id), self._next_retry(now))]
 
-    def _cancel(self, before: Phase, record: SessionRecord) -> list[Effect]:
-        if before is Phase.PREPARING:
-            # Remembered too: a commit appended by an earlier leader may still win, and then
-            # the cancellation applies to the executing session.
-            self._cancel_requested = True
-            return self._decide_abort("cancelled by request", cancelled=True)
-        if before is Phase.DECIDING:
-            self._cancel_requested = True
-            return []
-        if before is Phase.COMMITTED:
-            return self._append_cancel()
-        return []
+    @staticmethod
+    def _current(ack: Ack, ledger: Ledger) -> bool:
+        """An earlier life's acknowledgement counts for nothing: what the current one holds does."""
+        return ack.incarnation == ledger.incarnation(ack.agent_id)
 
     def _append_cancel(self) -> list[Effect]:
         if self._cancel_appended:
             return []
         self._cancel_appended = True
         return [Append(Finished(self.session_id, "", Outcome(False, error="cancelled"), cancelled=True))]
-
-    def _agent_restarted(
-        self, before: Phase, agent_id: str, record: SessionRecord, now: float, ledger: Ledger
-    ) -> list[Effect]:
-        mine = [a for a in record.assignments if a.agent_id == agent_id]
-        effects: list[Effect] = []
-        if before is Phase.PREPARING:
-            for a in mine:  # its yes votes died with its reservations: ask again
-                self._yes.pop(a.subtask_id, None)
-                effects.append(Send(agent_id, Prepare(self.term, ledger.incarnation(agent_id), self.session_id, a)))
-            return effects
-        if before is Phase.SETTLING and record.decision is Decision.ABORT:
-            for a in mine:  # a new life holds nothing of an aborted session
-                self._acked[a.subtask_id] = None
-            return self._maybe_settle(record)
-        if before in (Phase.COMMITTED, Phase.SETTLING):
-            for a in mine:
-                self._acked.pop(a.subtask_id, None)
-                effects += self._answer(record, a.subtask_id, ledger)
-            return [*effects, SetTimer(Retry(self.session_id), self._next_retry(now))]
-        return []
-
-    def _ack(self, before: Phase, inp: Input, event: Ack, record: SessionRecord, ledger: Ledger) -> list[Effect]:
-        if event.incarnation != ledger.incarnation(event.agent_id):
-            return []  # an earlier life acknowledged; what the current one holds is what counts
-        if before is Phase.COMMITTED and event.kind == "commit":
-            self._acked[event.subtask_id] = None
-            return []
-        if before is Phase.SETTLING and event.kind == self._final_kind(record):
-            self._acked[event.subtask_id] = None
-            if inp is Input.ALL_ACKED:
-                return self._maybe_settle(record)
-        return []
 
     def _maybe_settle(self, record: SessionRecord) -> list[Effect]:
         if self._settle_appended or any(a.subtask_id not in self._acked for a in record.assignments):
@@ -383,27 +460,6 @@ class Coordinator:
     @staticmethod
     def _final_kind(record: SessionRecord) -> str:
         return "abort" if record.decision is Decision.ABORT else "release"
-
-    def _result(self, before: Phase, event: Result, record: SessionRecord, ledger: Ledger) -> list[Effect]:
-        if before is Phase.SETTLING or event.subtask_id in record.results:
-            return self._answer(record, event.subtask_id, ledger)
-        if before is not Phase.COMMITTED:
-            return []  # no decision applied yet: a result now is the sender's bug, not ours to log
-        if event.subtask_id in self._finish_appended:
-            return []
-        self._finish_appended[event.subtask_id] = None
-        return [Append(Finished(self.session_id, event.subtask_id, event.outcome))]
-
-    def _execution_timeout(self, before: Phase, event: TimerFired, record: SessionRecord) -> list[Effect]:
-        if before is not Phase.COMMITTED or not isinstance(event.key, ExecutionDeadline):
-            return []
-        sub = event.key.subtask_id
-        if sub in record.results or sub in self._finish_appended:
-            return []
-        self._finish_appended[sub] = None
-        agent = record.assignment(sub).agent_id
-        why = f"agent {agent} reported no result within {self._timing.execution_timeout:g}s"
-        return [Append(Finished(self.session_id, sub, Outcome(False, error=why)))]
 
     def _record(self, ledger: Ledger) -> SessionRecord:
         record = ledger.session(self.session_id)
@@ -417,6 +473,22 @@ def _from_participant(message: Vote | Ack | QueryDecision | Result, record: Sess
     Anything else is ignored: a stray or hostile message must not reach the log."""
     return any(a.subtask_id == message.subtask_id and a.agent_id == message.agent_id for a in record.assignments)
 
+
+E = TypeVar("E")
+
+
+def _expect(value: object, kind: type[E]) -> E:
+    """``value`` as ``kind``: the table chose the action by the input ``_classify`` named from
+    the value's type, so anything else is a bug."""
+    if not isinstance(value, kind):
+        raise InvariantViolation(f"coordinator action expected a {kind.__name__}, got {value!r}")
+    return value
+
+
+Action = Callable[[Coordinator, CoordinatorEvent, SessionRecord, float, Ledger], list[Effect]]
+
+#: Every action the table names, resolved once at import: a misspelt name fails right here.
+_ACTIONS: dict[str, Action] = {name: getattr(Coordinator, name) for name in action_names(COORDINATOR_TRANSITIONS)}
 
 _TIMER_INPUT: dict[type, Input] = {
     Retry: Input.RETRY,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from protocol.coordinator import AgentRestarted, CancelRequested, Coordinator
+from protocol.coordinator import Coordinator
 from protocol.defects import NO_DEFECTS, NO_IDEMPOTENCY, Defects
 from protocol.effects import Append, Effect, Send
 from protocol.entries import Accepted, Decided, Finished, Planned, Registered, Settled
@@ -28,7 +28,15 @@ from protocol.errors import (
     StaleRegistration,
     UnknownSession,
 )
-from protocol.events import Applied, BecameLeader, TimerFired
+from protocol.events import (
+    AgentRestarted,
+    Applied,
+    BecameLeader,
+    CancelRequested,
+    CoordinatorEvent,
+    LeaderEvent,
+    TimerFired,
+)
 from protocol.ledger import ApplyResult, Ledger, owned_key
 from protocol.messages import (
     Ack,
@@ -66,7 +74,7 @@ class Leader:
         self._waiting_submits: dict[str, list[tuple[str, TaskSpec]]] = {}
         self._waiting_cancels: dict[str, list[str]] = {}
 
-    def step(self, event: object, now: float) -> list[Effect]:
+    def step(self, event: LeaderEvent, now: float) -> list[Effect]:
         if isinstance(event, BecameLeader):
             self._queue = AdmissionQueue()
             self.coordinators, effects = recover(self.ledger, self.term, self._timing, now, self._queue, self._defects)
@@ -226,7 +234,7 @@ class Leader:
             reply = CancelReply(session_id, state=record.state.value, error=str(exc), status=exc.status)
         return [Send(client, reply) for client in clients]
 
-    def _route(self, session_id: str, event: object, now: float) -> list[Effect]:
+    def _route(self, session_id: str, event: CoordinatorEvent, now: float) -> list[Effect]:
         coordinator = self.coordinators.get(session_id)
         if coordinator is None:
             return []  # settled, or never ours: every sender retries or pulls if it still needs us

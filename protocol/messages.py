@@ -173,6 +173,9 @@ class Release:
     compensate: bool
 
 
+#: What the MCA sends an agent (in a ``ToAgentBatch`` on the wire).
 ToAgent = RegisterReply | Prepare | Commit | Abort | ResultAccepted | Release
-FromAgent = Register | Vote | Ack | QueryDecision | Result
+#: What an agent sends the MCA in a ``ToMcaBatch`` (``Register`` has a call of its own).
+ToMca = Vote | Ack | QueryDecision | Result
+FromAgent = Register | ToMca
 Message = Submit | SubmitReply | Cancel | CancelReply | ToAgent | FromAgent

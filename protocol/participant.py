@@ -1,6 +1,8 @@
 """The two-phase participant inside every agent: a pure machine driven by ``step``.
 
-The per-subtask transitions live in ``participant_table.py``. This module adds what spans
+The per-subtask transitions live in ``participant_table.py``: each (state, cue) names the next
+state and the ``Participant`` method that acts; ``step`` turns an event into a cue, takes the
+move and calls the action, which returns the effects. This module adds what spans
 subtasks: the capacity check at prepare time, the agent's incarnation and the highest leader
 term it has seen (fencing), and recovery after a restart. A restarted agent starts in
 ``recovering``: it registers its new incarnation and ignores coordinator traffic until the
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from protocol.defects import NO_DEFECTS, PARTICIPANT_UNILATERAL_ABORT, Defects
 from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution, StopExecution
 from protocol.errors import IllegalTransition, InvariantViolation
-from protocol.events import Booted, ExecutionDone, TimerFired
+from protocol.events import Booted, ExecutionDone, ParticipantEvent, TimerFired
 from protocol.messages import (
     Abort,
     Ack,
@@ -33,6 +35,7 @@ from protocol.messages import (
 from protocol.model import Assignment, Outcome, Params, Timing
 from protocol.participant_table import PARTICIPANT_TRANSITIONS, RESERVING, Cue, Held
 from protocol.timers import Lease, RegisterRetry, ResultRetry
+from protocol.transitions import action_names
 
 MCA = "mca"
 
@@ -88,6 +91,7 @@ class Participant:
         self.limit = capacity
         self.holdings: dict[str, Holding] = {}
         self._live: dict[str, int] = {}  # subtask -> demand, for the holdings that reserve
+        self._reserved = 0  # the sum of ``_live``, kept by ``_track``: every prepare asks for it
         self.term_seen = 0
         self._timing = timing
         self._offer = offer
@@ -96,19 +100,20 @@ class Participant:
     # --- queries ------------------------------------------------------------------------------
 
     def reserved(self) -> int:
-        return sum(self._live.values())
+        return self._reserved
 
     def _track(self, sub: str) -> None:
-        """Keep the live-reservation index in step with ``holdings`` (O(1) per step)."""
+        """Keep the live-reservation index and its total in step with ``holdings`` (O(1) per
+        step; summing the index instead would cost O(live subtasks) on every prepare)."""
+        self._reserved -= self._live.pop(sub, 0)
         h = self.holdings.get(sub)
         if h is not None and h.held in RESERVING:
             self._live[sub] = h.assignment.demand
-        else:
-            self._live.pop(sub, None)
+            self._reserved += h.assignment.demand
 
     # --- the step function --------------------------------------------------------------------
 
-    def step(self, event: object, now: float) -> list[Effect]:
+    def step(self, event: ParticipantEvent, now: float) -> list[Effect]:
         if isinstance(event, Booted):
             return self._register(now)
         if isinstance(event, TimerFired) and isinstance(event.key, RegisterRetry):
@@ -158,21 +163,21 @@ class Participant:
     def _admits(self, a: Assignment) -> bool:
         return a.capability in self.capabilities and self.reserved() + a.demand <= self.capacity
 
-    def _on(self, sub: str, cue: Cue, event: object, now: float) -> list[Effect]:
+    def _on(self, sub: str, cue: Cue, event: ParticipantEvent, now: float) -> list[Effect]:
         holding = self.holdings.get(sub)
         if holding is None:
             if cue in (Cue.LEASE_EXPIRED, Cue.RESULT_RETRY):
                 return []  # a timer that outlived its subtask
             raise IllegalTransition("participant", Held.ABSENT, cue, f"{self.agent_id} {sub}")
-        moves = PARTICIPANT_TRANSITIONS[holding.held]
-        if cue not in moves:
+        move = PARTICIPANT_TRANSITIONS[holding.held].get(cue)
+        if move is None:
             raise IllegalTransition("participant", holding.held, cue, f"{self.agent_id}#{self.incarnation} {sub}")
-        before, holding.held = holding.held, moves[cue]
+        holding.held = move.to
         if holding.held is Held.ABSENT:
             del self.holdings[sub]  # a stale message about nothing we hold leaves no trace
             self._track(sub)
             return []
-        effects = self._act(before, cue, holding, event, now)
+        effects = [] if move.ignored else _ACTIONS[move.action](self, holding, event, now)
         self._track(sub)
         reserved = self.reserved()
         if reserved > self.limit:
@@ -180,62 +185,92 @@ class Participant:
         self.limit = max(self.capacity, reserved)
         return effects
 
-    # --- actions ------------------------------------------------------------------------------
+    # --- actions: one per table move, named there; each knows its state from the table --------
+    #
+    # Every action takes (holding, event, now) and returns the effects of its move. The holding
+    # is already in the move's target state when it runs.
 
-    def _act(self, before: Held, cue: Cue, h: Holding, event: object, now: float) -> list[Effect]:
+    def _vote_yes(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        lease = Lease(h.session_id, h.assignment.subtask_id)
+        return [self._vote(h, True), SetTimer(lease, now + self._timing.lease)]
+
+    def _vote_no(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        return [self._vote(h, False, h.refusal or self._refusal(h.assignment))]
+
+    def _revote_yes(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        return [self._vote(h, True)]  # a vote is final for the incarnation: the same one again
+
+    def _revote_no(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        # A prepare is a self-loop in every row, so ``h.held`` is the state it found.
+        return [self._vote(h, False, h.refusal or f"subtask is already {h.held.value}")]
+
+    def _execute(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        if isinstance(event, Commit):
+            h.parameters = event.parameters
+        lease = Lease(h.session_id, h.assignment.subtask_id)
+        return [CancelTimer(lease), self._start(h), self._ack(h, "commit")]
+
+    def _ack_commit(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        return [self._ack(h, "commit")]
+
+    def _abort(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        return [CancelTimer(Lease(h.session_id, h.assignment.subtask_id)), self._ack(h, "abort")]
+
+    def _release(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        return self._let_go(h, stop=False, compensate=False)
+
+    def _stop_and_release(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        return self._let_go(h, stop=True, compensate=False)
+
+    def _compensate(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        return self._let_go(h, stop=False, compensate=True)
+
+    def _stop_and_compensate(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        return self._let_go(h, stop=True, compensate=True)
+
+    def _let_go(self, h: Holding, stop: bool, compensate: bool) -> list[Effect]:
         sid, sub = h.session_id, h.assignment.subtask_id
-        lease, retry = Lease(sid, sub), ResultRetry(sid, sub)
-        if cue in (Cue.PREPARE_OK, Cue.PREPARE_REFUSED, Cue.PREPARE):
-            if cue is Cue.PREPARE_OK:
-                return [self._vote(h, True), SetTimer(lease, now + self._timing.lease)]
-            if cue is Cue.PREPARE_REFUSED:
-                return [self._vote(h, False, h.refusal or self._refusal(h.assignment))]
-            yes = before in RESERVING
-            return [self._vote(h, yes, "" if yes else h.refusal or f"subtask is already {before.value}")]
-        if cue is Cue.COMMIT:
-            ack = self._ack(h, "commit")
-            if before is not Held.PREPARED:
-                return [ack]
-            if isinstance(event, Commit):
-                h.parameters = event.parameters
-            return [CancelTimer(lease), self._start(h), ack]
-        if cue is Cue.ABORT:
-            return [CancelTimer(lease), self._ack(h, "abort")]
-        if cue in (Cue.RELEASE, Cue.RELEASE_COMPENSATE):
-            effects: list[Effect] = [CancelTimer(lease), CancelTimer(retry)]
-            if before is Held.COMMITTED:  # still running: give the capacity back for real
-                effects.append(StopExecution(sid, sub))
-            if cue is Cue.RELEASE_COMPENSATE:
-                effects.append(StartCompensation(sid, sub))
-            return [*effects, self._ack(h, "release")]
-        if cue is Cue.LEASE_EXPIRED:
-            if before is not Held.PREPARED:
-                return []
-            if PARTICIPANT_UNILATERAL_ABORT in self._defects:  # planted bug: decide alone
-                h.held = Held.ABORTED
-                return []
-            query = QueryDecision(self.agent_id, self.incarnation, sid, sub)
-            return [Send(MCA, query), SetTimer(lease, now + self._timing.lease)]
-        if cue is Cue.EXECUTION_DONE and isinstance(event, ExecutionDone):
-            if before is Held.COMPENSATED:
-                return [StartCompensation(sid, sub)]  # it finished after we were told to undo it
-            if before is Held.RELEASED:
-                return []
-            h.outcome = event.outcome
-            h.backoff = self._timing.retry
-            return [self._result(h), SetTimer(retry, now + h.backoff)]
-        if cue is Cue.RESULT_ACCEPTED:
-            h.accepted = True
-            return [SetTimer(retry, now + self._timing.lease)] if before is Held.EXECUTED else []
-        if cue is Cue.RESULT_RETRY:
-            if before is not Held.EXECUTED:
-                return []
-            if h.accepted or h.outcome is None:  # only the final word is missing: pull it
-                pull = QueryDecision(self.agent_id, self.incarnation, sid, sub)
-                return [Send(MCA, pull), SetTimer(retry, now + self._timing.lease)]
-            h.backoff = min(h.backoff * 2, self._timing.retry_max)
-            return [self._result(h), SetTimer(retry, now + h.backoff)]
-        raise InvariantViolation(f"participant has no action for {cue} from {before}")
+        effects: list[Effect] = [CancelTimer(Lease(sid, sub)), CancelTimer(ResultRetry(sid, sub))]
+        if stop:  # still running: give the capacity back for real
+            effects.append(StopExecution(sid, sub))
+        if compensate:
+            effects.append(StartCompensation(sid, sub))
+        return [*effects, self._ack(h, "release")]
+
+    def _ask_decision(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        if PARTICIPANT_UNILATERAL_ABORT in self._defects:  # planted bug: decide alone
+            h.held = Held.ABORTED
+            return []
+        sid, sub = h.session_id, h.assignment.subtask_id
+        query = QueryDecision(self.agent_id, self.incarnation, sid, sub)
+        return [Send(MCA, query), SetTimer(Lease(sid, sub), now + self._timing.lease)]
+
+    def _report_result(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        if not isinstance(event, ExecutionDone):
+            raise InvariantViolation(f"participant {self.agent_id} has no outcome in {event!r}")
+        h.outcome = event.outcome
+        h.backoff = self._timing.retry
+        return [self._result(h), SetTimer(ResultRetry(h.session_id, h.assignment.subtask_id), now + h.backoff)]
+
+    def _compensate_late_execution(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        return [StartCompensation(h.session_id, h.assignment.subtask_id)]  # it finished after we were told to undo it
+
+    def _note_accepted(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        h.accepted = True  # an earlier life's result was recorded: once done, pull the final word
+        return []
+
+    def _pull_slowly(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        h.accepted = True
+        return [SetTimer(ResultRetry(h.session_id, h.assignment.subtask_id), now + self._timing.lease)]
+
+    def _resend_result(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
+        sid, sub = h.session_id, h.assignment.subtask_id
+        retry = ResultRetry(sid, sub)
+        if h.accepted or h.outcome is None:  # only the final word is missing: pull it
+            pull = QueryDecision(self.agent_id, self.incarnation, sid, sub)
+            return [Send(MCA, pull), SetTimer(retry, now + self._timing.lease)]
+        h.backoff = min(h.backoff * 2, self._timing.retry_max)
+        return [self._result(h), SetTimer(retry, now + h.backoff)]
 
     def _refusal(self, a: Assignment) -> str:
         if a.capability not in self.capabilities:
@@ -285,3 +320,9 @@ class Participant:
         # with less capacity; no new work is taken until the agent is back under its capacity.
         self.limit = max(self.capacity, self.reserved())
         return effects
+
+
+Action = Callable[[Participant, Holding, ParticipantEvent, float], list[Effect]]
+
+#: Every action the table names, resolved once at import: a misspelt name fails right here.
+_ACTIONS: dict[str, Action] = {name: getattr(Participant, name) for name in action_names(PARTICIPANT_TRANSITIONS)}

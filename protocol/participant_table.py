@@ -22,11 +22,19 @@ A yes vote binds: from ``prepared`` only the coordinator's ``commit`` or ``abort
 moves on. When the lease runs out the agent asks for the decision and keeps waiting; it never
 aborts alone. Pairs missing from a row are contradictions (a commit after an abort of the same
 subtask): the coordinator group is broken, and ``IllegalTransition`` says so.
+
+Each row maps a cue to a ``Move``: the next state and the ``Participant`` method that acts
+(see ``transitions.py``), or ``IGNORE`` for a late message or an outlived timer. A move to
+``absent`` drops the subtask; it is always ``IGNORE``. ``diagram()`` draws the table in
+Mermaid; docs/protocol.md carries the drawing, and tests/unit/test_protocol_diagrams.py keeps
+the two equal (and rewrites the docs when run).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from protocol.transitions import IGNORE, Move, mermaid
 
 
 class Held(StrEnum):
@@ -59,73 +67,78 @@ H, C = Held, Cue
 #: States that hold capacity.
 RESERVING = frozenset({H.PREPARED, H.COMMITTED, H.EXECUTED})
 
-PARTICIPANT_TRANSITIONS: dict[Held, dict[Cue, Held]] = {
+PARTICIPANT_TRANSITIONS: dict[Held, dict[Cue, Move[Held]]] = {
     H.ABSENT: {
-        C.PREPARE_OK: H.PREPARED,
-        C.PREPARE_REFUSED: H.REFUSED,
-        C.COMMIT: H.ABSENT,
-        C.RESULT_ACCEPTED: H.ABSENT,
-        C.ABORT: H.ABORTED,
-        C.RELEASE: H.RELEASED,
-        C.RELEASE_COMPENSATE: H.COMPENSATED,
-        C.LEASE_EXPIRED: H.ABSENT,
-        C.RESULT_RETRY: H.ABSENT,
+        C.PREPARE_OK: Move(H.PREPARED, "_vote_yes"),
+        C.PREPARE_REFUSED: Move(H.REFUSED, "_vote_no"),
+        C.COMMIT: Move(H.ABSENT, IGNORE),  # stale after a restart (see above)
+        C.RESULT_ACCEPTED: Move(H.ABSENT, IGNORE),
+        C.ABORT: Move(H.ABORTED, "_abort"),
+        C.RELEASE: Move(H.RELEASED, "_release"),
+        C.RELEASE_COMPENSATE: Move(H.COMPENSATED, "_compensate"),
+        C.LEASE_EXPIRED: Move(H.ABSENT, IGNORE),
+        C.RESULT_RETRY: Move(H.ABSENT, IGNORE),
     },
     H.PREPARED: {
-        C.PREPARE: H.PREPARED,
-        C.COMMIT: H.COMMITTED,
-        C.ABORT: H.ABORTED,
-        C.RELEASE_COMPENSATE: H.COMPENSATED,
-        C.LEASE_EXPIRED: H.PREPARED,
-        C.RESULT_RETRY: H.PREPARED,
+        C.PREPARE: Move(H.PREPARED, "_revote_yes"),
+        C.COMMIT: Move(H.COMMITTED, "_execute"),
+        C.ABORT: Move(H.ABORTED, "_abort"),
+        C.RELEASE_COMPENSATE: Move(H.COMPENSATED, "_compensate"),
+        C.LEASE_EXPIRED: Move(H.PREPARED, "_ask_decision"),
+        C.RESULT_RETRY: Move(H.PREPARED, IGNORE),
     },
     H.COMMITTED: {
-        C.PREPARE: H.COMMITTED,
-        C.COMMIT: H.COMMITTED,
-        C.RELEASE: H.RELEASED,
-        C.RELEASE_COMPENSATE: H.COMPENSATED,
-        C.EXECUTION_DONE: H.EXECUTED,
-        C.RESULT_ACCEPTED: H.COMMITTED,
-        C.LEASE_EXPIRED: H.COMMITTED,
-        C.RESULT_RETRY: H.COMMITTED,
+        C.PREPARE: Move(H.COMMITTED, "_revote_yes"),
+        C.COMMIT: Move(H.COMMITTED, "_ack_commit"),
+        C.RELEASE: Move(H.RELEASED, "_stop_and_release"),
+        C.RELEASE_COMPENSATE: Move(H.COMPENSATED, "_stop_and_compensate"),
+        C.EXECUTION_DONE: Move(H.EXECUTED, "_report_result"),
+        C.RESULT_ACCEPTED: Move(H.COMMITTED, "_note_accepted"),
+        C.LEASE_EXPIRED: Move(H.COMMITTED, IGNORE),
+        C.RESULT_RETRY: Move(H.COMMITTED, IGNORE),
     },
     H.EXECUTED: {
-        C.PREPARE: H.EXECUTED,
-        C.COMMIT: H.EXECUTED,
-        C.RELEASE: H.RELEASED,
-        C.RELEASE_COMPENSATE: H.COMPENSATED,
-        C.RESULT_ACCEPTED: H.EXECUTED,
-        C.RESULT_RETRY: H.EXECUTED,
-        C.LEASE_EXPIRED: H.EXECUTED,
+        C.PREPARE: Move(H.EXECUTED, "_revote_yes"),
+        C.COMMIT: Move(H.EXECUTED, "_ack_commit"),
+        C.RELEASE: Move(H.RELEASED, "_release"),
+        C.RELEASE_COMPENSATE: Move(H.COMPENSATED, "_compensate"),
+        C.RESULT_ACCEPTED: Move(H.EXECUTED, "_pull_slowly"),
+        C.RESULT_RETRY: Move(H.EXECUTED, "_resend_result"),
+        C.LEASE_EXPIRED: Move(H.EXECUTED, IGNORE),
     },
     H.REFUSED: {
-        C.PREPARE: H.REFUSED,
-        C.ABORT: H.ABORTED,
-        C.LEASE_EXPIRED: H.REFUSED,
-        C.RESULT_RETRY: H.REFUSED,
+        C.PREPARE: Move(H.REFUSED, "_revote_no"),
+        C.ABORT: Move(H.ABORTED, "_abort"),
+        C.LEASE_EXPIRED: Move(H.REFUSED, IGNORE),
+        C.RESULT_RETRY: Move(H.REFUSED, IGNORE),
     },
     H.ABORTED: {
-        C.PREPARE: H.ABORTED,
-        C.ABORT: H.ABORTED,
-        C.LEASE_EXPIRED: H.ABORTED,
-        C.RESULT_RETRY: H.ABORTED,
+        C.PREPARE: Move(H.ABORTED, "_revote_no"),
+        C.ABORT: Move(H.ABORTED, "_abort"),
+        C.LEASE_EXPIRED: Move(H.ABORTED, IGNORE),
+        C.RESULT_RETRY: Move(H.ABORTED, IGNORE),
     },
     H.RELEASED: {
-        C.PREPARE: H.RELEASED,
-        C.COMMIT: H.RELEASED,
-        C.RELEASE: H.RELEASED,
-        C.RESULT_ACCEPTED: H.RELEASED,
-        C.EXECUTION_DONE: H.RELEASED,
-        C.LEASE_EXPIRED: H.RELEASED,
-        C.RESULT_RETRY: H.RELEASED,
+        C.PREPARE: Move(H.RELEASED, "_revote_no"),
+        C.COMMIT: Move(H.RELEASED, "_ack_commit"),
+        C.RELEASE: Move(H.RELEASED, "_release"),
+        C.RESULT_ACCEPTED: Move(H.RELEASED, IGNORE),
+        C.EXECUTION_DONE: Move(H.RELEASED, IGNORE),  # the session no longer needs its result
+        C.LEASE_EXPIRED: Move(H.RELEASED, IGNORE),
+        C.RESULT_RETRY: Move(H.RELEASED, IGNORE),
     },
     H.COMPENSATED: {
-        C.PREPARE: H.COMPENSATED,
-        C.COMMIT: H.COMPENSATED,
-        C.RELEASE_COMPENSATE: H.COMPENSATED,
-        C.RESULT_ACCEPTED: H.COMPENSATED,
-        C.EXECUTION_DONE: H.COMPENSATED,
-        C.LEASE_EXPIRED: H.COMPENSATED,
-        C.RESULT_RETRY: H.COMPENSATED,
+        C.PREPARE: Move(H.COMPENSATED, "_revote_no"),
+        C.COMMIT: Move(H.COMPENSATED, "_ack_commit"),
+        C.RELEASE_COMPENSATE: Move(H.COMPENSATED, "_compensate"),
+        C.RESULT_ACCEPTED: Move(H.COMPENSATED, IGNORE),
+        C.EXECUTION_DONE: Move(H.COMPENSATED, "_compensate_late_execution"),
+        C.LEASE_EXPIRED: Move(H.COMPENSATED, IGNORE),
+        C.RESULT_RETRY: Move(H.COMPENSATED, IGNORE),
     },
 }
+
+
+def diagram() -> str:
+    """The participant table as a Mermaid ``stateDiagram-v2`` (``IGNORE`` moves left out)."""
+    return mermaid(PARTICIPANT_TRANSITIONS, Held.ABSENT)

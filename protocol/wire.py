@@ -7,7 +7,10 @@ proto's disagree fails the round-trip test, so the two definitions cannot drift 
 
 Protocol messages travel in batches (``ToAgentBatch``, ``ToMcaBatch``) of one-field envelopes
 (``ToAgent``, ``ToMca``: a ``oneof`` per message kind); ``pack`` and ``unpack`` convert a whole
-batch, so the hosts never see an envelope.
+batch, so the hosts never see an envelope. ``unpack_to_agent`` and ``unpack_to_mca`` also check
+the direction and return typed lists (``ToAgent``, ``ToMca``): a batch or a message going the
+wrong way raises ``TypeError``, as any batch that has no core form does (the boundary answers
+a request that fails to decode that way with ``INVALID_ARGUMENT``).
 
 This module is the only place that touches generated code; the stubs are built by setup.py.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from protocol import messages as m
 from protocol.model import Assignment, Outcome, Params
@@ -190,4 +193,24 @@ def unpack(batch: Any) -> list[object]:
         name = envelope.WhichOneof("message")
         if name is not None:
             out.append(from_proto(getattr(envelope, name)))
+    return out
+
+
+def unpack_to_agent(batch: Any) -> list[m.ToAgent]:
+    """The messages of a ``ToAgentBatch``, each checked to be one the MCA sends an agent."""
+    return cast("list[m.ToAgent]", _unpack_checked(batch, pb.ToAgentBatch, TO_AGENT_FIELD, "to agents"))
+
+
+def unpack_to_mca(batch: Any) -> list[m.ToMca]:
+    """The messages of a ``ToMcaBatch``, each checked to be one an agent sends the MCA."""
+    return cast("list[m.ToMca]", _unpack_checked(batch, pb.ToMcaBatch, TO_MCA_FIELD, "to the MCA"))
+
+
+def _unpack_checked(batch: Any, batch_class: Any, fields: dict[type, str], direction: str) -> list[object]:
+    if not isinstance(batch, batch_class):
+        raise TypeError(f"{type(batch).__name__} is not a batch that travels {direction}")
+    out = unpack(batch)
+    for message in out:
+        if type(message) not in fields:  # the cast above rests on this check
+            raise TypeError(f"{type(message).__name__} does not travel {direction}")
     return out

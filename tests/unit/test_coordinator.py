@@ -11,13 +11,13 @@ from typing import Generic, TypeVar
 
 import pytest
 
-from protocol.coordinator import AgentRestarted, CancelRequested, Coordinator
+from protocol.coordinator import Coordinator
 from protocol.coordinator_table import COORDINATOR_TRANSITIONS, Input, Phase
 from protocol.defects import COMMIT_BEFORE_APPEND
 from protocol.effects import Append, Effect, Send, SetTimer
 from protocol.entries import Decided, Finished, Negotiated, Registered, Settled
 from protocol.errors import IllegalTransition
-from protocol.events import Applied, TimerFired
+from protocol.events import AgentRestarted, Applied, CancelRequested, CoordinatorEvent, TimerFired
 from protocol.ledger import ApplyResult, Ledger
 from protocol.messages import Abort, Ack, Commit, Prepare, QueryDecision, Release, Result, ResultAccepted, Vote
 from protocol.model import Decision, Outcome
@@ -72,7 +72,7 @@ def applied(entry: object, **result: object) -> Applied:
     return Applied(1, entry, ApplyResult(True, "s1", **result))  # type: ignore[arg-type]
 
 
-EVENTS: dict[Input, Callable[[Coordinator, Ledger], object]] = {
+EVENTS: dict[Input, Callable[[Coordinator, Ledger], CoordinatorEvent]] = {
     Input.VOTE_YES: lambda c, lg: yes("wpa", "s1.0"),
     Input.ALL_YES: lambda c, lg: (c.step(yes("npa", "s1.1"), NOW, lg), yes("wpa", "s1.0"))[1],
     Input.VOTE_NO: lambda c, lg: Vote("wpa", 1, "s1", "s1.0", False, "full"),
@@ -111,13 +111,24 @@ def test_every_phase_and_input(phase: Phase, inp: Input) -> None:
         ledger.apply(Finished("s1", "s1.0", OK))
     if phase is not Phase.DONE:  # the event really is the input under test
         assert c._classify(event, ledger.sessions["s1"], ledger) is inp
-    expected = COORDINATOR_TRANSITIONS[phase].get(inp)
-    if expected is None:
+    move = COORDINATOR_TRANSITIONS[phase].get(inp)
+    if move is None:
         with pytest.raises(IllegalTransition):
             c.step(event, NOW, ledger)
     else:
-        c.step(event, NOW, ledger)
-        assert c.phase is expected
+        effects = c.step(event, NOW, ledger)
+        assert c.phase is move.to
+        if move.ignored:  # an explicit ignore really does nothing
+            assert effects == []
+
+
+def test_ignore_is_only_ever_a_self_loop_and_every_action_is_a_coordinator_method() -> None:
+    for phase, row in COORDINATOR_TRANSITIONS.items():
+        for inp, move in row.items():
+            if move.ignored:
+                assert move.to is phase, (phase, inp)
+            else:
+                assert callable(getattr(Coordinator, move.action, None)), move.action
 
 
 def test_single_phase_inputs_appear_in_no_other_row() -> None:
@@ -167,7 +178,7 @@ def test_the_planted_bug_sends_commit_before_the_append() -> None:
         (QueryDecision("wpa", 1, "s1", "s1.0"), "agent wpa asked for the decision before it was reached"),
     ],
 )
-def test_before_a_decision_only_abort_is_reachable(event: object, reason: str) -> None:
+def test_before_a_decision_only_abort_is_reachable(event: CoordinatorEvent, reason: str) -> None:
     c, ledger = in_phase(Phase.PREPARING)
     effects = c.step(event, NOW, ledger)
     assert appended(effects, Decided) == [Decided("s1", Decision.ABORT, reason)]

@@ -11,7 +11,7 @@ import pytest
 from protocol.effects import Append, Effect, Send
 from protocol.entries import Accepted, Decided, Planned, Registered, Settled
 from protocol.errors import InvalidMessage, StaleRegistration
-from protocol.events import Applied, BecameLeader
+from protocol.events import Applied, BecameLeader, LeaderEvent
 from protocol.leader import Leader, check_register
 from protocol.ledger import Ledger
 from protocol.messages import Ack, Cancel, CancelReply, Prepare, Register, RegisterReply, Release, Submit, SubmitReply
@@ -22,10 +22,10 @@ from tests.unit.helpers import PLAN, TIMING, WELLNESS, ledger_with_agents, sessi
 NOW = 1.0
 
 
-def drive(leader: Leader, event: object) -> list[Send]:
+def drive(leader: Leader, event: LeaderEvent) -> list[Send]:
     """Step the leader and apply its appends at once, as a log with no faults would."""
     sent: list[Send] = []
-    queue: list[object] = [event]
+    queue: list[LeaderEvent] = [event]
     index = 0
     while queue:
         effects: list[Effect] = leader.step(queue.pop(0), NOW)

@@ -11,7 +11,7 @@ import pytest
 from protocol.defects import PARTICIPANT_UNILATERAL_ABORT
 from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution, StopExecution
 from protocol.errors import IllegalTransition
-from protocol.events import Booted, ExecutionDone, TimerFired
+from protocol.events import Booted, ExecutionDone, ParticipantEvent, TimerFired
 from protocol.messages import (
     Abort,
     Ack,
@@ -27,7 +27,7 @@ from protocol.messages import (
 )
 from protocol.model import Assignment
 from protocol.participant import Holding, Participant, Refusal
-from protocol.participant_table import PARTICIPANT_TRANSITIONS, Cue, Held
+from protocol.participant_table import PARTICIPANT_TRANSITIONS, RESERVING, Cue, Held
 from protocol.timers import Lease, RegisterRetry, ResultRetry
 from tests.unit.helpers import OK, TIMING
 
@@ -46,7 +46,7 @@ def messages(effects: list[Effect], kind: type) -> list[object]:
     return [e.message for e in effects if isinstance(e, Send) and isinstance(e.message, kind)]
 
 
-EVENTS: dict[Cue, object] = {
+EVENTS: dict[Cue, ParticipantEvent] = {
     Cue.PREPARE_OK: Prepare(1, 1, "s1", MEAL),
     Cue.PREPARE_REFUSED: Prepare(1, 1, "s1", Assignment("s1.0", "npa", "plan_sleep", 1)),
     Cue.PREPARE: Prepare(1, 1, "s1", MEAL),
@@ -74,14 +74,27 @@ def test_every_state_and_cue(held: Held, cue: Cue) -> None:
     p = ready()
     if held is not Held.ABSENT:
         p.holdings["s1.0"] = Holding("s1", MEAL, held, outcome=OK)
-    expected = PARTICIPANT_TRANSITIONS[held].get(cue)
-    if expected is None:
+    move = PARTICIPANT_TRANSITIONS[held].get(cue)
+    if move is None:
         with pytest.raises(IllegalTransition):
             p.step(EVENTS[cue], NOW)
         return
-    p.step(EVENTS[cue], NOW)
+    effects = p.step(EVENTS[cue], NOW)
     now_held = p.holdings["s1.0"].held if "s1.0" in p.holdings else Held.ABSENT
-    assert now_held is expected
+    assert now_held is move.to
+    if move.ignored:  # an explicit ignore really does nothing
+        assert effects == []
+
+
+def test_ignore_is_only_ever_a_self_loop_and_every_action_is_a_participant_method() -> None:
+    for held, row in PARTICIPANT_TRANSITIONS.items():
+        for cue, move in row.items():
+            if move.ignored:
+                assert move.to is held, (held, cue)
+            else:
+                assert callable(getattr(Participant, move.action, None)), move.action
+            if move.to is Held.ABSENT:  # dropping a subtask runs no action
+                assert move.ignored, (held, cue)
 
 
 def test_contradictions_are_rejected() -> None:
@@ -90,7 +103,7 @@ def test_contradictions_are_rejected() -> None:
         assert Cue.ABORT not in PARTICIPANT_TRANSITIONS[held]
     for held in (Held.REFUSED, Held.ABORTED):
         assert Cue.COMMIT not in PARTICIPANT_TRANSITIONS[held]
-    assert PARTICIPANT_TRANSITIONS[Held.PREPARED][Cue.LEASE_EXPIRED] is Held.PREPARED
+    assert PARTICIPANT_TRANSITIONS[Held.PREPARED][Cue.LEASE_EXPIRED].to is Held.PREPARED
 
 
 def test_a_yes_vote_reserves_first_and_carries_the_offers() -> None:
@@ -234,3 +247,36 @@ def test_the_agent_can_refuse_a_subtask_it_cannot_do() -> None:
     # The capacity is still there for a subtask it accepts.
     accepting = ready()
     assert [v.yes for v in messages(accepting.step(Prepare(1, 1, "s2", MEAL), NOW), Vote)] == [True]  # type: ignore[attr-defined]
+
+
+def test_the_running_reservation_total_equals_the_sum_of_what_is_held() -> None:
+    p = ready(capacity=6)
+
+    def held_demand() -> int:
+        return sum(h.assignment.demand for h in p.holdings.values() if h.held in RESERVING)
+
+    def sub(i: int, demand: int) -> Assignment:
+        return Assignment(f"s{i}.0", "npa", "plan_meal", demand)
+
+    steps: list[ParticipantEvent] = [
+        Prepare(1, 1, "s1", sub(1, 2)),
+        Prepare(1, 1, "s2", sub(2, 3)),
+        Prepare(1, 1, "s3", sub(3, 2)),  # no room: refused, reserves nothing
+        Prepare(1, 1, "s2", sub(2, 3)),  # a repeat: the same yes, no second reservation
+        Commit(1, 1, "s1", "s1.0"),
+        Abort(1, 1, "s2", "s2.0"),
+        Abort(1, 1, "s3", "s3.0"),
+        Prepare(1, 1, "s4", sub(4, 4)),
+        ExecutionDone("s1", "s1.0", 1, OK),
+        Release(1, 1, "s1", "s1.0", compensate=False),
+        Commit(1, 1, "s4", "s4.0"),
+        Release(1, 1, "s4", "s4.0", compensate=True),
+        Commit(1, 1, "s9", "s9.0"),  # stale, for nothing held
+        Prepare(1, 1, "s5", sub(5, 6)),
+    ]
+    totals = []
+    for event in steps:
+        p.step(event, NOW)
+        assert p.reserved() == held_demand()
+        totals.append(p.reserved())
+    assert totals == [2, 5, 5, 5, 5, 2, 2, 6, 6, 4, 4, 0, 0, 6]

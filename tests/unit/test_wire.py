@@ -7,7 +7,17 @@ import pytest
 
 from protocol import messages as m
 from protocol.model import Assignment, Outcome
-from protocol.wire import PROTO_OF, TO_AGENT_FIELD, TO_MCA_FIELD, from_proto, pack, to_proto, unpack
+from protocol.wire import (
+    PROTO_OF,
+    TO_AGENT_FIELD,
+    TO_MCA_FIELD,
+    from_proto,
+    pack,
+    to_proto,
+    unpack,
+    unpack_to_agent,
+    unpack_to_mca,
+)
 
 A = Assignment("s1.0", "npa", "plan_meal", 2, (("kcal", 2100.0),))
 SAMPLES: list[object] = [
@@ -53,3 +63,15 @@ def test_batches_keep_every_message_and_its_order() -> None:
 def test_a_message_in_the_wrong_direction_is_refused() -> None:
     with pytest.raises(TypeError):
         pack([m.QueryDecision("npa", 2, "s1", "s1.0")], to_agent=True)
+
+
+def test_typed_unpacking_keeps_each_direction_and_refuses_the_other() -> None:
+    to_agents = [s for s in SAMPLES if type(s) in TO_AGENT_FIELD]
+    to_mca = [s for s in SAMPLES if type(s) in TO_MCA_FIELD]
+    assert unpack_to_agent(pack(to_agents, to_agent=True)) == to_agents
+    assert unpack_to_mca(pack(to_mca, to_agent=False)) == to_mca
+    # TypeError: what the boundary answers as a malformed request when decoding fails
+    with pytest.raises(TypeError, match="travels to agents"):
+        unpack_to_agent(pack(to_mca, to_agent=False))
+    with pytest.raises(TypeError, match="travels to the MCA"):
+        unpack_to_mca(pack(to_agents, to_agent=True))
