@@ -1,6 +1,6 @@
 """The decision log interface: the one place where coordination decisions become durable.
 
-Implementations: ``sim.world.SimDecisionLog`` (a linearizable model whose leader can change,
+Implementations: ``sim.raftmodel.SimDecisionLog`` (a linearizable model whose leader can change,
 for the simulator) and, in the runtime, a pysyncobj-replicated log. Both apply entries to a
 ``Ledger`` in log order on every replica and report each applied record with its result. An
 entry is a ``Batch`` of records (group commit): Raft appends and applies it whole.

@@ -48,6 +48,10 @@ CHECKERS = (
 
 
 class Violation(Exception):
+    """A checker found a broken property of the coordination core (a bug, or a planted one)
+    during a simulation; ``checker`` names it. Not the ``Violation`` records of ``npa.checks``
+    and ``wpa.checks``, which are broken rules of a generated plan."""
+
     def __init__(self, checker: str, detail: str) -> None:
         super().__init__(f"{checker}: {detail}")
         self.checker = checker

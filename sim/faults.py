@@ -1,11 +1,15 @@
 """The fault plan: every fault knob of a simulation run in one frozen value (after TigerBeetle's
 VOPR options). Probabilities are per message (drop, duplicate, delay) or per 100 ms tick of the
-fault window (partition, crash, clock jump); ``execution_failure`` is per execution."""
+fault window (partition, crash, clock jump); ``execution_failure`` is per execution.
+``schedule_faults`` draws the tick faults from the seed before the run starts."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from sim.schedule import Clock, ClockJump, Crash, Depose, Partition
 
 FAULT_NAMES = ("drop", "duplicate", "delay", "partition", "crash", "clock_jump", "execution_failure")
 
@@ -52,3 +56,26 @@ DEFAULT_RATES = {
     "clock_jump": 0.02,
     "execution_failure": 0.05,
 }
+
+
+def schedule_faults(
+    plan: FaultPlan, rng: random.Random, clock: Clock, window: float, replicas: tuple[str, ...], agents: tuple[str, ...]
+) -> None:
+    """Put the crashes, partitions (two in five depose the leader) and clock jumps of each tick
+    of the fault window on the clock."""
+    t = 0.1
+    while t < window:
+        if rng.random() < plan.crash:
+            clock.at(t, Crash(rng.choice(("leader", *agents))))
+        if rng.random() < plan.partition:
+            if rng.random() < 0.4:
+                clock.at(t, Depose())
+            else:
+                a = rng.choice((*replicas, *agents, "c1", "c2"))
+                b = rng.choice((*replicas, *agents))
+                if a != b:
+                    clock.at(t, Partition(a, b, rng.uniform(0.1, 1.0)))
+        if rng.random() < plan.clock_jump:
+            node = rng.choice((*replicas, *agents))
+            clock.at(t, ClockJump(node, rng.uniform(0.2, 2.0)))
+        t += 0.1

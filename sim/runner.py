@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from protocol.defects import Defects
 from sim.checkers import Violation
 from sim.faults import FaultPlan
-from sim.world import SimOptions, World
+from sim.options import SimOptions
+from sim.world import World
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from protocol.messages import (
 from protocol.model import Decision, Outcome, SubtaskSpec, TaskSpec, Timing
 from protocol.session_table import SessionState
 from sim.faults import FaultPlan
-from sim.world import SimOptions, World
+from sim.options import SimOptions
+from sim.world import World
 
 # Scenarios script exact interleavings, so they pin the default timing instead of drawing it.
 FIXED = SimOptions(timing=Timing())

@@ -13,7 +13,7 @@ from protocol.entries import Accepted, Batch, Registered
 from protocol.events import Applied
 from protocol.ledger import Ledger
 from protocol.log import DecisionLog
-from sim.world import SimDecisionLog
+from sim.raftmodel import SimDecisionLog
 from tests.unit.helpers import WELLNESS
 
 
