@@ -44,6 +44,8 @@ class Appends:
             self.group.appended()
             self._batching["entries"] += 1
             self._batching["records"] += len(batch.records)
+            if self.group.ready() and self.loop is not None:  # a burst: the next full batch
+                self.loop.call_soon(self.cut)
 
     def _settled_on_tick_thread(self, leader: Leader, appended_at: float, applied: bool) -> None:
         """One of our batches applied (or was dropped): the pipeline has room again."""

@@ -89,6 +89,10 @@ class ReplicaConfig:
     redis_url: str = field(default="", repr=False)
 
 
+#: Events stepped per hold of the log's guard (``Replica.step_many``).
+STEP_CHUNK = 64
+
+
 class Replica:
     def __init__(self, config: ReplicaConfig, metrics: Metrics | None = None) -> None:
         self.config = config
@@ -251,18 +255,25 @@ class Replica:
         return self.step_many((event,))
 
     def step_many(self, events: Iterable[LeaderEvent]) -> bool:
-        """Step the leader with each event in turn, under one hold of the guard, and perform
-        the effects after. False when not leading."""
+        """Step the leader with each event in turn, ``STEP_CHUNK`` events per hold of the guard,
+        performing each chunk's effects after it. False when not leading (events of a chunk that
+        found no leader are dropped: the protocol's resends cover them).
+
+        The guard is also what pysyncobj's tick thread takes to apply entries, and that thread
+        sends the heartbeats: one hold for a reply of a thousand answers kept it waiting past
+        the election timeout (leader changes at 1,024 in flight). Between chunks it gets in."""
         log = self._log()
-        effects: list[Effect] = []
-        with log.guard:
-            leader = self.leadership.leader
-            if leader is None:
-                return False
-            now = time.monotonic()
-            for event in events:
-                effects += leader.step(event, now)
-        self._perform(effects)
+        batch = events if isinstance(events, (list, tuple)) else list(events)
+        for start in range(0, len(batch), STEP_CHUNK):
+            effects: list[Effect] = []
+            with log.guard:
+                leader = self.leadership.leader
+                if leader is None:
+                    return False
+                now = time.monotonic()
+                for event in batch[start : start + STEP_CHUNK]:
+                    effects += leader.step(event, now)
+            self._perform(effects)
         return True
 
     def _perform(self, effects: list[Effect]) -> None:

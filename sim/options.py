@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from protocol.batching import RECORDS_PER_BATCH_MAX
 from protocol.model import Timing
 
 
@@ -26,14 +27,21 @@ class SimOptions:
     #: Settled sessions the ledger keeps before retiring them; ``None`` draws it from the seed
     #: (often a handful, so that retirement, and key reuse after it, happen under faults).
     settled_sessions_kept: int | None = None
+    #: Records per Raft entry at most (``GroupCommit``); ``None`` draws it from the seed (often
+    #: one or two, so that bursts are cut into several batches under faults).
+    batch_size: int | None = None
 
-    def resolve(self, rng: random.Random) -> tuple[Timing, int]:
-        """The timing and the settled sessions kept, drawing from ``rng`` what is left open."""
+    def resolve(self, rng: random.Random) -> tuple[Timing, int, int]:
+        """The timing, the settled sessions kept and the records per batch, drawing from
+        ``rng`` what is left open."""
         timing = self.timing if self.timing is not None else _draw_timing(rng)
         kept = self.settled_sessions_kept
         if kept is None:
             kept = rng.choice((1, 3, 8, 10_000))
-        return timing, kept
+        size = self.batch_size
+        if size is None:
+            size = rng.choice((1, 2, 4, RECORDS_PER_BATCH_MAX))
+        return timing, kept, size
 
 
 def _draw_timing(rng: random.Random) -> Timing:

@@ -19,7 +19,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from protocol.batching import GroupCommit, records
+from protocol.batching import RECORDS_PER_BATCH_MAX, GroupCommit, records
 from protocol.defects import Defects
 from protocol.entries import Batch, Entry
 from protocol.events import Applied, BecameLeader
@@ -93,7 +93,9 @@ class Replicas:
         defects: Defects,
         up: dict[str, bool],
         step: Callable[[str, object], None],
+        batch_size: int = RECORDS_PER_BATCH_MAX,
     ) -> None:
+        self._batch_size = batch_size
         self._shared = shared
         self._plan = plan
         self._hooks = hooks
@@ -135,7 +137,7 @@ class Replicas:
         leader = self.leaders.get(node)
         if leader is None:
             return
-        group = self._groups.setdefault(node, GroupCommit(self._defects))
+        group = self._groups.setdefault(node, GroupCommit(self._defects, size=self._batch_size))
         if group.add(entry, leader.term):
             # The loop goes idle within a simulated turn: whatever else it appends meanwhile
             # (other deliveries, timers) joins this batch.
@@ -152,6 +154,8 @@ class Replicas:
         if not self.log.append(batch, term):
             return
         group.appended()
+        if group.ready():  # more than a batch waited: cut the next one in the same turn
+            self._shared.clock.after(self._shared.rng.uniform(0.0, 0.001), Cut(node))
         shared = self._shared
         lag = shared.rng.uniform(0.001, 0.004)
         if not shared.healed and shared.rng.random() < self._plan.delay:

@@ -79,7 +79,7 @@ class World:
         self.rng = random.Random(plan.seed)
         self.shared = shared = Shared(Clock(), self.rng)
         self.clock = shared.clock
-        self.timing, kept = options.resolve(self.rng)
+        self.timing, kept, batch_size = options.resolve(self.rng)
         self._trace = hashlib.blake2b(digest_size=8)
         self.trace_sink: Callable[[str], None] | None = None
         # Where a named scenario bends the world (sim.schedule.Hooks): read by the parts at use.
@@ -93,7 +93,7 @@ class World:
         self.hosts = Hosts(shared, plan, self, self.checkers, self.timing, defects, self._step)
         self.agents: dict[str, AgentNode] = self.hosts.agents
         self.up: dict[str, bool] = dict.fromkeys((*REPLICAS, *self.agents), True)
-        self.replicas = Replicas(shared, plan, self, self.ledger, self.timing, defects, self.up, self._step)
+        self.replicas = Replicas(shared, plan, self, self.ledger, self.timing, defects, self.up, self._step, batch_size)
         self.log = self.replicas.log
         self.leaders: dict[str, Leader] = self.replicas.leaders
         self.log.subscribe(lambda a: self.checkers.applied(a.entry, a.result))

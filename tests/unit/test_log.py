@@ -93,3 +93,21 @@ def test_the_pipeline_holds_records_back_while_it_is_full_and_lets_them_go_as_ba
     group.appended()
     group.drop()  # leadership lost: nothing of ours is on the way any more
     assert group.add(a, 2) and group.on_the_way == 0
+
+
+def test_a_burst_is_cut_into_batches_of_bounded_size_in_order() -> None:
+    group = GroupCommit(depth=2, size=2)
+    records = [Registered(f"r{i}", ("echo",), 1, 1) for i in range(5)]
+    assert group.add(records[0], 1)
+    for r in records[1:]:
+        assert not group.add(r, 1)  # one cut is scheduled for the whole burst
+    assert group.cut() == (Batch(tuple(records[:2]), 1), 1)
+    group.appended()
+    assert group.ready()  # three more wait and the pipeline has room: cut again
+    assert group.cut() == (Batch(tuple(records[2:4]), 1), 1)
+    group.appended()
+    assert not group.ready() and group.cut() == (None, 0)  # the pipeline is full
+    assert group.settled()  # a batch applied: the last record goes
+    assert group.cut() == (Batch((records[4],), 1), 1)
+    group.appended()
+    assert not group.ready() and len(group) == 0
