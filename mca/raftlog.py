@@ -80,6 +80,17 @@ RECORDS_KEPT = 5_000
 LOG_COMPACTION_ENTRIES = 5_000
 
 
+def _yield_the_cores() -> None:
+    """In a forked child: compaction, pickling and compressing the whole state for seconds. At
+    the lowest priority it takes only the CPU the replicas and agents leave: at the default
+    one, on two cores, it starved the tick threads and cost leader changes in long runs."""
+    os.nice(19)
+
+
+#: Forks of a replica process are pysyncobj's compactions (registered once per process).
+_NICE_CHILDREN = False
+
+
 @dataclass(frozen=True)
 class RaftTiming:
     """pysyncobj periods in seconds. Elections start 0.25-0.75 s after the last message from a
@@ -260,6 +271,10 @@ class RaftDecisionLog:
         if not password:
             raise ValueError("the Raft password must not be empty: replica traffic is always authenticated")
         private_folder(Path(data_dir))  # the journal holds the ledger: payloads, owners, results
+        global _NICE_CHILDREN
+        if not _NICE_CHILDREN:
+            os.register_at_fork(after_in_child=_yield_the_cores)
+            _NICE_CHILDREN = True
         self._subscribers: list[Callable[[Applied], None]] = []
         self._batch_subscribers: list[Callable[[], None]] = []
         self._lock = threading.Lock()

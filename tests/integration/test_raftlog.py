@@ -5,6 +5,7 @@ appends, replay their journal after a restart, and keep out a replica with the w
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -156,3 +157,15 @@ def test_a_batch_of_a_term_older_than_the_latest_barrier_is_skipped_everywhere(
     leader._state._apply(fresh, callback=None)
     wait_for(lambda: all("npa" in log.ledger.agents for log in logs))
     assert all("ghost" not in log.ledger.agents for log in logs)
+
+
+def test_a_forked_child_of_a_replica_runs_at_the_lowest_priority(
+    cluster: tuple[list[RaftDecisionLog], list[str], Path],
+) -> None:
+    """pysyncobj compacts in a forked child; at the parent's priority it competed with the
+    replicas for two cores. The child's niceness is its exit code here."""
+    pid = os.fork()
+    if pid == 0:  # the child: leave at once, saying how nice it is
+        os._exit(os.nice(0))
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 19
