@@ -96,6 +96,8 @@ class AgentHost:
         self._timers: TimerWheel[TimerKey] = TimerWheel(self._fire)
         self._link: PeerLink[Any] = PeerLink(self._deliver_to_mca, self._outbox)
         self._outlets: list[Outlet[object]] = []  # the leaders' open streams, oldest first
+        self._progress_next: dict[str, Any] = {}  # per subtask: the latest report not yet sent
+        self._progress_sending: set[str] = set()  # subtasks with a report call under way
         self._running: dict[str, asyncio.Task[None]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self.context = context
@@ -228,7 +230,24 @@ class AgentHost:
         # ``execute`` may call this from a worker thread (heavy work goes to asyncio.to_thread):
         # hand the call to the host's loop rather than touching the loop from another thread.
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._call_mca, "ReportProgress", report)
+            self._loop.call_soon_threadsafe(self._queue_progress, subtask_id, report)
+
+    def _queue_progress(self, subtask_id: str, report: Any) -> None:
+        """Progress of a subtask goes one call at a time, the latest report replacing one not yet
+        sent: two reports in flight at once could land in either order, and the leader keeps
+        the last it handles as the subtask's progress (it went from 0.5 back to 0.25)."""
+        self._progress_next[subtask_id] = report
+        if subtask_id not in self._progress_sending:
+            self._progress_sending.add(subtask_id)
+            self._outbox.spawn(self._send_progress(subtask_id))
+
+    async def _send_progress(self, subtask_id: str) -> None:
+        try:
+            while (report := self._progress_next.pop(subtask_id, None)) is not None:
+                await self._to_leader("ReportProgress", report)
+        finally:
+            self._progress_sending.discard(subtask_id)
+            self._progress_next.pop(subtask_id, None)  # (cancelled: the host is stopping)
 
     def _compensate(self, effect: StartCompensation) -> None:
         self._outbox.spawn(self.agent.compensate(effect.subtask_id))

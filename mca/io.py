@@ -85,8 +85,12 @@ class Outbox:
             self.spawn(channel.close())
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        # Wait for them to end: a call still under way when the event loop closes makes gRPC's
+        # poller thread schedule onto a closed loop ("Event loop is closed" at exit).
+        await asyncio.gather(*tasks, return_exceptions=True)
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()

@@ -219,7 +219,7 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        self._submissions.close()
+        await self._submissions.close()
         for channel in self._channels:
             await channel.close()
 
@@ -388,12 +388,13 @@ class _Submissions:
         finally:
             del self._pending[ref]
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._closed = True
         self._link.close()
         for pending in self._pending.values():
             if not pending.future.done():
                 pending.future.set_exception(RequestRejected("CANCELLED", "the client was closed"))
+        await self._tasks.close()  # the stream's reader and writer, and calls under way
 
     async def _by_call(self, pending: _Submit) -> None:
         wait = pending.request.wait
