@@ -21,9 +21,9 @@ import grpc
 
 from mca.boundary import ON_BEHALF_OF, caller
 from mca.livestate import NOTE_LENGTH_MAX, Progress
-from mca.submissions import Refused, admit, parsed, submit_stream
+from mca.submissions import Refused, admit, ask, not_leader, parsed, submit_stream
 from mca.views import STATUS, progress_event
-from mca.waiting import APPLY_WAIT_SECONDS, NotLeader
+from mca.waiting import APPLY_WAIT_SECONDS
 from protocol import messages as m
 from protocol._pb import coordination_pb2 as pb
 from protocol._pb import coordination_pb2_grpc as pb_grpc
@@ -206,14 +206,9 @@ class _TaskService(pb_grpc.TaskServiceServicer, _Forwarding):  # type: ignore[mi
 
     async def _ask(self, context: grpc.aio.ServicerContext, make: Callable[[str], object]) -> object:
         try:
-            return await self.replica.waiting.request(make)
-        except (NotLeader, TimeoutError) as exc:
-            await _abort(
-                context,
-                grpc.StatusCode.UNAVAILABLE,
-                f"the coordinator could not confirm the request ({str(exc) or 'timed out'}); "
-                "retry with the same idempotency key: it is safe",
-            )
+            return await ask(self.replica, make)
+        except Refused as exc:
+            await _abort(context, exc.code, exc.message)
         except CoordinationError as exc:  # pragma: no cover - the core answers, it does not raise
             await _abort(context, STATUS.get(exc.status, grpc.StatusCode.INTERNAL), str(exc))
 
@@ -246,12 +241,7 @@ class _CoordinationService(pb_grpc.CoordinationServiceServicer, _Forwarding):  #
     async def _not_leader(self, context: grpc.aio.ServicerContext) -> NoReturn:
         # Agents are told where the leader is rather than forwarded: they talk to it directly
         # from then on, which saves every protocol message a hop through a follower.
-        address = self.replica.leader_grpc_address()
-        if address and address != self.replica.config.me.grpc:
-            context.set_trailing_metadata(((LEADER_HINT, address),))
-        await _abort(
-            context, grpc.StatusCode.UNAVAILABLE, f"not the leader; the leader is {address or 'being elected'}"
-        )
+        await not_leader(self.replica, context, "not the leader")
 
     async def Register(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         replica = self.replica

@@ -26,8 +26,8 @@ cannot pile up waiters on the leader.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 
@@ -76,16 +76,32 @@ def parsed(request: Any, replica: Replica) -> TaskSpec:
         raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
 
 
-async def admit(replica: Replica, request: Any, task: TaskSpec, owner: str) -> Any:
-    """Submit ``task`` for ``owner`` on the leader; the session's view (terminal with ``wait``)."""
+async def ask(replica: Replica, make: Callable[[str], object]) -> object:
+    """Step the leader with a client request (``make(token)``) and wait for the core's answer;
+    ``Refused`` (UNAVAILABLE) when this replica cannot confirm it (not leading, or not in time)."""
     try:
-        reply = await replica.waiting.request(lambda token: m.Submit(token, request.idempotency_key, task, owner))
+        return await replica.waiting.request(make)
     except (NotLeader, TimeoutError) as exc:
         raise Refused(
             grpc.StatusCode.UNAVAILABLE,
             f"the coordinator could not confirm the request ({str(exc) or 'timed out'}); "
             "retry with the same idempotency key: it is safe",
         ) from None
+
+
+async def not_leader(replica: Replica, context: grpc.aio.ServicerContext, why: str) -> NoReturn:
+    """End the call UNAVAILABLE, naming the leader (``LEADER_HINT``) if another replica is
+    known to lead: for what only the leader serves and a follower does not relay."""
+    address = replica.leader_grpc_address()
+    if address and address != replica.config.me.grpc:
+        context.set_trailing_metadata(((LEADER_HINT, address),))
+    await context.abort(grpc.StatusCode.UNAVAILABLE, f"{why}; the leader is {address or 'being elected'}")
+    raise AssertionError("context.abort returned")
+
+
+async def admit(replica: Replica, request: Any, task: TaskSpec, owner: str) -> Any:
+    """Submit ``task`` for ``owner`` on the leader; the session's view (terminal with ``wait``)."""
+    reply = await ask(replica, lambda token: m.Submit(token, request.idempotency_key, task, owner))
     if not isinstance(reply, m.SubmitReply):
         raise Refused(grpc.StatusCode.INTERNAL, "unexpected answer from the coordinator")
     if reply.status != "OK":
@@ -108,7 +124,7 @@ async def submit_stream(
 ) -> AsyncIterator[Any]:
     """The leader's side of ``SubmitStream`` (see the module's docstring)."""
     if not replica.is_leader:
-        await _unavailable(replica, context, "only the leader takes a SubmitStream; open it there")
+        await not_leader(replica, context, "only the leader takes a SubmitStream")
     owner = str(caller())
     outlet: Outlet[int] = Outlet()
     outcomes: dict[int, Any] = {}
@@ -160,7 +176,7 @@ async def submit_stream(
             for part in parts_by_size(ready, _size):
                 yield pb.SubmitOutcomes(outcomes=part)
     except _Unconfirmed as exc:
-        await _unavailable(replica, context, str(exc))
+        await not_leader(replica, context, str(exc))
     finally:
         reader.cancel()
         for task in list(undecided):
@@ -178,11 +194,3 @@ def _too_many(replica: Replica, ref: int) -> Any:
         error=f"this stream already has {STREAM_SUBMITS_MAX} submits without an outcome; wait for some",
         retry_after_ms=round(replica.config.limits.retry_after * 1000),
     )
-
-
-async def _unavailable(replica: Replica, context: grpc.aio.ServicerContext, why: str) -> None:
-    """End the stream UNAVAILABLE, naming the leader if another replica is known to lead."""
-    address = replica.leader_grpc_address()
-    if address is not None and address != replica.config.me.grpc:
-        context.set_trailing_metadata(((LEADER_HINT, address),))
-    await context.abort(grpc.StatusCode.UNAVAILABLE, why)
