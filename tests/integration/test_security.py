@@ -431,3 +431,33 @@ def test_credentials_on_disk_are_private(cluster: EmbeddedCluster) -> None:
     assert keys and all(k.stat().st_mode & 0o077 == 0 for k in keys)
     identity = Identity.load(folder / "agent-echo-1")
     assert identity.principal == ECHO_1 and "BEGIN" not in repr(identity)
+
+
+def test_submit_stream_takes_clients_only_and_ends_on_a_corrupt_batch_appending_nothing(
+    cluster: EmbeddedCluster,
+) -> None:
+    still = unmoved(cluster)
+    leader = leader_of(cluster).config.me.grpc
+    echo = cluster.identity(ECHO_1)
+    client = cluster.identity(Principal("client", "local"))
+
+    async def body() -> list[tuple[grpc.StatusCode, str]]:
+        async with echo.channel(leader) as as_agent, client.channel(leader) as as_client:
+            refused = pb_grpc.TaskServiceStub(as_agent).SubmitStream()
+            raw = as_client.stream_stream(
+                "/mca.v1.TaskService/SubmitStream",
+                request_serializer=lambda b: b,
+                response_deserializer=pb.SubmitOutcomes.FromString,
+            )()
+
+            async def corrupt() -> None:
+                await raw.write(b"\xff\xff\xff")  # no SubmitBatch
+                while await raw.read() is not grpc.aio.EOF:
+                    pass
+
+            return [await status_of(refused.read()), await status_of(corrupt())]
+
+    (role, role_why), (bad, bad_why) = run(body)
+    assert role == grpc.StatusCode.PERMISSION_DENIED and "agent:echo-1" in role_why
+    assert bad == grpc.StatusCode.INVALID_ARGUMENT and "SubmitStream" in bad_why
+    assert still()
