@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -33,6 +32,7 @@ from mca.catalog import result_routes
 from mca.config import AgentSpec, ClusterConfig
 from mca.loop import LoopThread
 from mca.metrics import RayMetrics
+from mca.process import tune as tune_process
 from mca.projection import session_document, session_events
 from mca.replica import Replica, ReplicaConfig
 from mca.sdk import Context
@@ -41,12 +41,6 @@ from mca.tls import Identity, Principal, private_folder
 from protocol.model import Timing
 
 NAMESPACE = "mca"
-
-#: The GIL hand-over interval of replica and agent processes. Each runs two busy threads (the
-#: event loop, and pysyncobj's tick thread or Ray's), and a thread that wants the GIL back
-#: after a socket call waits up to this long for the other to let go: at Python's default
-#: of 5 ms, every Raft round trip and every gRPC exchange paid several such waits.
-GIL_SWITCH_SECONDS = 0.0005
 
 #: Ray treats "127.0.0.1" as "this machine, reachable from others": it advertises the machine's
 #: outward address and its GCS, raylet, workers and agents listen on every interface. With this
@@ -119,7 +113,7 @@ class StoreActor:
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class ReplicaActor:
     def __init__(self, config: ReplicaConfig) -> None:
-        sys.setswitchinterval(GIL_SWITCH_SECONDS)
+        tune_process()  # the GIL interval and the collector policy (mca.process)
         self._loop = LoopThread(f"replica-{config.me.replica_id}")
         self._replica = Replica(config, RayMetrics(config.me.replica_id))
         self._loop.run(self._replica.start())
@@ -164,7 +158,7 @@ class AgentActor:
     def __init__(
         self, spec: AgentSpec, bind: str, mca: list[str], identity: Identity, timing: Timing, context: Context
     ) -> None:
-        sys.setswitchinterval(GIL_SWITCH_SECONDS)
+        tune_process()  # the GIL interval and the collector policy (mca.process)
         self._loop = LoopThread(f"agent-{spec.agent_id}")
         self._host = AgentHost(spec.build(), f"{bind}:0", mca, identity, timing, context)
         self._loop.run(self._host.start(), timeout=600)  # setup may load and embed an ontology

@@ -169,3 +169,28 @@ def test_a_forked_child_of_a_replica_runs_at_the_lowest_priority(
         os._exit(os.nice(0))
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 19
+
+
+def test_applying_a_burst_leaves_the_tick_free_between_entries(
+    cluster: tuple[list[RaftDecisionLog], list[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pysyncobj sends heartbeats and reads its sockets between applies, not only after all the
+    committed entries: with no time budget each tick applies one entry, so the tick callbacks
+    (which run after the heartbeat is sent) see every count in between, and the burst is still
+    applied whole, in order, everywhere."""
+    monkeypatch.setattr("mca.raftlog.APPLY_SECONDS_PER_TICK", 0.0)
+    logs, _, _ = cluster
+    leader = leader_of(logs)
+    leader.subscribe(lambda applied: time.sleep(0.005))  # a leader that steps slowly
+    seen_by_ticks: set[int] = set()
+    leader._sync.addOnTickCallback(lambda: seen_by_ticks.add(leader.applied_index))
+    before = leader.applied_index
+    burst = 40
+    for i in range(burst):
+        assert leader.append(one(Accepted(f"burst-{i}", TASK)), leader.term)
+    wait_for(lambda: all(log.applied_index == before + burst for log in logs))
+    between = {n for n in seen_by_ticks if before < n < before + burst}
+    assert len(between) >= burst // 2, sorted(between)
+    orders = [list(log.applied_entries()) for log in logs]
+    assert orders[0] == orders[1] == orders[2]
+    assert [getattr(r, "idempotency_key", None) for _, r in orders[0][-burst:]] == [f"burst-{i}" for i in range(burst)]
