@@ -171,7 +171,7 @@ class Leader:
         if result.created and record.state is not SessionState.INITIALIZED:  # planned at submit
             effects += self._begin(result.session_id, now)
         elif result.created:
-            self._queue.add(result.session_id)
+            self._queue.add(record)
             effects += self._queue.drain(self.ledger)
         return effects
 
@@ -192,7 +192,7 @@ class Leader:
         if not result.applied:
             record = self.ledger.session(entry.session_id)
             if record is not None and record.state is SessionState.INITIALIZED:  # the plan went stale: plan again
-                self._queue.add(entry.session_id)
+                self._queue.add(record)
                 return self._queue.drain(self.ledger)
             return []
         return self._begin(entry.session_id, now)
@@ -210,6 +210,7 @@ class Leader:
         coordinator = self.coordinators.get(session_id)
         if coordinator is None and isinstance(entry, Decided) and result.applied:
             # Decided before any plan (no capable agent, or cancelled early): settle it here.
+            self._queue.discard(session_id)
             coordinator = Coordinator(session_id, self.term, self._timing, self._defects)
             self.coordinators[session_id] = coordinator
             effects += coordinator.begin(now, self.ledger)

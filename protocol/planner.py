@@ -18,6 +18,9 @@ like any other.
 
 from __future__ import annotations
 
+import heapq
+from collections import OrderedDict
+
 from protocol.effects import Append, Effect
 from protocol.entries import Decided, Planned
 from protocol.errors import NoCapableAgent
@@ -69,28 +72,69 @@ def plan(record: SessionRecord, ledger: Ledger, load: dict[str, int]) -> tuple[A
 #: Keys of reservations made at submit (session ids never start with it).
 _SUBMITTED = "submitted:"
 
+#: What planning a task depends on besides the load: the capability and demand of each subtask.
+#: Two sessions of one shape fit or not alike, whatever else their tasks say.
+Shape = tuple[tuple[str, int], ...]
+
+
+def shape_of(task: TaskSpec) -> Shape:
+    return tuple((sub.capability, sub.demand) for sub in task.subtasks)
+
 
 class AdmissionQueue:
     """Sessions accepted but not yet planned (in arrival order) and plans on their way to the
     log (``Planned`` records, and ``Accepted`` records planned at submit). Lives on the leader;
-    a new leader rebuilds it from the ledger's initialized sessions."""
+    a new leader rebuilds it from the ledger's initialized sessions.
+
+    Cost: a drain runs after every settled session, so it must not scan the queue. Waiting
+    sessions are kept in one FIFO per ``Shape``, and a drain visits the heads of those FIFOs in
+    arrival order (a heap of heads): the session it visits is the oldest one not yet visited
+    whose shape is not blocked. A session that does not fit blocks its shape for the rest of the
+    drain, since every later session of that shape needs the same room and the load only grows
+    while a drain plans. That is the same plan, in the same order, as planning every waiting
+    session that fits, oldest first; it costs O(planned + shapes) per drain (log of the shapes
+    per step) instead of O(waiting). The load of the plans on their way is kept as a running
+    total, so ``at_submit`` is O(agents) too."""
 
     def __init__(self) -> None:
-        self.waiting: dict[str, None] = {}
+        self._fifo: dict[Shape, OrderedDict[str, int]] = {}  # session id -> arrival number
+        self._shape: dict[str, Shape] = {}
+        self._arrivals = 0
         #: Demand of the plans on their way, by session id or, planned at submit, by owned key.
         self._in_flight: dict[str, tuple[tuple[str, int], ...]] = {}
+        self._in_flight_load: dict[str, int] = {}
 
-    def add(self, session_id: str) -> None:
-        self.waiting[session_id] = None
+    def __len__(self) -> int:
+        """Sessions waiting to be planned."""
+        return len(self._shape)
+
+    def add(self, record: SessionRecord) -> None:
+        """Queue an initialized session (again); one already waiting keeps its place."""
+        if record.session_id in self._shape:
+            return
+        shape = shape_of(record.task)
+        self._shape[record.session_id] = shape
+        self._fifo.setdefault(shape, OrderedDict())[record.session_id] = self._arrivals
+        self._arrivals += 1
+
+    def discard(self, session_id: str) -> None:
+        """A session that left ``initialized`` without a plan (decided, cancelled) waits no more."""
+        shape = self._shape.pop(session_id, None)
+        if shape is None:
+            return
+        fifo = self._fifo[shape]
+        del fifo[session_id]
+        if not fifo:
+            del self._fifo[shape]
 
     def planned_applied(self, session_id: str) -> None:
-        self._in_flight.pop(session_id, None)
+        self._release(session_id)
 
     def at_submit(self, owned_key: str, task: TaskSpec, ledger: Ledger) -> tuple[str, ...]:
         """Plan a task as it is submitted, if the agents have room for it now and no earlier
         session waits (they go first): the agent for each subtask, reserved until
         ``accepted_applied``; empty when it must wait in the queue once accepted."""
-        if self.waiting:
+        if self._shape:
             return ()
         try:
             agents = choose(task, ledger, self._load(ledger))
@@ -98,44 +142,61 @@ class AdmissionQueue:
             return ()  # accepted, then failed by the queue with the reason, as before
         if agents is None:
             return ()
-        self._in_flight[_SUBMITTED + owned_key] = tuple(
-            (agent, sub.demand) for agent, sub in zip(agents, task.subtasks, strict=True)
-        )
+        demands = tuple((agent, sub.demand) for agent, sub in zip(agents, task.subtasks, strict=True))
+        self._reserve(_SUBMITTED + owned_key, demands)
         return agents
 
     def accepted_applied(self, owned_key: str) -> None:
-        self._in_flight.pop(_SUBMITTED + owned_key, None)
+        self._release(_SUBMITTED + owned_key)
+
+    def _reserve(self, key: str, demands: tuple[tuple[str, int], ...]) -> None:
+        self._in_flight[key] = demands
+        for agent, demand in demands:
+            self._in_flight_load[agent] = self._in_flight_load.get(agent, 0) + demand
+
+    def _release(self, key: str) -> None:
+        for agent, demand in self._in_flight.pop(key, ()):
+            left = self._in_flight_load[agent] - demand
+            if left:
+                self._in_flight_load[agent] = left
+            else:
+                del self._in_flight_load[agent]
 
     def _load(self, ledger: Ledger) -> dict[str, int]:
         """The ledger's load plus the plans on their way."""
         load = ledger.load()
-        for demands in self._in_flight.values():
-            for agent, demand in demands:
-                load[agent] = load.get(agent, 0) + demand
+        for agent, demand in self._in_flight_load.items():
+            load[agent] = load.get(agent, 0) + demand
         return load
 
     def drain(self, ledger: Ledger) -> list[Effect]:
-        """Plan every waiting session that fits now, oldest first."""
-        if not self.waiting:
+        """Plan every waiting session that fits now, oldest first (see the class notes)."""
+        if not self._shape:
             return []
         load = self._load(ledger)
         effects: list[Effect] = []
-        for session_id in list(self.waiting):
+        heads = [(next(iter(fifo.values())), shape) for shape, fifo in self._fifo.items()]
+        heapq.heapify(heads)
+        while heads:
+            _, shape = heapq.heappop(heads)
+            session_id = next(iter(self._fifo[shape]))
             record = ledger.session(session_id)
             if record is None or record.state is not SessionState.INITIALIZED:
-                del self.waiting[session_id]  # cancelled, or planned by a previous leader
-                continue
-            try:
-                check_capable(record.task, ledger)
-                planned = plan(record, ledger, load)
-            except NoCapableAgent as exc:
-                del self.waiting[session_id]
-                effects.append(Append(Decided(session_id, Decision.ABORT, reason=str(exc))))
-                continue
-            if planned is None:
-                continue  # no room yet; a later, smaller session may still fit
-            assignments = planned
-            del self.waiting[session_id]
-            self._in_flight[session_id] = tuple((a.agent_id, a.demand) for a in assignments)
-            effects.append(Append(Planned(session_id, assignments)))
+                self.discard(session_id)  # cancelled, or planned by a previous leader
+            else:
+                try:
+                    check_capable(record.task, ledger)
+                    planned = plan(record, ledger, load)
+                except NoCapableAgent as exc:
+                    self.discard(session_id)
+                    effects.append(Append(Decided(session_id, Decision.ABORT, reason=str(exc))))
+                else:
+                    if planned is None:
+                        continue  # no room yet for this shape; a later, smaller session may still fit
+                    self.discard(session_id)
+                    self._reserve(session_id, tuple((a.agent_id, a.demand) for a in planned))
+                    effects.append(Append(Planned(session_id, planned)))
+            fifo = self._fifo.get(shape)
+            if fifo:
+                heapq.heappush(heads, (next(iter(fifo.values())), shape))
         return effects

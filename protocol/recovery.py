@@ -33,7 +33,7 @@ def recover(
     effects: list[Effect] = []
     for record in ledger.active_sessions():
         if record.state is SessionState.INITIALIZED:
-            queue.add(record.session_id)
+            queue.add(record)
             continue
         coordinator = Coordinator(record.session_id, term, timing, defects)
         coordinators[record.session_id] = coordinator
