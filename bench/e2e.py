@@ -185,7 +185,7 @@ def cpu_line(spent: dict[str, float], tasks: int) -> str:
     return "cpu ms/task: " + " ".join(shown) + f" total {sum(per.values()):.1f}"
 
 
-def batching_line(before: Cluster, after: Cluster) -> str:
+def batching_line(before: Cluster, after: Cluster, tasks: int) -> str:
     """How much each hop batched during a level (the leader's counters; empty if it changed)."""
     if before.leader != after.leader or not after.batching:
         return ""
@@ -197,7 +197,9 @@ def batching_line(before: Cluster, after: Cluster) -> str:
     return (
         f"batching: {per('records', 'entries')} records/Raft entry, {per('messages_out', 'calls_out')} messages"
         f"/call to agents ({per('answers', 'calls_out')} answers in the reply), {per('messages_in', 'calls_in')}"
-        f"/call from agents; append to apply {d.get('apply_wait_us', 0) / 1000 / max(d['entries'], 1):.1f} ms"
+        f"/call from agents; append to apply {d.get('apply_wait_us', 0) / 1000 / max(d['entries'], 1):.1f} ms; "
+        f"per task: {d['records'] / max(tasks, 1):.1f} records, {d['messages_out'] / max(tasks, 1):.1f} messages to"
+        f" agents and {(d['answers'] + d.get('messages_in', 0)) / max(tasks, 1):.1f} from them"
     )
 
 
@@ -424,7 +426,7 @@ async def _run_levels(
             print(f"{'':>13}{tally.problems()}{cut}; {leader_change(before.cluster, after.cluster)}")
             if berrors:  # the plain server failing too says the limit is gRPC's, not the runtime's
                 print(f"{'':>13}raw gRPC calls failed at the same concurrency: {dict(berrors)}")
-            batched = batching_line(before.cluster, after.cluster)
+            batched = batching_line(before.cluster, after.cluster, total)
             written, carried = stream.written - writes_before[0], stream.carried - writes_before[1]
             submits = f"{carried / written:.1f} submits/stream write from the client" if written else ""
             if batched or submits:

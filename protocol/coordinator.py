@@ -33,6 +33,7 @@ from protocol.messages import (
     Vote,
 )
 from protocol.model import Assignment, Decision, Outcome, Timing, params
+from protocol.progress import NEVER, PeerProgress
 from protocol.session_table import SessionState
 from protocol.timers import ExecutionDeadline, PrepareDeadline, Retry
 from protocol.transitions import action_names
@@ -55,7 +56,14 @@ def directive(record: SessionRecord, a: Assignment, term: int, incarnation: int)
 class Coordinator:
     """Drives one session's two-phase protocol on the current leader."""
 
-    def __init__(self, session_id: str, term: int, timing: Timing, defects: Defects = NO_DEFECTS) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        term: int,
+        timing: Timing,
+        defects: Defects = NO_DEFECTS,
+        progress: PeerProgress | None = None,
+    ) -> None:
         self.session_id = session_id
         self.term = term
         self.phase = Phase.PREPARING
@@ -68,6 +76,10 @@ class Coordinator:
         self._cancel_appended = False
         self._settle_appended = False
         self._backoff = timing.retry
+        #: What the leader heard from the agents (shared by its coordinators), and when this
+        #: coordinator last sent a request for each subtask: resends go only where one was lost.
+        self._progress = progress if progress is not None else PeerProgress()
+        self._sent_at: dict[str, float] = {}
 
     # --- entering a phase (a new plan, or recovery on a new leader) ---------------------------
 
@@ -94,6 +106,8 @@ class Coordinator:
         inp = self._classify(event, record, ledger)
         if inp is None:
             return []
+        if isinstance(event, (Vote, Ack)):  # the answer to a request of ours
+            self._progress.answered(event.agent_id, self._sent_at.get(event.subtask_id, NEVER), now)
         move = COORDINATOR_TRANSITIONS[self.phase].get(inp)
         if move is None:
             raise IllegalTransition("coordinator", self.phase, inp, self.session_id)
@@ -225,9 +239,9 @@ class Coordinator:
         self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
     ) -> list[Effect]:
         effects: list[Effect] = [
-            Send(a.agent_id, Prepare(self.term, ledger.incarnation(a.agent_id), self.session_id, a))
+            self._prepare_message(a, ledger, now)
             for a in record.assignments
-            if a.subtask_id not in self._yes
+            if a.subtask_id not in self._yes and self._lost(a, now)
         ]
         return [*effects, SetTimer(Retry(self.session_id), self._next_retry(now))]
 
@@ -239,7 +253,7 @@ class Coordinator:
         for a in record.assignments:
             if a.agent_id == agent_id:  # its yes votes died with its reservations: ask again
                 self._yes.pop(a.subtask_id, None)
-                effects.append(Send(agent_id, Prepare(self.term, ledger.incarnation(agent_id), self.session_id, a)))
+                effects.append(self._prepare_message(a, ledger, now))
         return effects
 
     def _answer_if_recorded(
@@ -247,7 +261,7 @@ class Coordinator:
     ) -> list[Effect]:
         sub = _expect(event, Result).subtask_id
         if sub in record.results:
-            return self._answer(record, sub, ledger)
+            return self._answer(record, sub, ledger, now)
         return []  # no decision applied yet: a result now is the sender's bug, not ours to log
 
     def _start_executing(
@@ -269,7 +283,7 @@ class Coordinator:
     ) -> list[Effect]:
         if not isinstance(event, (Vote, QueryDecision, Result)):
             raise InvariantViolation(f"coordinator cannot answer {event!r}")
-        return self._answer(record, event.subtask_id, ledger)
+        return self._answer(record, event.subtask_id, ledger, now)
 
     def _note_commit_ack(
         self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
@@ -284,7 +298,7 @@ class Coordinator:
     ) -> list[Effect]:
         result = _expect(event, Result)
         if result.subtask_id in record.results:
-            return self._answer(record, result.subtask_id, ledger)
+            return self._answer(record, result.subtask_id, ledger, now)
         if result.subtask_id in self._finish_appended:
             return []
         self._finish_appended[result.subtask_id] = None
@@ -322,7 +336,7 @@ class Coordinator:
         for a in record.assignments:
             if a.agent_id == agent_id:  # the new life has to hear the word again
                 self._acked.pop(a.subtask_id, None)
-                effects += self._answer(record, a.subtask_id, ledger)
+                effects += self._answer(record, a.subtask_id, ledger, now)
         return [*effects, SetTimer(Retry(self.session_id), self._next_retry(now))]
 
     def _accept_result(
@@ -331,7 +345,7 @@ class Coordinator:
         sub = _expect(_expect(event, Applied).entry, Finished).subtask_id
         if not sub:
             return []
-        answer = self._answer(record, sub, ledger)
+        answer = self._answer(record, sub, ledger, now)
         return [CancelTimer(ExecutionDeadline(self.session_id, sub)), *answer]
 
     def _end_execution(
@@ -381,9 +395,7 @@ class Coordinator:
 
     def _prepare(self, record: SessionRecord, now: float, ledger: Ledger) -> list[Effect]:
         effects: list[Effect] = [
-            Send(a.agent_id, Prepare(self.term, ledger.incarnation(a.agent_id), self.session_id, a))
-            for a in record.assignments
-            if a.subtask_id not in self._yes
+            self._prepare_message(a, ledger, now) for a in record.assignments if a.subtask_id not in self._yes
         ]
         effects.append(SetTimer(Retry(self.session_id), self._first_retry(now)))
         effects.append(SetTimer(PrepareDeadline(self.session_id), now + self._timing.prepare_timeout))
@@ -412,7 +424,7 @@ class Coordinator:
         for a in record.assignments:
             if a.subtask_id in record.results:
                 continue
-            effects += self._answer(record, a.subtask_id, ledger)
+            effects += self._answer(record, a.subtask_id, ledger, now)
             effects.append(
                 SetTimer(ExecutionDeadline(self.session_id, a.subtask_id), now + self._timing.execution_timeout)
             )
@@ -423,21 +435,36 @@ class Coordinator:
         self._acked.clear()
         effects: list[Effect] = []
         for a in record.assignments:
-            effects += self._answer(record, a.subtask_id, ledger)
+            effects += self._answer(record, a.subtask_id, ledger, now)
         effects.append(SetTimer(Retry(self.session_id), self._first_retry(now)))
         return effects + self._maybe_settle(record)
 
-    def _answer(self, record: SessionRecord, subtask_id: str, ledger: Ledger) -> list[Effect]:
+    def _answer(self, record: SessionRecord, subtask_id: str, ledger: Ledger, now: float) -> list[Effect]:
         a = record.assignment(subtask_id)
         message = directive(record, a, self.term, ledger.incarnation(a.agent_id))
-        return [Send(a.agent_id, message)] if message is not None else []
+        return [self._request(a, message, now)] if message is not None else []
+
+    def _request(self, a: Assignment, message: Message, now: float) -> Send:
+        """Send ``message`` to the agent holding ``a``, remembering when (``PeerProgress``)."""
+        self._sent_at[a.subtask_id] = now
+        return Send(a.agent_id, message)
+
+    def _prepare_message(self, a: Assignment, ledger: Ledger, now: float) -> Send:
+        return self._request(a, Prepare(self.term, ledger.incarnation(a.agent_id), self.session_id, a), now)
+
+    def _lost(self, a: Assignment, now: float) -> bool:
+        """Whether the last request for ``a`` should go again now: the agent answered a later
+        one, or said nothing for the whole retry interval (``protocol.progress``). An agent
+        still working through earlier requests gets no resend: a long queue causes none."""
+        return self._progress.lost(a.agent_id, self._sent_at.get(a.subtask_id, NEVER), now, self._backoff)
 
     def _resend(self, pending: list[Assignment], record: SessionRecord, now: float, ledger: Ledger) -> list[Effect]:
         if not pending:
             return []
         effects: list[Effect] = []
         for a in pending:
-            effects += self._answer(record, a.subtask_id, ledger)
+            if self._lost(a, now):
+                effects += self._answer(record, a.subtask_id, ledger, now)
         return [*effects, SetTimer(Retry(self.session_id), self._next_retry(now))]
 
     @staticmethod

@@ -52,6 +52,7 @@ from protocol.messages import (
 )
 from protocol.model import Decision, Limits, TaskSpec, Timing, name_problem
 from protocol.planner import AdmissionQueue, check_capable
+from protocol.progress import PeerProgress
 from protocol.recovery import recover
 from protocol.session_table import SessionState
 from protocol.timers import ExecutionDeadline, PrepareDeadline, Retry
@@ -71,13 +72,16 @@ class Leader:
         self._timing = timing
         self._defects = defects
         self._queue = AdmissionQueue()
+        self._progress = PeerProgress()
         self._waiting_submits: dict[str, list[tuple[str, TaskSpec]]] = {}
         self._waiting_cancels: dict[str, list[str]] = {}
 
     def step(self, event: LeaderEvent, now: float) -> list[Effect]:
         if isinstance(event, BecameLeader):
             self._queue = AdmissionQueue()
-            self.coordinators, effects = recover(self.ledger, self.term, self._timing, now, self._queue, self._defects)
+            self.coordinators, effects = recover(
+                self.ledger, self.term, self._timing, now, self._queue, self._progress, self._defects
+            )
             return effects
         if isinstance(event, Submit):
             return self._submit(event)
@@ -91,6 +95,7 @@ class Leader:
             entry = Registered(event.agent_id, event.capabilities, event.capacity, event.incarnation, event.address)
             return [Append(entry)]
         if isinstance(event, (Vote, Ack, QueryDecision, Result)):
+            self._progress.heard(event.agent_id, now)
             return self._route(event.session_id, event, now)
         if isinstance(event, TimerFired):
             if not isinstance(event.key, Retry | PrepareDeadline | ExecutionDeadline):
@@ -181,6 +186,7 @@ class Leader:
         reply = RegisterReply(self.term, entry.agent_id, entry.incarnation, result.committed, result.finished)
         effects: list[Effect] = [Send(entry.agent_id, reply), *self._queue.drain(self.ledger)]
         if result.restarted:
+            self._progress.forget(entry.agent_id)
             for sid, coordinator in list(self.coordinators.items()):
                 owner = self.ledger.session(sid)
                 if owner is not None and any(a.agent_id == entry.agent_id for a in owner.assignments):
@@ -199,7 +205,7 @@ class Leader:
 
     def _begin(self, session_id: str, now: float) -> list[Effect]:
         """A session's plan applied: its coordinator takes it from here."""
-        coordinator = Coordinator(session_id, self.term, self._timing, self._defects)
+        coordinator = Coordinator(session_id, self.term, self._timing, self._defects, self._progress)
         self.coordinators[session_id] = coordinator
         return coordinator.begin(now, self.ledger)
 
@@ -211,7 +217,7 @@ class Leader:
         if coordinator is None and isinstance(entry, Decided) and result.applied:
             # Decided before any plan (no capable agent, or cancelled early): settle it here.
             self._queue.discard(session_id)
-            coordinator = Coordinator(session_id, self.term, self._timing, self._defects)
+            coordinator = Coordinator(session_id, self.term, self._timing, self._defects, self._progress)
             self.coordinators[session_id] = coordinator
             effects += coordinator.begin(now, self.ledger)
         elif coordinator is not None:

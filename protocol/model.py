@@ -199,9 +199,13 @@ class Limits:
     ``RESOURCE_EXHAUSTED`` and a hint to retry after ``retry_after`` seconds (clients back off
     from there), instead of queueing without end: under overload, throughput holds and the wait
     is bounded by this queue, not by timeouts and resends.
+
+    Sessions still settling (results in, releases not yet acknowledged) count too, so a client
+    with 1,024 tasks in flight holds more unsettled sessions than that: at a bound of 1,024 it
+    was refused now and then and ran at 61-75 % of the best throughput, at 2,048 at 96 %.
     """
 
-    sessions_in_flight_max: int = 1024
+    sessions_in_flight_max: int = 2048
     retry_after: float = 0.05
 
 

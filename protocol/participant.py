@@ -34,6 +34,7 @@ from protocol.messages import (
 )
 from protocol.model import Assignment, Outcome, Params, Timing
 from protocol.participant_table import PARTICIPANT_TRANSITIONS, RESERVING, Cue, Held
+from protocol.progress import NEVER, PeerProgress
 from protocol.timers import Lease, RegisterRetry, ResultRetry
 from protocol.transitions import action_names
 
@@ -66,6 +67,7 @@ class Holding:
     outcome: Outcome | None = None
     accepted: bool = False  # the coordinator has the result; pull slowly
     backoff: float = 0.0  # the current interval between resends of the result
+    result_sent_at: float = NEVER  # when the result last went to the coordinator
 
 
 class Participant:
@@ -90,6 +92,8 @@ class Participant:
         #: inherited from a previous incarnation that had a larger capacity.
         self.limit = capacity
         self.holdings: dict[str, Holding] = {}
+        #: What this agent heard from the MCA: a result goes again only if it was lost.
+        self._mca = PeerProgress()
         self._live: dict[str, int] = {}  # subtask -> demand, for the holdings that reserve
         self._reserved = 0  # the sum of ``_live``, kept by ``_track``: every prepare asks for it
         self.term_seen = 0
@@ -126,6 +130,7 @@ class Participant:
             self.term_seen = event.term
             if self.recovering:
                 return []  # the coordinator resends once our registration is applied
+            self._mca.heard(MCA, now)
             return self._message(event, now)
         if isinstance(event, ExecutionDone):
             if event.attempt != self.incarnation:
@@ -151,6 +156,10 @@ class Participant:
                 self.holdings[sub] = holding
                 return self._on(sub, Cue.PREPARE_OK if ok else Cue.PREPARE_REFUSED, msg, now)
             return self._on(sub, Cue.PREPARE, msg, now)
+        if isinstance(msg, (Release, ResultAccepted)):  # the answer to our result, if we sent one
+            answered = self.holdings.get(msg.subtask_id)
+            if answered is not None and answered.result_sent_at > NEVER:
+                self._mca.answered(MCA, answered.result_sent_at, now)
         if isinstance(msg, Release):
             cue = Cue.RELEASE_COMPENSATE if msg.compensate else Cue.RELEASE
         else:
@@ -250,7 +259,7 @@ class Participant:
             raise InvariantViolation(f"participant {self.agent_id} has no outcome in {event!r}")
         h.outcome = event.outcome
         h.backoff = self._timing.retry
-        return [self._result(h), SetTimer(ResultRetry(h.session_id, h.assignment.subtask_id), now + h.backoff)]
+        return [self._result(h, now), SetTimer(ResultRetry(h.session_id, h.assignment.subtask_id), now + h.backoff)]
 
     def _compensate_late_execution(self, h: Holding, event: ParticipantEvent, now: float) -> list[Effect]:
         return [StartCompensation(h.session_id, h.assignment.subtask_id)]  # it finished after we were told to undo it
@@ -269,8 +278,11 @@ class Participant:
         if h.accepted or h.outcome is None:  # only the final word is missing: pull it
             pull = QueryDecision(self.agent_id, self.incarnation, sid, sub)
             return [Send(MCA, pull), SetTimer(retry, now + self._timing.lease)]
+        # Again only if it was lost: the MCA answered a later result, or went silent
+        # (``protocol.progress``); not because its log is busy with a thousand others.
+        again = [self._result(h, now)] if self._mca.lost(MCA, h.result_sent_at, now, h.backoff) else []
         h.backoff = min(h.backoff * 2, self._timing.retry_max)
-        return [self._result(h), SetTimer(retry, now + h.backoff)]
+        return [*again, SetTimer(retry, now + h.backoff)]
 
     def _refusal(self, a: Assignment) -> str:
         if a.capability not in self.capabilities:
@@ -287,9 +299,10 @@ class Participant:
     def _ack(self, h: Holding, kind: str) -> Send:
         return Send(MCA, Ack(self.agent_id, self.incarnation, h.session_id, h.assignment.subtask_id, kind))
 
-    def _result(self, h: Holding) -> Send:
+    def _result(self, h: Holding, now: float) -> Send:
         if h.outcome is None:
             raise InvariantViolation(f"no outcome to report for {h.assignment.subtask_id}")
+        h.result_sent_at = now
         return Send(MCA, Result(self.agent_id, self.incarnation, h.session_id, h.assignment.subtask_id, h.outcome))
 
     def _start(self, h: Holding) -> StartExecution:

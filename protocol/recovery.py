@@ -23,11 +23,18 @@ from protocol.effects import Effect
 from protocol.ledger import Ledger
 from protocol.model import Timing
 from protocol.planner import AdmissionQueue
+from protocol.progress import PeerProgress
 from protocol.session_table import SessionState
 
 
 def recover(
-    ledger: Ledger, term: int, timing: Timing, now: float, queue: AdmissionQueue, defects: Defects = NO_DEFECTS
+    ledger: Ledger,
+    term: int,
+    timing: Timing,
+    now: float,
+    queue: AdmissionQueue,
+    progress: PeerProgress,
+    defects: Defects = NO_DEFECTS,
 ) -> tuple[dict[str, Coordinator], list[Effect]]:
     coordinators: dict[str, Coordinator] = {}
     effects: list[Effect] = []
@@ -35,7 +42,7 @@ def recover(
         if record.state is SessionState.INITIALIZED:
             queue.add(record)
             continue
-        coordinator = Coordinator(record.session_id, term, timing, defects)
+        coordinator = Coordinator(record.session_id, term, timing, defects, progress)
         coordinators[record.session_id] = coordinator
         effects += coordinator.begin(now, ledger)
     return coordinators, effects + queue.drain(ledger)

@@ -162,7 +162,8 @@ def test_results_are_resent_until_accepted_then_pulled_slowly() -> None:
     p.step(EVENTS[Cue.COMMIT], NOW)
     effects = p.step(EVENTS[Cue.EXECUTION_DONE], NOW)
     assert messages(effects, Result) == [Result("npa", 1, "s1", "s1.0", OK)]
-    assert messages(p.step(EVENTS[Cue.RESULT_RETRY], NOW), Result)
+    # The MCA said nothing since (the commit at NOW) for a whole retry interval: again.
+    assert messages(p.step(EVENTS[Cue.RESULT_RETRY], NOW + TIMING.retry), Result)
     assert p.step(EVENTS[Cue.RESULT_ACCEPTED], NOW) == [SetTimer(ResultRetry("s1", "s1.0"), NOW + TIMING.lease)]
     assert messages(p.step(EVENTS[Cue.RESULT_RETRY], NOW), QueryDecision)
     assert p.reserved() == 1  # held until the session's release
