@@ -14,7 +14,7 @@ from protocol.ledger import Ledger
 from protocol.messages import Commit, Prepare, RegisterReply, Result, ResultAccepted
 from protocol.model import Assignment
 from protocol.participant import Participant
-from protocol.progress import PeerProgress
+from protocol.progress import PATIENCE, PeerProgress
 from protocol.timers import ResultRetry, Retry
 from tests.unit.helpers import OK, TIMING, session_in
 
@@ -115,3 +115,10 @@ def test_a_participant_resends_a_result_the_mca_skipped() -> None:
     p.step(ExecutionDone("s2", "s2.0", 1, OK), NOW + 0.01)  # a later result...
     p.step(ResultAccepted(1, 1, "s2", "s2.0"), NOW + 0.02)  # ...accepted: the one for s1.0 was lost
     assert results(p.step(TimerFired(ResultRetry("s1", "s1.0")), NOW + TIMING.retry)) == ["s1.0"]
+
+
+def test_a_message_unanswered_for_long_goes_again_even_to_a_chatty_peer() -> None:
+    progress = PeerProgress()
+    progress.heard("wpa", 10.9)  # always talking
+    assert not progress.lost("wpa", 10.0, 11.0, 1.0)
+    assert progress.lost("wpa", 10.0, 10.0 + PATIENCE * 1.0, 1.0)
