@@ -66,7 +66,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from mca.config import AgentSpec, ClusterConfig, load
 from mca.deploy import Deployment, deploy, teardown
 from mca.embedded import free_ports
+from mca.metrics import series_key
 from mca.sdk import Client, RequestRejected
+from mca.submissions import OVERLOADED
 from mca.tls import Identity, Principal
 from mca.topology import ReplicaAddress
 
@@ -103,6 +105,7 @@ class Cluster:
     term: int
     leader_pid: int
     batching: dict[str, int] = dataclasses.field(default_factory=dict)  # the leader's counters
+    refused: int = 0  # submits the leader refused at the admission bound (RESOURCE_EXHAUSTED)
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
@@ -119,10 +122,12 @@ def cluster(deployment: Deployment, exclude: int) -> Cluster:
     roles: dict[int, str] = {}
     leader, term, leader_pid = "", max((r["term"] for r in replicas), default=0), 0
     batching: dict[str, int] = {}
+    refused = 0
     for r in replicas:
         roles[r["pid"]] = "leader" if r["leader"] else "followers"
         if r["leader"]:
             batching = dict(r.get("batching", {}))
+            refused = r.get("metrics", {}).get(series_key("calls_refused_total", OVERLOADED), 0)
             leader, term, leader_pid = r["id"], r["term"], r["pid"]
     for a in agents:
         roles[a["pid"]] = "agents"
@@ -142,7 +147,7 @@ def cluster(deployment: Deployment, exclude: int) -> Cluster:
         except psutil.Error:
             continue
         roles[p.pid] = "ray" if "ray" in command or "gcs_server" in command else "other"
-    return Cluster(roles, leader, term, leader_pid, batching)
+    return Cluster(roles, leader, term, leader_pid, batching, refused)
 
 
 def cpu_seconds(pids: dict[int, str]) -> dict[int, float]:
@@ -201,6 +206,14 @@ def batching_line(before: Cluster, after: Cluster, tasks: int) -> str:
         f"per task: {d['records'] / max(tasks, 1):.1f} records, {d['messages_out'] / max(tasks, 1):.1f} messages to"
         f" agents and {(d['answers'] + d.get('messages_in', 0)) / max(tasks, 1):.1f} from them"
     )
+
+
+def refusals(before: Cluster, after: Cluster) -> str:
+    """Submits refused RESOURCE_EXHAUSTED at the admission bound (the SDK backs off and retries
+    them, so they are no errors): the leader's count, when one replica led throughout."""
+    if before.leader != after.leader:
+        return "refused at the admission bound: (leader changed)"
+    return f"refused at the admission bound: {after.refused - before.refused}"
 
 
 def leader_change(before: Cluster, after: Cluster) -> str:
@@ -423,7 +436,10 @@ async def _run_levels(
             )
             print(f"{'':>13}{cpu_line(cpu_by_role(before, after), total)}  ({total} tasks)")
             cut = f"; cut off by the {args.run_seconds:.0f} s deadline: {late}" if late else ""
-            print(f"{'':>13}{tally.problems()}{cut}; {leader_change(before.cluster, after.cluster)}")
+            print(
+                f"{'':>13}{tally.problems()}{cut}; {refusals(before.cluster, after.cluster)}; "
+                f"{leader_change(before.cluster, after.cluster)}"
+            )
             if berrors:  # the plain server failing too says the limit is gRPC's, not the runtime's
                 print(f"{'':>13}raw gRPC calls failed at the same concurrency: {dict(berrors)}")
             batched = batching_line(before.cluster, after.cluster, total)
@@ -500,7 +516,9 @@ async def _soak(config: ClusterConfig, deployment: Deployment, baseline_pid: int
         + (f"; cut off by the {args.run_seconds:.0f} s deadline: {late}" if late else "")
     )
     print(f"soak: {cpu_line(cpu_by_role(start, end), max(tally.completed, 1))}")
-    print(f"soak: {tally.problems()}; {leader_change(start.cluster, end.cluster)}")
+    print(
+        f"soak: {tally.problems()}; {refusals(start.cluster, end.cluster)}; {leader_change(start.cluster, end.cluster)}"
+    )
 
 
 async def _failover(addresses: list[str], identity: Identity, leader_pid: int) -> float | None:

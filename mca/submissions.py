@@ -61,6 +61,10 @@ class Refused(Exception):
         self.retry_after = retry_after
 
 
+#: The ``calls_refused_total`` series of submits refused at the admission bound.
+OVERLOADED = {"reason": "resource_exhausted"}
+
+
 def parsed(request: Any, replica: Replica) -> TaskSpec:
     """The task a ``SubmitRequest`` asks for; ``Refused`` (INVALID_ARGUMENT) names what to fix."""
     if problem := name_problem(request.idempotency_key):
@@ -105,7 +109,10 @@ async def admit(replica: Replica, request: Any, task: TaskSpec, owner: str) -> A
     if not isinstance(reply, m.SubmitReply):
         raise Refused(grpc.StatusCode.INTERNAL, "unexpected answer from the coordinator")
     if reply.status != "OK":
-        retry_after = replica.config.limits.retry_after if reply.status == "RESOURCE_EXHAUSTED" else 0.0
+        retry_after = 0.0
+        if reply.status == "RESOURCE_EXHAUSTED":  # at the admission bound: the client backs off
+            retry_after = replica.config.limits.retry_after
+            replica.metrics.count("calls_refused_total", OVERLOADED)
         raise Refused(STATUS.get(reply.status, grpc.StatusCode.INTERNAL), reply.error, retry_after)
     record = replica.ledger.session(reply.session_id)
     if record is None:  # retired in the meantime (a retry of a key at the edge of its window)

@@ -13,7 +13,9 @@ import grpc
 import pytest
 
 from mca.embedded import EmbeddedCluster
+from mca.metrics import series_key
 from mca.sdk import Agent, Job, RequestRejected
+from mca.submissions import OVERLOADED
 from mca.tls import Principal
 from protocol import ledger as ledger_module
 from protocol._pb import coordination_pb2 as pb
@@ -52,6 +54,8 @@ def test_past_the_bound_submits_are_refused_with_a_hint_and_the_sdk_gets_them_al
 ) -> None:
     leader = cluster.leader()
     assert leader is not None
+    refusals = series_key("calls_refused_total", OVERLOADED)
+    refused_before = leader.metrics.counts.get(refusals, 0)
 
     async def main() -> tuple[list[str], grpc.aio.AioRpcError, int]:
         async with cluster.client(retry_seconds=60) as client:
@@ -77,6 +81,8 @@ def test_past_the_bound_submits_are_refused_with_a_hint_and_the_sdk_gets_them_al
     assert dict(refused.trailing_metadata() or ()).get(RETRY_AFTER) == "20"
     assert appended == 0 and owned_key("client:local", "refused") not in leader.ledger.by_key
     assert states == ["completed"] * 24
+    # Operators see the refusals: the raw one and the SDK's refused tries, one count each.
+    assert leader.metrics.counts.get(refusals, 0) - refused_before >= 2
     keys = [r.idempotency_key for r in leader.ledger.sessions.values() if r.idempotency_key.startswith("burst-")]
     assert keys and len(keys) == len(set(keys))  # at most one session per key, though each was retried
 
