@@ -160,7 +160,7 @@ class RaftSealer:
 
 class _PromptSyncObj(SyncObj):  # type: ignore[misc]
     """pysyncobj, sending new entries at once but not an extra round of messages per apply,
-    and applying committed entries in slices of ``APPLY_SECONDS_PER_TICK`` (see the override).
+    and applying the entries a majority holds in slices of ``APPLY_SECONDS_PER_TICK`` (see the override).
 
     Without its own batching, pysyncobj sends append-entries at once when a command arrives
     (what we want: the host batches) and again after every apply, only to tell the followers
@@ -190,30 +190,30 @@ class _PromptSyncObj(SyncObj):  # type: ignore[misc]
         return self._sealer
 
     def _SyncObj__applyLogEntries(self) -> bool:  # pysyncobj's name for its private method
-        """Apply committed entries for at most ``APPLY_SECONDS_PER_TICK``, then let the tick go on.
+        """Apply ready entries for at most ``APPLY_SECONDS_PER_TICK``, then let the tick go on.
 
-        pysyncobj applies every committed entry before it sends the next heartbeat and reads
-        its sockets. On the leader, applying an entry of 64 records (the ledger, then the
-        leader stepped per record) takes 15-25 ms on a busy core, and a burst commits several
+        pysyncobj applies every entry a majority holds (its commit index) before it sends the
+        next heartbeat and reads its sockets. On the leader, applying an entry of 64 records (the ledger, then the
+        leader stepped per record) takes 15-25 ms on a busy core, and a burst makes several ready
         at once: measured at 1,024 in flight, 60-100 ms per tick, over 200 ms with a garbage
         collection on top, near the shortest election timeout. So it applies one entry at a
-        time (pysyncobj's own loop, with the commit index it sees capped) until the budget is
+        time (pysyncobj's own loop, with the index it sees capped) until the budget is
         spent, and wakes its own poll at once when entries remain: the heartbeat and the
         waiting messages go first, nothing waits for the idle poll. Order and content are
         unchanged; only when each entry applies moves."""
-        commit = self._SyncObj__raftCommitIndex
+        ready = self._SyncObj__raftCommitIndex  # pysyncobj's name: held by a majority
         start = self._SyncObj__raftLastApplied
         deadline = time.monotonic() + APPLY_SECONDS_PER_TICK
         try:
-            while self._SyncObj__raftLastApplied < commit:
+            while self._SyncObj__raftLastApplied < ready:
                 before = self._SyncObj__raftLastApplied
                 self._SyncObj__raftCommitIndex = before + 1
                 SyncObj._SyncObj__applyLogEntries(self)
                 if self._SyncObj__raftLastApplied == before or time.monotonic() >= deadline:
                     break  # no progress: an entry pysyncobj refused (logged; retried next tick)
         finally:
-            self._SyncObj__raftCommitIndex = commit
-        if start < self._SyncObj__raftLastApplied < commit:
+            self._SyncObj__raftCommitIndex = ready
+        if start < self._SyncObj__raftLastApplied < ready:
             notifier = getattr(self, "_SyncObj__pipeNotifier", None)
             if notifier is not None:
                 notifier.notify()

@@ -175,7 +175,7 @@ def test_applying_a_burst_leaves_the_tick_free_between_entries(
     cluster: tuple[list[RaftDecisionLog], list[str], Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pysyncobj sends heartbeats and reads its sockets between applies, not only after all the
-    committed entries: with no time budget each tick applies one entry, so the tick callbacks
+    entries a majority holds: with no time budget each tick applies one entry, so the tick callbacks
     (which run after the heartbeat is sent) see every count in between, and the burst is still
     applied whole, in order, everywhere."""
     monkeypatch.setattr("mca.raftlog.APPLY_SECONDS_PER_TICK", 0.0)
