@@ -113,6 +113,8 @@ from protocol.ledger import Ledger, SessionRecord, owned_key
 #: re-projected in place; it is not emptied, since a session the log no longer holds has its
 #: history there only (``events_of`` still reads its events from ``events``).
 FORMAT = 2
+#: The index that finds a session by (owner, idempotency key); not unique (``ensure_indexes``).
+KEY_INDEX = "owner_key"
 #: How often the writer flushes (seconds): a few requests per flush, not a write per entry.
 #: Freshness is not what the read model is for (``Watch`` and ``get`` read the ledger).
 FLUSH_SECONDS = 0.2
@@ -265,11 +267,14 @@ class ReadModel:
             self._taken = 0
 
     async def ensure_indexes(self) -> None:
-        # Keys are unique per owner (two clients may each use "job-1"). The index of versions
-        # before ownership, unique on the key alone, would refuse that: it goes.
-        with contextlib.suppress(OperationFailure):
-            await self._db[SESSIONS].drop_index("idempotency_key_1")
-        await self._db[SESSIONS].create_index([("owner", ASCENDING), ("idempotency_key", ASCENDING)], unique=True)
+        # Sessions are found by (owner, key), but not unique on it: past the dedup window a key
+        # names a new task, and the store keeps both sessions (a unique index made the insert
+        # of the second collide, and the writer took the collision for "already written").
+        # The unique indexes of earlier versions go (on the key alone, then per owner).
+        for old in ("idempotency_key_1", "owner_1_idempotency_key_1"):
+            with contextlib.suppress(OperationFailure):
+                await self._db[SESSIONS].drop_index(old)
+        await self._db[SESSIONS].create_index([("owner", ASCENDING), ("idempotency_key", ASCENDING)], name=KEY_INDEX)
         await self._db[SESSIONS].create_index([("state", ASCENDING)])
         await self._db[EVENTS].create_index(
             [("session_id", ASCENDING), ("seq", ASCENDING), ("event", ASCENDING)], unique=True

@@ -12,8 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import PyMongoError
 
 from mca.catalog import CATALOG, ResultKind, TaskType, result_routes
 from mca.embedded import EmbeddedCluster, free_ports
@@ -170,23 +169,25 @@ def test_agents_and_their_registrations_are_recorded(cluster: EmbeddedCluster) -
     assert registered[0]["seq"] == leader.ledger.agents["echo-1"].incarnation
 
 
-def test_unique_indexes_refuse_a_second_session_with_the_same_key(
-    cluster: EmbeddedCluster, documents: StoreProcess
-) -> None:
-    submit_all(cluster, [("rm-unique", "echo", {"value": 1.0})])
-    caught_up(cluster)
+def test_the_key_index_of_an_earlier_version_is_replaced_by_one_that_allows_reuse(documents: StoreProcess) -> None:
+    """Earlier versions made (owner, key) unique, which lost the session of a key reused after
+    its window; a store from then gets the lookup index without the uniqueness."""
 
-    async def insert_twin() -> None:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database_url(documents, "read_model_test"))
+    async def main() -> None:
+        fed = Fed(database_url(documents, "read_model_key_index"))
         try:
-            db = client.get_default_database()
-            twin = {"_id": "twin", "owner": "client:local", "idempotency_key": "rm-unique"}
-            await db["coordination_sessions"].insert_one(twin)  # the key is unique per owner
+            sessions = fed.model._db["coordination_sessions"]
+            await sessions.create_index([("owner", 1), ("idempotency_key", 1)], unique=True)
+            await fed.model.ensure_indexes()
+            indexes = await sessions.index_information()
+            keyed = [i for i in indexes.values() if [k for k, _ in i["key"]] == ["owner", "idempotency_key"]]
+            assert len(keyed) == 1 and not keyed[0].get("unique", False)
+            await sessions.insert_many([{"_id": f"s{i}", "owner": "client:a", "idempotency_key": "k"} for i in (1, 2)])
+            assert await sessions.count_documents({"owner": "client:a", "idempotency_key": "k"}) == 2
         finally:
-            await client.close()
+            await fed.model.close()
 
-    with pytest.raises(DuplicateKeyError):
-        cluster.run(insert_twin())
+    asyncio.run(main())
 
 
 def test_a_late_write_of_an_older_version_changes_nothing(cluster: EmbeddedCluster) -> None:
@@ -516,6 +517,30 @@ def test_a_session_retired_before_it_was_written_still_reaches_the_store(documen
             await fed.flush(now=0.0)
             stored = await fed.model.sessions()
             assert stored["s1"] == session_document(s1, ROUTES) and stored["s2"]["state"] == "failed"
+            assert fed.model.lag(fed.applied) == 0
+        finally:
+            await fed.model.close()
+
+    asyncio.run(main())
+
+
+def test_a_key_reused_after_its_window_is_a_second_document(documents: StoreProcess) -> None:
+    """Past the dedup window a key names a new task (a new session): the store keeps both
+    sessions under the same (owner, key), the retired one as its history."""
+
+    async def main() -> None:
+        fed = Fed(database_url(documents, "read_model_key_reuse"), settled_kept=1)
+        try:
+            await fed.model.ensure_indexes()
+            fed.apply(*AGENTS, *PLANNED, *TO_SETTLED)
+            await fed.flush(now=0.0)
+            fed.apply(Accepted("k2", WELLNESS), Decided("s2", Decision.ABORT, "no room"), Settled("s2"))
+            assert fed.ledger.retired("s1")  # and "k1" is forgotten: the next "k1" is a new task
+            fed.apply(Accepted("k1", WELLNESS), Decided("s3", Decision.ABORT, "no room"), Settled("s3"))
+            await fed.flush(now=1.0)
+            stored = await fed.model.sessions()
+            assert stored["s3"] == session_document(fed.ledger.sessions["s3"], ROUTES)
+            assert stored["s1"]["idempotency_key"] == stored["s3"]["idempotency_key"] == "k1"
             assert fed.model.lag(fed.applied) == 0
         finally:
             await fed.model.close()
