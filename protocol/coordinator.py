@@ -297,6 +297,10 @@ class Coordinator:
         self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
     ) -> list[Effect]:
         result = _expect(event, Result)
+        # A result answers the commit (the participant acknowledges only a repeated one): the
+        # commit is not resent, and the agent's progress counts.
+        self._acked[result.subtask_id] = None
+        self._progress.answered(result.agent_id, self._sent_at.get(result.subtask_id, NEVER), now)
         if result.subtask_id in record.results:
             return self._answer(record, result.subtask_id, ledger, now)
         if result.subtask_id in self._finish_appended:

@@ -7,6 +7,7 @@ life so that late and duplicated messages are answered consistently.
     absent   --prepare, capable and room--> prepared (reserved under a lease, voted yes)
     absent   --prepare, refused-----------> refused  (voted no: final for this incarnation)
     prepared --commit--> committed (executing) --execution done--> executed (result sent)
+                         (the result answers the commit; a repeated commit is acknowledged)
     prepared --abort---> aborted (released)
     committed/executed --release--> released, or compensated when the session did not complete
 

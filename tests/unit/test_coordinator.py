@@ -222,6 +222,16 @@ def test_results_are_appended_once_and_acknowledged_after_they_apply() -> None:
     assert [s.to for s in sends(c.step(result, NOW, ledger), ResultAccepted)] == ["wpa"]
 
 
+def test_a_result_answers_the_commit_so_only_the_silent_agent_gets_it_again() -> None:
+    """Participants acknowledge only a repeated commit: a result is the answer to the first."""
+    c, ledger = in_phase(Phase.COMMITTED)  # commits went to wpa (s1.0) and npa (s1.1) at NOW
+    c.step(Result("wpa", 1, "s1", "s1.0", OK), NOW + 0.01, ledger)  # not applied yet
+    retry = NOW + 10 * TIMING.retry_max  # long past any wait: whoever has not answered gets it again
+    assert [s.to for s in sends(c.step(TimerFired(Retry("s1")), retry, ledger), Commit)] == ["npa"]
+    c.step(Ack("npa", 1, "s1", "s1.1", "commit"), retry, ledger)  # the repeated commit's answer
+    assert sends(c.step(TimerFired(Retry("s1")), retry + 10 * TIMING.retry_max, ledger), Commit) == []
+
+
 def test_a_silent_agent_fails_its_subtask_at_the_execution_deadline() -> None:
     c, ledger = in_phase(Phase.COMMITTED)
     effects = c.step(TimerFired(ExecutionDeadline("s1", "s1.1")), NOW, ledger)
