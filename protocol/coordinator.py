@@ -349,8 +349,13 @@ class Coordinator:
         sub = _expect(_expect(event, Applied).entry, Finished).subtask_id
         if not sub:
             return []
-        answer = self._answer(record, sub, ledger, now)
-        return [CancelTimer(ExecutionDeadline(self.session_id, sub)), *answer]
+        stop = CancelTimer(ExecutionDeadline(self.session_id, sub))
+        if all(a.subtask_id in record.results or a.subtask_id in self._finish_appended for a in record.assignments):
+            # Every other result is on its way to the log, and with the last one the session
+            # ends: its Release answers this result too (one message fewer per session). Should
+            # that append be lost, the agent resends its result and hears ResultAccepted then.
+            return [stop]
+        return [stop, *self._answer(record, sub, ledger, now)]
 
     def _end_execution(
         self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger

@@ -239,6 +239,16 @@ def test_a_silent_agent_fails_its_subtask_at_the_execution_deadline() -> None:
     assert not finished.outcome.ok and "npa reported no result" in finished.outcome.error
 
 
+def test_when_the_last_result_is_on_its_way_the_release_answers_the_earlier_one() -> None:
+    c, ledger = in_phase(Phase.COMMITTED)
+    for agent, sub in (("wpa", "s1.0"), ("npa", "s1.1")):
+        c.step(Result(agent, 1, "s1", sub, OK), NOW, ledger)  # both appended, neither applied
+    first, last = Finished("s1", "s1.0", OK), Finished("s1", "s1.1", OK)
+    assert sends(c.step(Applied(5, first, ledger.apply(first)), NOW, ledger), ResultAccepted) == []
+    releases = sends(c.step(Applied(6, last, ledger.apply(last)), NOW, ledger), Release)
+    assert {s.to for s in releases} == {"wpa", "npa"}
+
+
 @pytest.mark.parametrize(("stage", "compensate"), [("failed", True), ("completed", False)])
 def test_the_end_of_a_session_releases_everyone(stage: str, compensate: bool) -> None:
     ledger = session_in(stage)
