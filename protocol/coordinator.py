@@ -314,7 +314,9 @@ class Coordinator:
         pending = [
             a for a in record.assignments if a.subtask_id not in self._acked and a.subtask_id not in record.results
         ]
-        return self._resend(pending, record, now, ledger)
+        # A commit is answered by its result, after the execution: answers to later messages
+        # do not mean it was lost, only silence or the patience does (``PeerProgress.lost``).
+        return self._resend(pending, record, now, ledger, in_order=False)
 
     def _fail_silent_subtask(
         self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
@@ -461,18 +463,21 @@ class Coordinator:
     def _prepare_message(self, a: Assignment, ledger: Ledger, now: float) -> Send:
         return self._request(a, Prepare(self.term, ledger.incarnation(a.agent_id), self.session_id, a), now)
 
-    def _lost(self, a: Assignment, now: float) -> bool:
+    def _lost(self, a: Assignment, now: float, in_order: bool = True) -> bool:
         """Whether the last request for ``a`` should go again now: the agent answered a later
         one, or said nothing for the whole retry interval (``protocol.progress``). An agent
         still working through earlier requests gets no resend: a long queue causes none."""
-        return self._progress.lost(a.agent_id, self._sent_at.get(a.subtask_id, NEVER), now, self._backoff)
+        sent_at = self._sent_at.get(a.subtask_id, NEVER)
+        return self._progress.lost(a.agent_id, sent_at, now, self._backoff, in_order)
 
-    def _resend(self, pending: list[Assignment], record: SessionRecord, now: float, ledger: Ledger) -> list[Effect]:
+    def _resend(
+        self, pending: list[Assignment], record: SessionRecord, now: float, ledger: Ledger, in_order: bool = True
+    ) -> list[Effect]:
         if not pending:
             return []
         effects: list[Effect] = []
         for a in pending:
-            if self._lost(a, now):
+            if self._lost(a, now, in_order):
                 effects += self._answer(record, a.subtask_id, ledger, now)
         return [*effects, SetTimer(Retry(self.session_id), self._next_retry(now))]
 

@@ -66,11 +66,13 @@ class PeerProgress:
         self._answered.pop(peer, None)
         self._lag.pop(peer, None)
 
-    def lost(self, peer: str, sent_at: float, now: float, interval: float) -> bool:
+    def lost(self, peer: str, sent_at: float, now: float, interval: float, in_order: bool = True) -> bool:
         """Whether a message sent to ``peer`` at ``sent_at`` should go again now: the peer
         answered a later one, has been silent for ``interval`` (twice its lag if longer), or
-        has left this one unanswered for ``PATIENCE`` times that."""
-        if self._answered.get(peer, NEVER) > sent_at:
+        has left this one unanswered for ``PATIENCE`` times that. ``in_order=False``: the peer
+        answers this message when it is done with it, not when it reads it (a commit, answered
+        by its result), so answers to later messages say nothing about it."""
+        if in_order and self._answered.get(peer, NEVER) > sent_at:
             return True
         wait = max(interval, 2 * self._lag.get(peer, 0.0))
         # (as ``heard + wait``: the timer that asks fires at exactly ``sent + interval``)

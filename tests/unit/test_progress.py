@@ -122,3 +122,22 @@ def test_a_message_unanswered_for_long_goes_again_even_to_a_chatty_peer() -> Non
     progress.heard("wpa", 10.9)  # always talking
     assert not progress.lost("wpa", 10.0, 11.0, 1.0)
     assert progress.lost("wpa", 10.0, 10.0 + PATIENCE * 1.0, 1.0)
+
+
+def test_a_commit_is_not_taken_for_lost_while_its_agent_answers_later_requests() -> None:
+    """The result answers a commit after the execution, so an agent that has answered requests
+    sent after the commit is still working on it: only silence or the patience resends it."""
+    progress = PeerProgress()
+    ledger = session_in("committed")
+    coordinator = Coordinator("s1", 2, TIMING, progress=progress)
+    commits = coordinator.begin(NOW, ledger)
+    assert sorted(e.to for e in commits if isinstance(e, Send) and isinstance(e.message, Commit)) == ["npa", "wpa"]
+    for agent in ("wpa", "npa"):
+        progress.answered(agent, NOW + 0.01, NOW + 0.02)  # a vote for a later session, say
+    retry = coordinator.step(TimerFired(Retry("s1")), NOW + TIMING.retry, ledger)
+    assert [e for e in retry if isinstance(e, Send)] == []
+    # Unanswered for PATIENCE times the wait: the commit goes again, to a chatty agent too.
+    for agent in ("wpa", "npa"):
+        progress.heard(agent, NOW + 2 * TIMING.retry)
+    later = coordinator.step(TimerFired(Retry("s1")), NOW + 2 * PATIENCE * TIMING.retry, ledger)
+    assert sorted(e.to for e in later if isinstance(e, Send) and isinstance(e.message, Commit)) == ["npa", "wpa"]
