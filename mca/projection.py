@@ -12,12 +12,12 @@ record gives the same document on any replica, which is what makes rewriting saf
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from mca.catalog import OTHER_RESULTS
 from protocol.entries import Entry
-from protocol.ledger import AgentRecord, SessionRecord
+from protocol.ledger import AgentRecord, SessionEventRecord, SessionRecord
 
 SESSIONS = "coordination_sessions"
 AGENTS = "agent_capabilities"
@@ -84,7 +84,8 @@ def session_document(record: SessionRecord, routes: Routes) -> dict[str, Any]:
         # events only ever change with the session (the same version covers both). ``_id`` and
         # ``session_id`` would repeat the session's own; ``events_of`` puts them back.
         "events": [
-            {k: v for k, v in e.items() if k not in ("_id", "session_id")} for e in session_events(record, routes)
+            {"seq": seq, "event": name, "kind": e.kind, "state": e.state, "detail": e.detail}
+            for seq, name, e in _named_events(record, routes)
         ],
     }
 
@@ -97,29 +98,35 @@ def _result_route(record: SessionRecord, subtask_id: str, routes: Routes) -> tup
 def session_events(record: SessionRecord, routes: Routes, after: int = 0) -> list[dict[str, Any]]:
     """The domain events of the session's events with a sequence number above ``after``, in
     sequence order (as ``events_of`` returns them)."""
-    documents = []
+    sid = record.session_id
+    return [
+        {
+            "_id": f"{sid}:{seq}:{name}",
+            "session_id": sid,
+            "seq": seq,
+            "event": name,
+            "kind": e.kind,
+            "state": e.state,
+            "detail": e.detail,
+        }
+        for seq, name, e in _named_events(record, routes, after)
+    ]
+
+
+def _named_events(
+    record: SessionRecord, routes: Routes, after: int = 0
+) -> Iterator[tuple[int, str, SessionEventRecord]]:
+    """(sequence number, domain event name, ledger event) for the session's events after
+    ``after``: one ledger event may name several domain events (a result, the session's end)."""
     for seq, event in enumerate(record.events[after:], start=after + 1):
-        names = [DOMAIN_EVENTS.get(event.kind, event.kind)]
+        yield seq, DOMAIN_EVENTS.get(event.kind, event.kind), event
         if event.kind == "finished":
             subtask_id = event.detail.split(" ", 1)[0]
             outcome = record.results.get(subtask_id)
             if outcome is not None and outcome.ok and outcome.document:
-                names.append(_result_route(record, subtask_id, routes)[1])
+                yield seq, _result_route(record, subtask_id, routes)[1], event
         if event.kind in ("finished", "decided") and event.state in TERMINAL_EVENTS:
-            names.append(TERMINAL_EVENTS[event.state])
-        for name in names:
-            documents.append(
-                {
-                    "_id": f"{record.session_id}:{seq}:{name}",
-                    "session_id": record.session_id,
-                    "seq": seq,
-                    "event": name,
-                    "kind": event.kind,
-                    "state": event.state,
-                    "detail": event.detail,
-                }
-            )
-    return documents
+            yield seq, TERMINAL_EVENTS[event.state], event
 
 
 def result_documents(record: SessionRecord, routes: Routes) -> list[tuple[str, dict[str, Any]]]:
