@@ -83,7 +83,8 @@ TO_MCA_FIELD: dict[type, str] = {
 # gets a plan, worked out once from its dataclass fields: writing fills the envelope's own
 # field in place (defaults are left unwritten, as proto3 would drop them anyway), and reading
 # takes every field in one ``attrgetter`` call and converts only the fields that need it.
-# Measured: 2-3x less time per message than the generic keyword version.
+# Measured against the generic keyword version: 0.64-0.80x the time per message (packing about
+# half, unpacking 0.7-0.9x: reading upb fields is most of what is left).
 
 _PLAIN, _PARAMS, _NESTED, _STRINGS, _OWNED = range(5)
 
@@ -159,9 +160,7 @@ def _fill(target: Any, value: Any) -> None:
         if shape == _PLAIN:
             setattr(target, name, v)
         elif shape == _PARAMS:
-            add = getattr(target, name).add
-            for n, x in v:
-                add(name=n, value=x)
+            _fill_params(getattr(target, name), v)
         elif shape == _NESTED:
             _fill(getattr(target, name), v)
         elif shape == _STRINGS:
@@ -176,8 +175,9 @@ def _fill(target: Any, value: Any) -> None:
 
 
 def _fill_params(container: Any, values: Params) -> None:
+    add = container.add
     for n, x in values:
-        container.add(name=n, value=x)
+        add(name=n, value=x)
 
 
 def _read(proto: Any, core: type[T]) -> T:
