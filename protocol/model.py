@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from protocol.errors import InvalidTask, shown
+from protocol.errors import SHOWN_CHARS_MAX, InvalidTask, shown
 
 #: Largest number of subtasks one task may ask for; beyond this a task is a workload, not a task.
 SUBTASKS_MAX = 16
@@ -111,7 +111,9 @@ def params_refusal(field: str, values: Params) -> str:
                 "without '.' or a leading '$'"
             )
         if not math.isfinite(value):
-            return f"{field}.{name}: {value} is not a finite number"
+            # A long name is cut like any quoted value: the refusal must not echo a caller's input.
+            where = f"{field}.{name}" if len(name) <= SHOWN_CHARS_MAX else f"{field}[{shown(name)}]"
+            return f"{where}: {value} is not a finite number"
     return ""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from protocol.errors import InvalidTask
-from protocol.model import SUBTASKS_MAX, SubtaskSpec, TaskSpec, params
+from protocol.model import NAME_LENGTH_MAX, SUBTASKS_MAX, SubtaskSpec, TaskSpec, params, params_refusal
 
 GOOD = TaskSpec("wellness", (SubtaskSpec("plan_workout"), SubtaskSpec("plan_meal", 2)), ("all_subtasks_ok",))
 
@@ -46,3 +46,11 @@ def test_bad_tasks_name_the_field(task: TaskSpec, field: str) -> None:
 
 def test_params_are_canonical() -> None:
     assert params({"b": 2, "a": 1}) == (("a", 1.0), ("b", 2.0))
+
+
+@pytest.mark.parametrize("name", ["kcal", "x" * NAME_LENGTH_MAX])
+def test_a_number_that_is_not_finite_is_refused_without_echoing_a_long_name(name: str) -> None:
+    why = params_refusal("offers", ((name, float("inf")),))
+    assert why.endswith("inf is not a finite number")
+    assert (name in why) == (len(name) <= 40)  # a long name is cut, with its length said
+    assert len(why) < 120
