@@ -89,11 +89,20 @@ def submit_all(cluster: EmbeddedCluster, tasks: list[tuple[str, str, dict[str, f
 
 
 def caught_up(cluster: EmbeddedCluster) -> Replica:
-    """The leader, once its read model has written everything its log holds."""
+    """The leader, once its read model has written everything its log holds. Asked afresh each
+    time: three replicas in the test's process on two busy cores may elect another leader
+    meanwhile (it happened in one run), and the new one's read model is the one that writes."""
+
+    def done() -> bool:
+        leader = cluster.leader()
+        if leader is None or leader.read_model is None or leader.log is None:
+            return False
+        model = leader.read_model
+        return model.checkpoint >= leader.log.applied_index and not model.error
+
+    wait_for(done, "a leader whose read model has written everything its log holds")
     leader = cluster.leader()
-    assert leader is not None and leader.read_model is not None and leader.log is not None
-    log, model = leader.log, leader.read_model
-    wait_for(lambda: model.checkpoint >= log.applied_index and not model.error, "the read model to catch up")
+    assert leader is not None
     return leader
 
 
