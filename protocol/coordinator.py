@@ -465,8 +465,9 @@ class Coordinator:
 
     def _lost(self, a: Assignment, now: float, in_order: bool = True) -> bool:
         """Whether the last request for ``a`` should go again now: the agent answered a later
-        one, or said nothing for the whole retry interval (``protocol.progress``). An agent
-        still working through earlier requests gets no resend: a long queue causes none."""
+        one (unless ``in_order`` is False: a commit, answered by its result), said nothing for
+        the whole retry interval, or left it unanswered past the patience (``protocol.progress``).
+        An agent still working through earlier requests gets no resend: a long queue causes none."""
         sent_at = self._sent_at.get(a.subtask_id, NEVER)
         return self._progress.lost(a.agent_id, sent_at, now, self._backoff, in_order)
 

@@ -122,9 +122,9 @@ class _Plan:
 
 def _plan(core: type) -> _Plan:
     names = [f.name for f in dataclasses.fields(core)]
+    shapes = [_shape(name) for name in names]
     converted: list[tuple[int, Callable[[Any], Any]]] = []
-    for i, name in enumerate(names):
-        shape = _shape(name)
+    for i, (name, shape) in enumerate(zip(names, shapes, strict=True)):
         if shape == _NESTED:
             converted.append((i, _read_assignment if name == "assignment" else _read_outcome))
         elif shape == _PARAMS:
@@ -133,7 +133,7 @@ def _plan(core: type) -> _Plan:
             converted.append((i, tuple))
         elif shape == _OWNED:
             converted.append((i, _owned_in if name == "committed" else _finished_in))
-    return _Plan(tuple((n, _shape(n)) for n in names), operator.attrgetter(*names), tuple(converted))
+    return _Plan(tuple(zip(names, shapes, strict=True)), operator.attrgetter(*names), tuple(converted))
 
 
 def _read_assignment(proto: Any) -> Assignment:
@@ -145,7 +145,7 @@ def _read_outcome(proto: Any) -> Outcome:
 
 
 def _finished_in(items: Any) -> tuple[tuple[Any, ...], ...]:
-    return tuple((session_id, assignment) for session_id, assignment, _ in _owned_in(items))
+    return tuple((o.session_id, _read(o.assignment, Assignment)) for o in items)
 
 
 _PLANS: dict[type, _Plan] = {core: _plan(core) for core in (*PROTO_OF, Assignment, Outcome)}
