@@ -178,19 +178,22 @@ def test_agents_and_their_registrations_are_recorded(cluster: EmbeddedCluster) -
     assert registered[0]["seq"] == leader.ledger.agents["echo-1"].incarnation
 
 
-def test_the_key_index_of_an_earlier_version_is_replaced_by_one_that_allows_reuse(documents: StoreProcess) -> None:
+def test_the_indexes_of_an_earlier_version_give_way_to_the_key_lookup_that_allows_reuse(documents: StoreProcess) -> None:
     """Earlier versions made (owner, key) unique, which lost the session of a key reused after
-    its window; a store from then gets the lookup index without the uniqueness."""
+    its window, and kept an index on ``state`` that nothing queries and every write paid for; a
+    store from then gets the lookup index without the uniqueness, and no index on state."""
 
     async def main() -> None:
         fed = Fed(database_url(documents, "read_model_key_index"))
         try:
             sessions = fed.model._db["coordination_sessions"]
             await sessions.create_index([("owner", 1), ("idempotency_key", 1)], unique=True)
+            await sessions.create_index([("state", 1)])
             await fed.model.ensure_indexes()
             indexes = await sessions.index_information()
             keyed = [i for i in indexes.values() if [k for k, _ in i["key"]] == ["owner", "idempotency_key"]]
             assert len(keyed) == 1 and not keyed[0].get("unique", False)
+            assert sorted(indexes) == sorted(["_id_", "owner_key"])
             await sessions.insert_many([{"_id": f"s{i}", "owner": "client:a", "idempotency_key": "k"} for i in (1, 2)])
             assert await sessions.count_documents({"owner": "client:a", "idempotency_key": "k"}) == 2
         finally:
