@@ -178,7 +178,7 @@ def test_agents_and_their_registrations_are_recorded(cluster: EmbeddedCluster) -
     assert registered[0]["seq"] == leader.ledger.agents["echo-1"].incarnation
 
 
-def test_the_indexes_of_an_earlier_version_give_way_to_the_key_lookup_that_allows_reuse(documents: StoreProcess) -> None:
+def test_earlier_indexes_give_way_to_the_key_lookup_that_allows_reuse(documents: StoreProcess) -> None:
     """Earlier versions made (owner, key) unique, which lost the session of a key reused after
     its window, and kept an index on ``state`` that nothing queries and every write paid for; a
     store from then gets the lookup index without the uniqueness, and no index on state."""
