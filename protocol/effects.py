@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocol.entries import Entry
+from protocol.frozen import fast_init
 from protocol.messages import Message
 from protocol.model import Assignment, Params
 from protocol.timers import TimerKey
 
 
+@fast_init
 @dataclass(frozen=True)
 class Send:
     """Deliver ``message`` to ``to`` (an agent id, a client id, or ``"mca"`` for the leader)."""
@@ -19,6 +21,7 @@ class Send:
     message: Message
 
 
+@fast_init
 @dataclass(frozen=True)
 class Append:
     """Append ``entry`` to the decision log. The host reports ``Applied`` once it is applied."""
@@ -26,6 +29,7 @@ class Append:
     entry: Entry
 
 
+@fast_init
 @dataclass(frozen=True)
 class SetTimer:
     """Fire ``TimerFired(key)`` at local time ``at``; setting a key again replaces it."""
@@ -34,11 +38,13 @@ class SetTimer:
     at: float
 
 
+@fast_init
 @dataclass(frozen=True)
 class CancelTimer:
     key: TimerKey
 
 
+@fast_init
 @dataclass(frozen=True)
 class StartExecution:
     """Run the agent's work for a committed subtask; report ``ExecutionDone`` when it ends.
@@ -53,6 +59,7 @@ class StartExecution:
     attempt: int
 
 
+@fast_init
 @dataclass(frozen=True)
 class StopExecution:
     """Stop the execution of ``subtask_id`` if it is still running: its reservation is released
@@ -62,6 +69,7 @@ class StopExecution:
     subtask_id: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class StartCompensation:
     """Undo the side effects of ``subtask_id``. Idempotent: it may run more than once."""

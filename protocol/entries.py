@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.frozen import fast_init
 from protocol.model import Assignment, Decision, Outcome, Params, TaskSpec
 
 
+@fast_init
 @dataclass(frozen=True)
 class Accepted:
     idempotency_key: str
@@ -36,6 +38,7 @@ class Accepted:
     agents: tuple[str, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True)
 class Registered:
     agent_id: str
@@ -45,18 +48,21 @@ class Registered:
     address: str = ""
 
 
+@fast_init
 @dataclass(frozen=True)
 class Planned:
     session_id: str
     assignments: tuple[Assignment, ...]
 
 
+@fast_init
 @dataclass(frozen=True)
 class Negotiated:
     session_id: str
     parameters: Params
 
 
+@fast_init
 @dataclass(frozen=True)
 class Decided:
     session_id: str
@@ -67,6 +73,7 @@ class Decided:
     cancelled: bool = False
 
 
+@fast_init
 @dataclass(frozen=True)
 class Finished:
     """A subtask's result (first one applied wins), or with ``subtask_id=""`` a cancellation."""
@@ -77,6 +84,7 @@ class Finished:
     cancelled: bool = False
 
 
+@fast_init
 @dataclass(frozen=True)
 class Settled:
     session_id: str
@@ -85,6 +93,7 @@ class Settled:
 Entry = Accepted | Registered | Planned | Negotiated | Decided | Finished | Settled
 
 
+@fast_init
 @dataclass(frozen=True)
 class Batch:
     """The records one turn of the leader's loop produced, appended as one Raft entry (group

@@ -8,12 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocol.entries import Entry
+from protocol.frozen import fast_init
 from protocol.ledger import ApplyResult
 from protocol.messages import Cancel, FromAgent, Submit, ToAgent, ToMca
 from protocol.model import Outcome
 from protocol.timers import TimerKey
 
 
+@fast_init
 @dataclass(frozen=True)
 class Applied:
     """Entry number ``index`` was applied to the ledger and gave ``result``."""
@@ -23,11 +25,13 @@ class Applied:
     result: ApplyResult
 
 
+@fast_init
 @dataclass(frozen=True)
 class TimerFired:
     key: TimerKey
 
 
+@fast_init
 @dataclass(frozen=True)
 class ExecutionDone:
     session_id: str
@@ -36,16 +40,19 @@ class ExecutionDone:
     outcome: Outcome
 
 
+@fast_init
 @dataclass(frozen=True)
 class BecameLeader:
     """This replica leads from now on: rebuild the unfinished sessions from the ledger."""
 
 
+@fast_init
 @dataclass(frozen=True)
 class Booted:
     """The agent process started with a new incarnation and knows nothing yet."""
 
 
+@fast_init
 @dataclass(frozen=True)
 class AgentRestarted:
     """The ledger applied a new incarnation of ``agent_id`` (the leader tells its coordinators)."""
@@ -53,6 +60,7 @@ class AgentRestarted:
     agent_id: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class CancelRequested:
     """A client asked to cancel this session (the leader tells its coordinator)."""

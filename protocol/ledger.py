@@ -49,6 +49,7 @@ from protocol.entries import (
     Settled,
 )
 from protocol.errors import IllegalTransition, InvalidTask, InvariantViolation
+from protocol.frozen import fast_init
 from protocol.model import SUCCESS_CRITERIA, Assignment, Decision, Outcome, Params, TaskSpec, assignments_of
 from protocol.session_table import (
     SESSION_TRANSITIONS,
@@ -67,6 +68,7 @@ class AgentRecord:
     address: str = ""
 
 
+@fast_init
 @dataclass(frozen=True)
 class SessionEventRecord:
     """One step of a session's history; its position (from 1) is its sequence number, the same

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.frozen import fast_init
 from protocol.model import Assignment, Outcome, Params, TaskSpec
 
 # --- client <-> MCA ---------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True)
 class Submit:
     client: str
@@ -29,6 +31,7 @@ class Submit:
     owner: str = ""
 
 
+@fast_init
 @dataclass(frozen=True)
 class SubmitReply:
     idempotency_key: str
@@ -37,12 +40,14 @@ class SubmitReply:
     status: str = "OK"
 
 
+@fast_init
 @dataclass(frozen=True)
 class Cancel:
     client: str
     session_id: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class CancelReply:
     session_id: str
@@ -54,6 +59,7 @@ class CancelReply:
 # --- agent -> MCA -----------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True)
 class Register:
     """An agent (re)starting: who it is, what it can do, and its new incarnation."""
@@ -66,6 +72,7 @@ class Register:
     address: str = ""
 
 
+@fast_init
 @dataclass(frozen=True)
 class Vote:
     agent_id: str
@@ -78,6 +85,7 @@ class Vote:
     offers: Params = ()
 
 
+@fast_init
 @dataclass(frozen=True)
 class Ack:
     """Confirms that the agent acted on a decision: ``kind`` is commit, abort or release."""
@@ -89,6 +97,7 @@ class Ack:
     kind: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class QueryDecision:
     """Sent by an agent whose lease ran out while it holds a yes vote: what was decided?"""
@@ -99,6 +108,7 @@ class QueryDecision:
     subtask_id: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class Result:
     agent_id: str
@@ -111,6 +121,7 @@ class Result:
 # --- MCA -> agent -----------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True)
 class RegisterReply:
     """What a restarted agent still owns: every subtask of a session still executing.
@@ -126,6 +137,7 @@ class RegisterReply:
     finished: tuple[tuple[str, Assignment], ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True)
 class Prepare:
     term: int
@@ -134,6 +146,7 @@ class Prepare:
     assignment: Assignment
 
 
+@fast_init
 @dataclass(frozen=True)
 class Commit:
     term: int
@@ -143,6 +156,7 @@ class Commit:
     parameters: Params = ()
 
 
+@fast_init
 @dataclass(frozen=True)
 class Abort:
     term: int
@@ -152,6 +166,7 @@ class Abort:
     reason: str = ""
 
 
+@fast_init
 @dataclass(frozen=True)
 class ResultAccepted:
     """The result is in the log; keep the reservation until the session's ``Release``."""
@@ -162,6 +177,7 @@ class ResultAccepted:
     subtask_id: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class Release:
     """The session is over: release the reservation, and compensate if it did not complete."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from protocol.errors import SHOWN_CHARS_MAX, InvalidTask, shown
+from protocol.frozen import fast_init
 
 #: Largest number of subtasks one task may ask for; beyond this a task is a workload, not a task.
 SUBTASKS_MAX = 16
@@ -39,6 +40,7 @@ class Decision(StrEnum):
     ABORT = "abort"
 
 
+@fast_init
 @dataclass(frozen=True)
 class SubtaskSpec:
     """One unit of work a single agent performs: a capability and the capacity it needs."""
@@ -50,6 +52,7 @@ class SubtaskSpec:
     document: str = ""
 
 
+@fast_init
 @dataclass(frozen=True)
 class TaskSpec:
     """A task as submitted: what to do and how to tell that it succeeded."""
@@ -127,6 +130,7 @@ def _check_name(field: str, value: object) -> None:
         raise InvalidTask(field, problem)
 
 
+@fast_init
 @dataclass(frozen=True)
 class Assignment:
     """A subtask bound to the agent chosen to perform it."""
@@ -147,6 +151,7 @@ def assignments_of(session_id: str, task: TaskSpec, agents: tuple[str, ...]) -> 
     )
 
 
+@fast_init
 @dataclass(frozen=True)
 class Outcome:
     """What one execution of a subtask produced."""

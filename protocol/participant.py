@@ -19,6 +19,7 @@ from protocol.defects import NO_DEFECTS, PARTICIPANT_UNILATERAL_ABORT, Defects
 from protocol.effects import CancelTimer, Effect, Send, SetTimer, StartCompensation, StartExecution, StopExecution
 from protocol.errors import IllegalTransition, InvariantViolation
 from protocol.events import Booted, ExecutionDone, ParticipantEvent, TimerFired
+from protocol.frozen import fast_init
 from protocol.messages import (
     Abort,
     Ack,
@@ -41,6 +42,7 @@ from protocol.transitions import action_names
 MCA = "mca"
 
 
+@fast_init
 @dataclass(frozen=True)
 class Refusal:
     """The agent's own verdict on a subtask it could hold: it cannot do this one (a request it

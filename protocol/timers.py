@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.frozen import fast_init
 
+
+@fast_init
 @dataclass(frozen=True)
 class Retry:
     """Coordinator: resend whatever of the session still waits for an answer."""
@@ -19,6 +22,7 @@ class Retry:
     session_id: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class PrepareDeadline:
     """Coordinator: the votes are late; abort."""
@@ -26,6 +30,7 @@ class PrepareDeadline:
     session_id: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class ExecutionDeadline:
     """Coordinator: the subtask's result is late; fail it."""
@@ -34,6 +39,7 @@ class ExecutionDeadline:
     subtask_id: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class Lease:
     """Participant: a yes vote's lease ran out; ask for the decision."""
@@ -42,6 +48,7 @@ class Lease:
     subtask_id: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class ResultRetry:
     """Participant: resend the result (or ask again) until the coordinator has it."""
@@ -50,6 +57,7 @@ class ResultRetry:
     subtask_id: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class RegisterRetry:
     """Participant: register again until the MCA answers."""
