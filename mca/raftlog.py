@@ -311,8 +311,10 @@ class RaftDecisionLog:
         if not _NICE_CHILDREN:
             os.register_at_fork(after_in_child=_yield_the_cores)
             _NICE_CHILDREN = True
-        self._subscribers: list[Callable[[Applied], None]] = []
-        self._batch_subscribers: list[Callable[[], None]] = []
+        # Replaced, never changed in place (copy on subscribe): the tick thread reads them once
+        # per applied record without a lock.
+        self._subscribers: tuple[Callable[[Applied], None], ...] = ()
+        self._batch_subscribers: tuple[Callable[[], None], ...] = ()
         self._lock = threading.Lock()
         self.guard = guard or threading.RLock()
         self._state = _LedgerState(self._publish, self._publish_batch, self.guard)
@@ -380,12 +382,12 @@ class RaftDecisionLog:
     def subscribe(self, callback: Callable[[Applied], None]) -> None:
         """``callback`` gets each applied record, on the tick thread, under ``guard``."""
         with self._lock:
-            self._subscribers.append(callback)
+            self._subscribers = (*self._subscribers, callback)
 
     def on_batch(self, callback: Callable[[], None]) -> None:
         """``callback`` runs after the last record of each applied batch (tick thread, guard held)."""
         with self._lock:
-            self._batch_subscribers.append(callback)
+            self._batch_subscribers = (*self._batch_subscribers, callback)
 
     def applied_entries(self, start: int = 0) -> Iterator[tuple[int, Entry]]:
         """The kept records after index ``start`` (from ``history_from`` at the earliest)."""
@@ -428,13 +430,9 @@ class RaftDecisionLog:
         self._sync.destroy()
 
     def _publish(self, applied: Applied) -> None:
-        with self._lock:
-            subscribers = list(self._subscribers)
-        for callback in subscribers:
+        for callback in self._subscribers:
             callback(applied)
 
     def _publish_batch(self) -> None:
-        with self._lock:
-            subscribers = list(self._batch_subscribers)
-        for callback in subscribers:
+        for callback in self._batch_subscribers:
             callback()
