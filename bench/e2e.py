@@ -17,6 +17,9 @@ Roles come from the deployment (the replicas' and agents' pids in their status; 
 servers are the children of the store actors); whatever else descends from this process is Ray.
 Dividing by the tasks of the level gives ``cpu ms/task`` per role; a change that moves time from
 one role to another shows up there even when the wall clock hides it on a 2-core machine.
+First, the same reading over a few idle seconds says what the cluster burns doing nothing
+(heartbeats, polls, Ray's own), in cores by role: at low concurrency that floor is spread over
+few tasks and is part of each one's figure.
 
 Each level also reports the sessions not completed (by reason), the submits that failed (by gRPC
 status code, including the bench's own per-task timeout) and whether the leader changed. At the
@@ -75,6 +78,8 @@ from mca.topology import ReplicaAddress
 #: The order the roles are printed in; ``other`` (a descendant of this process that is not Ray,
 #: e.g. multiprocessing's resource tracker) only when it spent anything.
 ROLES = ("leader", "followers", "agents", "stores", "ray", "client", "other")
+#: How long the cluster is watched doing nothing before the first level (``idle_line``).
+IDLE_SECONDS = 3.0
 
 
 def _baseline_server(port: int, plain_port: int, identity: Identity, ready: multiprocessing.synchronize.Event) -> None:
@@ -182,6 +187,15 @@ def cpu_by_role(before: Snapshot, after: Snapshot) -> dict[str, float]:
         role = after.cluster.roles.get(pid) or before.cluster.roles.get(pid, "other")
         spent[role] += max(0.0, seconds - before.cpu.get(pid, 0.0))
     return spent
+
+
+def idle_line(deployment: Deployment, exclude: int, seconds: float = IDLE_SECONDS) -> str:
+    """Cores each role keeps busy while no task runs: the floor under ``cpu ms/task``."""
+    before = snapshot(deployment, exclude)
+    time.sleep(seconds)
+    spent = cpu_by_role(before, snapshot(deployment, exclude))
+    shown = [f"{role} {spent[role] / seconds:.2f}" for role in ROLES if role != "other" or spent[role] > 0]
+    return f"idle for {seconds:.0f} s, cores busy: " + " ".join(shown) + f" total {sum(spent.values()) / seconds:.2f}"
 
 
 def cpu_line(spent: dict[str, float], tasks: int) -> str:
@@ -571,6 +585,7 @@ def main() -> None:
     try:
         time.sleep(2.0)  # election, registration
         print(f"coordinated two-agent tasks (echo_pair) vs raw gRPC unary, {os.cpu_count()} cores")
+        print(idle_line(deployment, baseline_pid))
         if args.soak:
             asyncio.run(_soak(config, deployment, baseline_pid, args))
         else:
