@@ -12,12 +12,21 @@ fields written into the instance's ``__dict__``. Those constructors were 7-11 % 
 the leader, the followers and the agents under load (py-spy).
 
 ``fast_init`` keeps everything the dataclass made (fields, defaults, equality, hashing,
-``repr``, ordering, pickling, ``dataclasses.replace``, and assignment raising
-``FrozenInstanceError``) and replaces only its ``__init__`` with one that writes the fields into
-``__dict__``, generated from the fields as ``dataclasses`` generates its own. It takes only what
-that ``__init__`` can build faithfully: a frozen dataclass without ``__slots__``,
-``__post_init__``, default factories, keyword-only, init-less or pseudo-fields (``ClassVar``,
-``InitVar``); anything else is a ``TypeError`` when the class is defined.
+``repr``, ordering, ``dataclasses.replace``, and assignment raising ``FrozenInstanceError``) and
+replaces its ``__init__`` with one that writes the fields into ``__dict__``, generated from the
+fields as ``dataclasses`` generates its own. It takes only what that ``__init__`` can build
+faithfully: a frozen dataclass without ``__slots__``, ``__post_init__``, default factories,
+keyword-only, init-less or pseudo-fields (``ClassVar``, ``InitVar``); anything else is a
+``TypeError`` when the class is defined.
+
+It also changes how a value pickles: as its class and its field values in order, so that
+unpickling calls that ``__init__``, instead of pickle's default (an empty object, then its
+``__dict__`` set key by key, every key interned). The Raft entries are pickled records: per
+record of a two-agent task, 2.3 instead of 4.6 us to unpickle, 6.0 instead of 6.5 to pickle,
+64 instead of 88 bytes (microbenchmark); in a follower under load, unpickling and building the
+records went from 18 to 14 % of its CPU (py-spy). Pickles of the default form (journals and
+snapshots written before) still load. A value is final: subclassing one is a ``TypeError`` (its pickle would name the base
+class and drop the subclass's fields).
 """
 
 from __future__ import annotations
@@ -60,11 +69,19 @@ def fast_init(cls: type[T]) -> type[T]:
     lines = [f"def __init__({', '.join(['self', *arguments])}):"]
     lines.append("    d = self.__dict__")
     lines += [f"    d[{f.name!r}] = {f.name}" for f in fields]
+    values = "".join(f"d[{f.name!r}], " for f in fields)
+    lines += ["def __reduce__(self):", "    d = self.__dict__", f"    return _cls, ({values})"]
     made: dict[str, Any] = {}
-    exec("\n".join(lines), defaults, made)  # the source holds field names only
-    init = made["__init__"]
-    init.__qualname__ = f"{name}.__init__"
-    init.__module__ = cls.__module__
-    init.__annotations__ = dict(cls.__init__.__annotations__)  # the same signature, types included
-    cls.__init__ = init  # type: ignore[method-assign]
+    exec("\n".join(lines), {**defaults, "_cls": cls}, made)  # the source holds field names only
+    for method, made_one in made.items():
+        made_one.__qualname__ = f"{name}.{method}"
+        made_one.__module__ = cls.__module__
+    made["__init__"].__annotations__ = dict(cls.__init__.__annotations__)  # the same signature
+    cls.__init__ = made["__init__"]  # type: ignore[method-assign]
+    cls.__reduce__ = made["__reduce__"]  # type: ignore[method-assign]
+    cls.__init_subclass__ = classmethod(_final)  # type: ignore[assignment]
     return cls
+
+
+def _final(subclass: type, /, **kwargs: Any) -> None:
+    raise TypeError(f"{subclass.__qualname__}: a fast_init value is final; make a dataclass of its own")

@@ -3,8 +3,10 @@ only cheaper; and a class it cannot build faithfully is refused when it is defin
 
 from __future__ import annotations
 
+import copyreg
 import dataclasses
 import inspect
+import io
 import pickle
 from dataclasses import FrozenInstanceError, dataclass, field
 from typing import ClassVar
@@ -58,6 +60,33 @@ def test_a_fast_init_value_stays_frozen() -> None:
     with pytest.raises(FrozenInstanceError):
         del value.count
     assert value == Fast("a", 1, ())
+
+
+class _DefaultForm(pickle.Pickler):
+    """Pickles values the way pickle does by default (an empty object, then its ``__dict__``):
+    how journals and snapshots written before ``fast_init`` hold them."""
+
+    def reducer_override(self, obj: object) -> object:
+        if not isinstance(obj, Fast):
+            return NotImplemented
+        return copyreg.__newobj__, (type(obj),), dict(vars(obj))  # type: ignore[attr-defined]
+
+
+def test_a_value_pickles_as_its_class_and_fields_and_the_default_form_still_loads() -> None:
+    value = Fast("a", 2, ("x",))
+    assert value.__reduce__() == (Fast, ("a", 2, ("x",)))
+    assert len(pickle.dumps(value)) < len(pickle.dumps(Plain("a", 2, ("x",))))
+    buffer = io.BytesIO()
+    _DefaultForm(buffer, protocol=4).dump(value)
+    assert buffer.getvalue() != pickle.dumps(value, protocol=4)
+    assert pickle.loads(buffer.getvalue()) == value
+
+
+def test_a_value_is_final() -> None:
+    with pytest.raises(TypeError, match="final"):
+
+        class Sub(Fast):  # would pickle as a Fast and lose its own fields
+            pass
 
 
 def test_fast_init_takes_the_arguments_the_dataclass_takes() -> None:
