@@ -25,8 +25,8 @@ unpickling calls that ``__init__``, instead of pickle's default (an empty object
 record of a two-agent task, 2.3 instead of 4.6 us to unpickle, 6.0 instead of 6.5 to pickle,
 64 instead of 88 bytes (microbenchmark); in a follower under load, unpickling and building the
 records went from 18 to 14 % of its CPU (py-spy). Pickles of the default form (journals and
-snapshots written before) still load. A value is final: subclassing one is a ``TypeError`` (its pickle would name the base
-class and drop the subclass's fields).
+snapshots written before) still load. A value is final: subclassing one is a ``TypeError`` (its
+pickle would name the base class and drop the subclass's fields).
 """
 
 from __future__ import annotations
