@@ -38,7 +38,8 @@ T = TypeVar("T")
 
 
 def fast_init(cls: type[T]) -> type[T]:
-    """Give the frozen dataclass ``cls`` an ``__init__`` that writes ``__dict__`` directly.
+    """Give the frozen dataclass ``cls`` an ``__init__`` that writes ``__dict__`` directly and a
+    ``__reduce__`` that pickles it as its class and field values; the class becomes final.
 
     Stack it over the dataclass decorator, so type checkers still see a dataclass::
 
