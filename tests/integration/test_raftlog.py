@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pysyncobj import FAIL_REASON
 
 from mca.raftlog import RaftDecisionLog, RaftSealer
 from protocol.entries import Accepted, Batch, Entry, Registered
@@ -108,12 +109,45 @@ def test_a_restarted_replica_replays_its_journal(cluster: tuple[list[RaftDecisio
     assert list(restarted.applied_entries()) == list(leader.applied_entries())
 
 
-def test_a_journal_of_bare_records_still_applies(cluster: tuple[list[RaftDecisionLog], list[str], Path]) -> None:
-    """Journals written before group commit hold one record per entry; they still replay."""
+def test_a_journal_of_bare_records_or_unpickled_batches_still_applies(
+    cluster: tuple[list[RaftDecisionLog], list[str], Path],
+) -> None:
+    """Journals written before group commit hold one record per entry, and those written before
+    batches were appended pickled hold the batch object; both still replay."""
     logs, _, _ = cluster
     leader = leader_of(logs)
     leader._state._apply(Registered("npa", ("echo",), 4, 1), callback=None)  # as an old version did
-    wait_for(lambda: all("npa" in log.ledger.agents for log in logs))
+    leader._state._apply(one(Registered("wpa", ("echo",), 4, 1)), callback=None)
+    wait_for(lambda: all({"npa", "wpa"} <= set(log.ledger.agents) for log in logs))
+
+
+def test_the_leader_applies_the_objects_it_appended_and_the_followers_equal_copies(
+    cluster: tuple[list[RaftDecisionLog], list[str], Path],
+) -> None:
+    logs, _, _ = cluster
+    leader = leader_of(logs)
+    record = Registered("npa", ("echo",), 4, 1)
+    assert leader.append(one(record), leader.term)
+    wait_for(lambda: all(len(list(log.applied_entries())) == 1 for log in logs))
+    for log in logs:
+        [(_, applied)] = list(log.applied_entries())
+        assert applied == record
+        assert (applied is record) == (log is leader)  # no unpickled copy on the leader
+    assert leader._state.own == {}  # nothing kept once applied
+
+
+def test_an_append_pysyncobj_drops_is_not_kept(cluster: tuple[list[RaftDecisionLog], list[str], Path]) -> None:
+    logs, _, _ = cluster
+    leader = leader_of(logs)
+    heard: list[bool] = []
+
+    def full(command: bytes, callback: Callable[[object, int], None], command_type: int | None = None) -> None:
+        callback(None, FAIL_REASON.QUEUE_FULL)  # what pysyncobj does when its queue is full
+
+    leader._sync._applyCommand = full
+    assert leader.append(one(Registered("npa", ("echo",), 4, 1)), leader.term, heard.append)
+    assert heard == [False]
+    assert leader._state.own == {}
 
 
 def test_a_replica_with_the_wrong_password_gets_nothing(tmp_path: Path) -> None:
