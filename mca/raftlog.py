@@ -12,15 +12,14 @@ batch instead of once per record.
 
 Appends are asynchronous: ``append`` hands the batch to pysyncobj, pickled, with a callback and
 returns at once; the leader keeps the objects it pickled until the entry applies, and applies
-those (every other replica, and a journal replay, unpickles). The host batches (group
-commit), so pysyncobj's own batching is off: with
-``appendEntriesUseBatch`` a command waited for the next tick and the next append period (5 ms
-each, so a Raft round trip cost 10-20 ms and a session several of them), and both periods had to
-be short, which made every replica tick 200 times a second and send 400 encrypted heartbeats a
-second whether or not anything happened. Without it, pysyncobj wakes its tick thread through a
-pipe on every append and sends at once; a follower's answer wakes the leader's poll, which
-applies at once (followers learn how far a majority holds the log with the next append or
-heartbeat: ``_PromptSyncObj``). The periods are then only the
+those (every other replica, and a journal replay, unpickles). The host batches (group commit),
+so pysyncobj's own batching is off: with ``appendEntriesUseBatch`` a command waited for the next
+tick and the next append period (5 ms each, so a Raft round trip cost 10-20 ms and a session
+several of them), and both periods had to be short, which made every replica tick 200 times a
+second and send 400 encrypted heartbeats a second whether or not anything happened. Without it,
+pysyncobj wakes its tick thread through a pipe on every append and sends at once; a follower's
+answer wakes the leader's poll, which applies at once (followers learn how far a majority holds
+the log with the next append or heartbeat: ``_PromptSyncObj``). The periods are then only the
 heartbeat and the idle poll, and can be long.
 
 Raft traffic is authenticated and encrypted with pysyncobj's password option, also on the
