@@ -194,14 +194,19 @@ def idle_line(deployment: Deployment, exclude: int, seconds: float = IDLE_SECOND
     before = snapshot(deployment, exclude)
     time.sleep(seconds)
     spent = cpu_by_role(before, snapshot(deployment, exclude))
-    shown = [f"{role} {spent[role] / seconds:.2f}" for role in ROLES if role != "other" or spent[role] > 0]
-    return f"idle for {seconds:.0f} s, cores busy: " + " ".join(shown) + f" total {sum(spent.values()) / seconds:.2f}"
+    cores = {role: s / seconds for role, s in spent.items()}
+    return f"idle for {seconds:.0f} s, cores busy: " + _by_role(cores, 2, shown_from=1e-12)
 
 
 def cpu_line(spent: dict[str, float], tasks: int) -> str:
     per = {role: 1000 * s / max(tasks, 1) for role, s in spent.items()}
-    shown = [f"{role} {per[role]:.1f}" for role in ROLES if role != "other" or per[role] >= 0.05]
-    return "cpu ms/task: " + " ".join(shown) + f" total {sum(per.values()):.1f}"
+    return "cpu ms/task: " + _by_role(per, 1, shown_from=0.05)
+
+
+def _by_role(figures: dict[str, float], digits: int, shown_from: float) -> str:
+    """``role figure`` for every role (``other`` only from ``shown_from`` on), then the total."""
+    shown = [f"{role} {figures[role]:.{digits}f}" for role in ROLES if role != "other" or figures[role] >= shown_from]
+    return " ".join(shown) + f" total {sum(figures.values()):.{digits}f}"
 
 
 def batching_line(before: Cluster, after: Cluster, tasks: int) -> str:

@@ -122,8 +122,9 @@ class ApplyResult(NamedTuple):
     """What applying one entry did. ``applied`` is False for a repeat or a contradiction.
 
     A named tuple, not a frozen dataclass: one is built per applied record on every replica,
-    and a frozen dataclass of nine fields costs four times as long to build (each field goes
-    through ``object.__setattr__``). It is as immutable, and never stored."""
+    and a named tuple of nine fields is the cheapest to build (1.4 us, against 1.7 through
+    ``protocol.frozen.fast_init`` and 5.6 for a plain frozen dataclass). It is as immutable,
+    and never stored."""
 
     applied: bool
     session_id: str = ""
