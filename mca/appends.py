@@ -3,7 +3,9 @@
 The policy is ``protocol.batching.GroupCommit``; this is its I/O. An ``Append`` effect adds its
 record to the open batch (the replica's effect runner calls ``group.add``), and the first record
 of a batch schedules ``cut`` with ``call_soon``: the batch goes to Raft as one entry when the
-loop goes idle, never on a timer. When Raft applies (or drops) an appended batch, pysyncobj
+loop goes idle, never on a timer. A lazy record (one nobody waits for) that opens a batch
+schedules ``expire`` in ``LAZY_SECONDS`` instead: it goes with the next record that is not lazy,
+or then. When Raft applies (or drops) an appended batch, pysyncobj
 says so on its tick thread; ``settled`` runs on the loop and cuts the records that waited while
 the pipeline was full. A batch is appended only under the term of the leader that made it.
 
@@ -20,7 +22,8 @@ from collections.abc import Callable
 
 from mca.leadership import Leadership
 from mca.raftlog import RaftDecisionLog
-from protocol.batching import GroupCommit
+from protocol.batching import LAZY_SECONDS, CutWhen, GroupCommit
+from protocol.effects import Append
 from protocol.leader import Leader
 
 
@@ -32,6 +35,19 @@ class Appends:
         self.group = GroupCommit()
         #: The replica's event loop, once it runs (``settled`` is handed over to it).
         self.loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, append: Append, term: int) -> None:
+        """An ``Append`` effect of the leader of ``term``: into the open batch."""
+        when = self.group.add(append.entry, term, append.lazy)
+        if when is CutWhen.IDLE:
+            asyncio.get_running_loop().call_soon(self.cut)
+        elif when is CutWhen.DUE:
+            asyncio.get_running_loop().call_later(LAZY_SECONDS, self.expire)
+
+    def expire(self) -> None:
+        """A lazy record waited ``LAZY_SECONDS`` for company: it goes alone."""
+        if self.group.expire():
+            self.cut()
 
     def cut(self) -> None:
         """The loop went idle after the first record of a batch: append what the turn made."""

@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from mca.tls import REPLICA, Identity
+from protocol.batching import LAZY_SECONDS
 
 M = TypeVar("M", bound=Hashable)
 
@@ -145,8 +146,10 @@ class StreamLink(Generic[M]):
     costs a fraction of a unary call (about 170 us of CPU on each side against 350 us for the
     caller and 520 us for the server of a call, measured on this machine). Whatever the peer
     sends back, answers and messages of its own, goes to ``received``, in order, as it
-    arrives. If the stream breaks, what was being written is dropped (the protocol's resends
-    cover it) and the next ``send`` opens a new one; ``close`` ends it for good.
+    arrives. A lazy message (a release nobody waits for) does not start a write: it rides with
+    the next message, or goes after ``LAZY_SECONDS``. If the stream breaks, what was being
+    written is dropped (the protocol's resends cover it) and the next ``send`` opens a new one;
+    ``close`` ends it for good.
     """
 
     def __init__(
@@ -170,18 +173,34 @@ class StreamLink(Generic[M]):
         self._queued: dict[M, None] = {}
         self._call: Any = None
         self._running = False
+        self._due = False  # a lazy message waits, and a timer will write it
         self._closed = False
         self.opened = 0  # for the figures: streams opened, messages written, items they carried
         self.written = 0
         self.carried = 0
 
-    def send(self, message: M) -> None:
+    def send(self, message: M, lazy: bool = False) -> None:
+        """Queue ``message`` for the next write. ``lazy`` (nobody waits for it): it waits for the
+        next message that is not, at most ``LAZY_SECONDS``, and rides in its write."""
         if self._closed:
             return
         self._queued[message] = None  # the same message queued twice goes once
-        if not self._running:
-            self._running = True
-            self._outbox.spawn(self._write())
+        if self._running:
+            return  # the writer under way takes it next
+        if not lazy:
+            self._start()
+        elif not self._due:
+            self._due = True
+            asyncio.get_running_loop().call_later(LAZY_SECONDS, self._expire)
+
+    def _expire(self) -> None:
+        self._due = False
+        if self._queued and not self._running and not self._closed:
+            self._start()
+
+    def _start(self) -> None:
+        self._running = True
+        self._outbox.spawn(self._write())
 
     async def _write(self) -> None:
         try:

@@ -279,11 +279,11 @@ class Replica:
     def _perform(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, Send):
-                self._send(effect.to, effect.message)
+                self._send(effect.to, effect.message, effect.lazy)
             elif isinstance(effect, Append):
                 leader = self.leadership.leader
-                if leader is not None and self.appends.group.add(effect.entry, leader.term):
-                    asyncio.get_running_loop().call_soon(self.appends.cut)
+                if leader is not None:
+                    self.appends.add(effect, leader.term)
             elif isinstance(effect, SetTimer):
                 self._timers.set(effect.key, effect.at)
             elif isinstance(effect, CancelTimer):
@@ -292,7 +292,7 @@ class Replica:
     def _timers_fired(self, keys: list[TimerKey]) -> None:
         self.step_many([TimerFired(key) for key in keys])
 
-    def _send(self, to: str, message: object) -> None:
+    def _send(self, to: str, message: object, lazy: bool = False) -> None:
         waiting = self.waiting.answers.pop(to, None) if isinstance(message, (m.SubmitReply, m.CancelReply)) else None
         if waiting is not None:  # the answer to a client request
             if not waiting.done():
@@ -304,4 +304,4 @@ class Replica:
         link = self.streams.links.get((to, agent.address))
         if link is None:
             link = self.streams.open(to, agent.address)
-        link.send(message)
+        link.send(message, lazy)

@@ -306,7 +306,12 @@ class Coordinator:
         if result.subtask_id in self._finish_appended:
             return []
         self._finish_appended[result.subtask_id] = None
-        return [Append(Finished(self.session_id, result.subtask_id, result.outcome))]
+        # Lazy while another result is still to come: the session ends with the last one, and
+        # this one rides in its Raft entry (``protocol.batching``). A failure ends it now.
+        others = any(
+            a.subtask_id not in record.results and a.subtask_id not in self._finish_appended for a in record.assignments
+        )
+        return [Append(Finished(self.session_id, result.subtask_id, result.outcome), lazy=others and result.outcome.ok)]
 
     def _resend_commit(
         self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
@@ -445,20 +450,25 @@ class Coordinator:
     def _settle(self, record: SessionRecord, now: float, ledger: Ledger) -> list[Effect]:
         self._acked.clear()
         effects: list[Effect] = []
+        # A release after a completed session is lazy: the agent has nothing left to do for it
+        # and rides it with the next message (a compensation or an abort goes at once).
+        lazy = record.state is SessionState.COMPLETED
         for a in record.assignments:
-            effects += self._answer(record, a.subtask_id, ledger, now)
+            effects += self._answer(record, a.subtask_id, ledger, now, lazy)
         effects.append(SetTimer(Retry(self.session_id), self._first_retry(now)))
         return effects + self._maybe_settle(record)
 
-    def _answer(self, record: SessionRecord, subtask_id: str, ledger: Ledger, now: float) -> list[Effect]:
+    def _answer(
+        self, record: SessionRecord, subtask_id: str, ledger: Ledger, now: float, lazy: bool = False
+    ) -> list[Effect]:
         a = record.assignment(subtask_id)
         message = directive(record, a, self.term, ledger.incarnation(a.agent_id))
-        return [self._request(a, message, now)] if message is not None else []
+        return [self._request(a, message, now, lazy)] if message is not None else []
 
-    def _request(self, a: Assignment, message: Message, now: float) -> Send:
+    def _request(self, a: Assignment, message: Message, now: float, lazy: bool = False) -> Send:
         """Send ``message`` to the agent holding ``a``, remembering when (``PeerProgress``)."""
         self._sent_at[a.subtask_id] = now
-        return Send(a.agent_id, message)
+        return Send(a.agent_id, message, lazy)
 
     def _prepare_message(self, a: Assignment, ledger: Ledger, now: float) -> Send:
         return self._request(a, Prepare(self.term, ledger.incarnation(a.agent_id), self.session_id, a), now)
@@ -497,7 +507,9 @@ class Coordinator:
         if self._settle_appended or any(a.subtask_id not in self._acked for a in record.assignments):
             return []
         self._settle_appended = True
-        return [CancelTimer(Retry(self.session_id)), Append(Settled(self.session_id))]
+        # Lazy: only the admission queue waits for the room it frees, and the leader hastens it
+        # then (``Leader``); otherwise it rides with the next record.
+        return [CancelTimer(Retry(self.session_id)), Append(Settled(self.session_id), lazy=True)]
 
     @staticmethod
     def _final_kind(record: SessionRecord) -> str:

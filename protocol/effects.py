@@ -15,18 +15,27 @@ from protocol.timers import TimerKey
 @fast_init
 @dataclass(frozen=True)
 class Send:
-    """Deliver ``message`` to ``to`` (an agent id, a client id, or ``"mca"`` for the leader)."""
+    """Deliver ``message`` to ``to`` (an agent id, a client id, or ``"mca"`` for the leader).
+
+    ``lazy``: nobody waits for it (a release after a completed session): the host may hold it
+    for up to ``protocol.batching.LAZY_SECONDS`` so that it rides with the next message to the
+    same peer instead of costing a write of its own."""
 
     to: str
     message: Message
+    lazy: bool = False
 
 
 @fast_init
 @dataclass(frozen=True)
 class Append:
-    """Append ``entry`` to the decision log. The host reports ``Applied`` once it is applied."""
+    """Append ``entry`` to the decision log. The host reports ``Applied`` once it is applied.
+
+    ``lazy``: nobody waits for it (``protocol.batching``): it may wait up to ``LAZY_SECONDS``
+    for the next record that is not, and join that one's Raft entry."""
 
     entry: Entry
+    lazy: bool = False
 
 
 @fast_init

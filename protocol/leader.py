@@ -45,6 +45,7 @@ from protocol.messages import (
     QueryDecision,
     Register,
     RegisterReply,
+    Release,
     Result,
     Submit,
     SubmitReply,
@@ -82,7 +83,7 @@ class Leader:
             self.coordinators, effects = recover(
                 self.ledger, self.term, self._timing, now, self._queue, self._progress, self._defects
             )
-            return effects
+            return self._hasten(effects)
         if isinstance(event, Submit):
             return self._submit(event)
         if isinstance(event, Cancel):
@@ -96,14 +97,19 @@ class Leader:
             return [Append(entry)]
         if isinstance(event, (Vote, Ack, QueryDecision, Result)):
             self._progress.heard(event.agent_id, now)
-            return self._route(event.session_id, event, now)
+            return self._hasten(self._route(event.session_id, event, now))
         if isinstance(event, TimerFired):
             if not isinstance(event.key, Retry | PrepareDeadline | ExecutionDeadline):
                 raise InvariantViolation(f"the leader got a timer not of a coordinator: {event.key!r}")
-            return self._route(event.key.session_id, event, now)
+            return self._hasten(self._route(event.key.session_id, event, now))
         if isinstance(event, Applied):
-            return self._applied(event, now)
+            return self._hasten(self._applied(event, now))
         raise InvariantViolation(f"leader got an unknown event {event!r}")
+
+    def _hasten(self, effects: list[Effect]) -> list[Effect]:
+        """A lazy release or ``Settled`` frees an agent's room; while sessions wait in the
+        admission queue for room, nothing that frees it waits for company."""
+        return [_at_once(e) for e in effects] if self._queue else effects
 
     # --- client requests ----------------------------------------------------------------------
 
@@ -246,6 +252,16 @@ class Leader:
         if coordinator is None:
             return []  # settled, or never ours: every sender retries or pulls if it still needs us
         return coordinator.step(event, now, self.ledger)
+
+
+def _at_once(effect: Effect) -> Effect:
+    """``effect`` without its permission to wait for company, if it frees an agent's room (a
+    lazy result frees none: its session ends with the next one)."""
+    if isinstance(effect, Append) and effect.lazy and isinstance(effect.entry, Settled):
+        return Append(effect.entry)
+    if isinstance(effect, Send) and effect.lazy and isinstance(effect.message, Release):
+        return Send(effect.to, effect.message)
+    return effect
 
 
 def _key_reused(key: str, session_id: str) -> CoordinationError:

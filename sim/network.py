@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from protocol.batching import LAZY_SECONDS
 from protocol.messages import Message
 from sim.faults import FaultPlan
 from sim.schedule import Deliver, Hooks, Shared, Unpartition
@@ -31,7 +32,9 @@ class Network:
         self._step = step
         self.partitions: set[frozenset[str]] = set()
 
-    def send(self, src: str, dest: str, message: Message) -> None:
+    def send(self, src: str, dest: str, message: Message, lazy: bool = False) -> None:
+        """``lazy``: the host may hold the message up to ``LAZY_SECONDS`` for company (the
+        next message to ``dest``); here, any wait up to that, drawn per message."""
         shared, plan = self._shared, self._plan
         faulty = not shared.healed
         rng = shared.rng
@@ -41,6 +44,8 @@ class Network:
         copies = 2 if faulty and rng.random() < plan.duplicate else 1
         for _ in range(copies):
             delay = rng.uniform(0.0005, 0.003)
+            if lazy:
+                delay += rng.uniform(0.0, LAZY_SECONDS)
             if faulty and rng.random() < plan.delay:
                 delay += rng.uniform(0.0, 0.3)
             hook = self._hooks.message_delay

@@ -19,7 +19,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from protocol.batching import RECORDS_PER_BATCH_MAX, GroupCommit, records
+from protocol.batching import LAZY_SECONDS, RECORDS_PER_BATCH_MAX, CutWhen, GroupCommit, records
 from protocol.defects import Defects
 from protocol.entries import Batch, Entry
 from protocol.events import Applied, BecameLeader
@@ -133,19 +133,22 @@ class Replicas:
         if leader is not None and self._up[leader] and leader in self.leaders:
             self._step(leader, applied)
 
-    def append(self, node: str, entry: Entry) -> None:
+    def append(self, node: str, entry: Entry, lazy: bool = False) -> None:
         leader = self.leaders.get(node)
         if leader is None:
             return
         group = self._groups.setdefault(node, GroupCommit(self._defects, size=self._batch_size))
-        if group.add(entry, leader.term):
+        when = group.add(entry, leader.term, lazy)
+        if when is CutWhen.IDLE:
             # The loop goes idle within a simulated turn: whatever else it appends meanwhile
             # (other deliveries, timers) joins this batch.
             self._shared.clock.after(self._shared.rng.uniform(0.0, 0.001), Cut(node))
+        elif when is CutWhen.DUE:
+            self._shared.clock.after(LAZY_SECONDS, Cut(node, due=True))
 
-    def cut(self, node: str) -> None:
+    def cut(self, node: str, due: bool = False) -> None:
         group = self._groups.get(node)
-        if group is None:
+        if group is None or (due and not group.expire()):
             return
         batch, term = group.cut()
         leader = self.leaders.get(node)

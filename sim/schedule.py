@@ -63,12 +63,14 @@ class Apply:
 
 @dataclass(frozen=True, slots=True)
 class Cut:
-    """A leader's loop goes idle: the records it gathered are appended as one batch."""
+    """A leader's loop goes idle: the records it gathered are appended as one batch. ``due``:
+    the lazy records that opened the batch waited ``LAZY_SECONDS`` for company; they go now."""
 
     node: str
+    due: bool = False
 
     def trace(self) -> tuple[object, ...]:
-        return ("cut", self.node)
+        return ("cut", self.node, self.due)
 
 
 @dataclass(frozen=True, slots=True)

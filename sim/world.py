@@ -167,7 +167,7 @@ class World:
                 if self.clock.fire(event):
                     self._step(event.node, TimerFired(event.key))
             case ev.Cut():
-                self.replicas.cut(event.node)
+                self.replicas.cut(event.node, event.due)
             case ev.Apply():
                 self.replicas.apply()
             case ev.ClientSubmit():
@@ -225,9 +225,9 @@ class World:
         for effect in effects:
             if isinstance(effect, Send):
                 self.checkers.sent(effect.message)
-                self.network.send(node, effect.to, effect.message)
+                self.network.send(node, effect.to, effect.message, effect.lazy)
             elif isinstance(effect, Append):
-                self.replicas.append(node, effect.entry)
+                self.replicas.append(node, effect.entry, effect.lazy)
             elif isinstance(effect, SetTimer):
                 self.clock.set_timer(node, effect.key, effect.at)
             elif isinstance(effect, CancelTimer):

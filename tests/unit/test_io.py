@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 
 from mca.io import Outbox, PeerLink, StreamLink, TimerWheel, parts_by_size
+from protocol.batching import LAZY_SECONDS
 
 
 def test_a_peer_link_batches_what_queues_while_a_call_is_under_way() -> None:
@@ -268,3 +269,31 @@ def test_parts_by_size_keeps_order_and_bounds_each_part() -> None:
     assert [w for part in parts for w in part] == words
     assert parts == [["aa", "b"], ["cccc"], ["d", "ee"], ["ffffff"]]  # too large alone: alone
     assert list(parts_by_size([], len)) == []
+
+
+def test_a_lazy_message_rides_with_the_next_one_or_goes_alone_when_its_time_is_up() -> None:
+    async def body() -> tuple[_EchoServer, list[bytes], float]:
+        echo = _EchoServer()
+        server, address = await echo.start()
+        received: list[bytes] = []
+        link, channel = _link(address, received)
+        link.send("release", lazy=True)
+        await asyncio.sleep(LAZY_SECONDS / 4)
+        assert echo.batches == []  # it waits for company
+        link.send("prepare")
+        await _settle(lambda: len(received) == 1)
+        await asyncio.sleep(LAZY_SECONDS)  # the first lazy message's timer has passed
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        link.send("alone", lazy=True)
+        await _settle(lambda: len(received) == 2)
+        waited = loop.time() - started
+        link.close()
+        await channel.close()
+        await server.stop(None)
+        return echo, received, waited
+
+    echo, received, waited = asyncio.run(body())
+    assert echo.batches == [["release", "prepare"], ["alone"]]  # in order, one write
+    assert received == [b"ack:release,prepare", b"ack:alone"]
+    assert waited >= LAZY_SECONDS * 0.9  # alone, it went when its time was up

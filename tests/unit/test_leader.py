@@ -14,10 +14,21 @@ from protocol.errors import InvalidMessage, StaleRegistration
 from protocol.events import Applied, BecameLeader, LeaderEvent
 from protocol.leader import Leader, check_register
 from protocol.ledger import Ledger
-from protocol.messages import Ack, Cancel, CancelReply, Prepare, Register, RegisterReply, Release, Submit, SubmitReply
-from protocol.model import Decision, Limits, SubtaskSpec, TaskSpec
+from protocol.messages import (
+    Ack,
+    Cancel,
+    CancelReply,
+    Prepare,
+    Register,
+    RegisterReply,
+    Release,
+    Result,
+    Submit,
+    SubmitReply,
+)
+from protocol.model import Decision, Limits, Outcome, SubtaskSpec, TaskSpec
 from protocol.session_table import SessionState
-from tests.unit.helpers import PLAN, TIMING, WELLNESS, ledger_with_agents, session_in
+from tests.unit.helpers import OK, PLAN, TIMING, WELLNESS, ledger_with_agents, session_in
 
 NOW = 1.0
 
@@ -304,3 +315,56 @@ def test_a_plan_at_submit_that_went_stale_waits_and_is_planned_again() -> None:
     assert ledger.sessions["s1"].state is SessionState.INITIALIZED
     (planned,) = _appended(effects)
     assert isinstance(planned, Planned) and [a.agent_id for a in planned.assignments] == ["wpa", "other"]
+
+
+def _apply(leader: Leader, effects: list[Effect], index: int) -> list[Effect]:
+    """Apply the appends among ``effects`` (as a log with no faults would), one by one, and
+    return everything the leader did, those effects included."""
+    done = list(effects)
+    for effect in effects:
+        if isinstance(effect, Append):
+            applied = Applied(index, effect.entry, leader.ledger.apply(effect.entry))
+            done += _apply(leader, leader.step(applied, NOW), index + 1)
+    return done
+
+
+def _lazy(effects: list[Effect]) -> list[tuple[str, bool]]:
+    """(what, lazy) for the appends and releases among ``effects``."""
+    return [
+        (type(e.entry).__name__ if isinstance(e, Append) else type(e.message).__name__, e.lazy)
+        for e in effects
+        if isinstance(e, Append) or (isinstance(e, Send) and isinstance(e.message, Release))
+    ]
+
+
+def test_what_nobody_waits_for_is_lazy_and_what_frees_room_a_session_waits_for_is_not() -> None:
+    """A result while the session's other one is still to come, a release after success and
+    ``Settled`` may wait for company (``protocol.batching``); the last result may not, and
+    nothing that frees an agent's room may while a session waits in the admission queue."""
+    for waiting in (False, True):
+        ledger = session_in("committed")  # s1 on wpa and npa (capacity 1: full)
+        leader = Leader(2, ledger, TIMING)
+        leader.step(BecameLeader(), NOW)
+        if waiting:  # s2 waits for npa's room
+            drive(leader, Submit("c", "k2", WELLNESS))
+            assert ledger.sessions["s2"].state is SessionState.INITIALIZED
+        first = leader.step(Result("wpa", 1, "s1", "s1.0", OK), NOW)
+        assert _lazy(first) == [("Finished", True)]  # s1.1's result is still to come
+        last = leader.step(Result("npa", 1, "s1", "s1.1", OK), NOW)
+        assert _lazy(last) == [("Finished", False)]
+        ended = _apply(leader, first + last, 100)
+        assert ledger.sessions["s1"].state is SessionState.COMPLETED
+        assert _lazy(ended)[2:] == [("Release", not waiting)] * 2
+        acks = [leader.step(Ack(a, 1, "s1", sub, "release"), NOW) for a, sub in (("wpa", "s1.0"), ("npa", "s1.1"))]
+        assert _lazy(acks[0]) == [] and _lazy(acks[1]) == [("Settled", not waiting)]
+
+
+def test_a_failed_result_and_a_compensating_release_go_at_once() -> None:
+    ledger = session_in("committed")
+    leader = Leader(2, ledger, TIMING)
+    leader.step(BecameLeader(), NOW)
+    failed = leader.step(Result("wpa", 1, "s1", "s1.0", Outcome(False, error="boom")), NOW)
+    assert _lazy(failed) == [("Finished", False)]  # it ends the session: nothing to wait for
+    ended = _apply(leader, failed, 100)
+    assert ledger.sessions["s1"].state is SessionState.FAILED
+    assert [lazy for what, lazy in _lazy(ended) if what == "Release"] == [False, False]

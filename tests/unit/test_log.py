@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import random
 
-from protocol.batching import GroupCommit
+from protocol.batching import CutWhen, GroupCommit
 from protocol.defects import BATCH_REORDERED
-from protocol.entries import Accepted, Batch, Registered
+from protocol.entries import Accepted, Batch, Finished, Registered, Settled
 from protocol.events import Applied
 from protocol.ledger import Ledger
 from protocol.log import DecisionLog
 from sim.raftmodel import SimDecisionLog
-from tests.unit.helpers import WELLNESS
+from tests.unit.helpers import OK, WELLNESS
 
 
 def test_the_simulated_log_is_a_decision_log() -> None:
@@ -111,3 +111,41 @@ def test_a_burst_is_cut_into_batches_of_bounded_size_in_order() -> None:
     assert group.cut() == (Batch((records[4],), 1), 1)
     group.appended()
     assert not group.ready() and len(group) == 0
+
+
+def test_lazy_records_wait_in_their_place_for_the_next_record_that_is_not_lazy() -> None:
+    group = GroupCommit()
+    settled, result, accepted = Settled("s1"), Finished("s2", "s2.0", OK), Accepted("k3", WELLNESS)
+    assert group.add(settled, 1, lazy=True) is CutWhen.DUE  # alone: the host's timer is due
+    assert group.add(result, 1, lazy=True) is None
+    assert group.add(accepted, 1) is CutWhen.IDLE  # company: cut when the loop goes idle
+    assert group.add(Accepted("k4", WELLNESS), 1) is None  # that cut is already scheduled
+    assert group.cut() == (Batch((settled, result, accepted, Accepted("k4", WELLNESS)), 1), 1)
+    assert not group.expire()  # the lazy records' timer finds nothing waiting
+
+
+def test_a_lazy_record_alone_goes_when_its_time_is_up_or_once_the_pipeline_has_room() -> None:
+    group = GroupCommit(depth=1)
+    assert group.add(Settled("s1"), 1, lazy=True) is CutWhen.DUE
+    assert not group.ready()  # lazy records alone are never cut for the asking
+    assert group.expire()  # the timer: it goes alone
+    assert group.cut() == (Batch((Settled("s1"),), 1), 1)
+    group.appended()
+    assert group.add(Settled("s2"), 1, lazy=True) is CutWhen.DUE
+    assert not group.settled()  # room again, but the lazy record still waits for company
+    group.appended()
+    assert not group.expire()  # time is up while the pipeline is full: it waits for room
+    assert group.settled()  # and goes then
+    assert group.cut() == (Batch((Settled("s2"),), 1), 1)
+
+
+def test_a_record_that_is_not_lazy_opens_no_cut_while_the_pipeline_is_full() -> None:
+    group = GroupCommit(depth=1)
+    group.add(Settled("s1"), 1, lazy=True)
+    group.appended()  # (some earlier batch) on its way
+    assert group.add(Accepted("k2", WELLNESS), 1) is None
+    assert group.settled()
+    assert group.cut() == (Batch((Settled("s1"), Accepted("k2", WELLNESS)), 1), 1)
+    group.add(Settled("s3"), 1, lazy=True)
+    group.add(Accepted("k4", WELLNESS), 2)  # a new term: the old leader's lazy record is gone
+    assert group.cut() == (Batch((Accepted("k4", WELLNESS),), 2), 2)
