@@ -42,15 +42,23 @@ state small (the retention windows) keeps each compaction short.
 Threads: pysyncobj applies entries on its own tick thread, holding ``guard`` while it applies an
 entry and calls the subscribers. Subscribers run on that thread and must hand any I/O to their
 own loop (``loop.call_soon_threadsafe``); a host that reads the ledger from another thread takes
-``guard`` first, so it never sees an entry half applied.
+``guard`` first, so it never sees an entry half applied. The tick thread holds a lock of its
+own for each tick except while it waits for its sockets; an append takes that lock when it is
+free and adds the entry and sends it to the followers on the appending thread (the leader's
+loop) instead of waking the tick thread to do it (``_PromptSyncObj._applyCommand``: a lone
+task's p50 went from 17 to 15 ms).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
 import pickle
+import queue
+import select
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -60,7 +68,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
-from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj.poller import POLL_EVENT_TYPE
 
 from mca.tls import private_folder
 from protocol.batching import records
@@ -160,6 +169,48 @@ class RaftSealer:
         return self._aead.decrypt(token[8:20], token[20:], token[:8])
 
 
+class _TickPoller:
+    """pysyncobj's poller (``select.poll``), waiting without ``lock`` and dispatching with it.
+
+    pysyncobj's tick thread holds ``lock`` for a whole tick (``_PromptSyncObj._onTick``) except
+    while it waits for its sockets, so a thread that takes ``lock`` may use pysyncobj (its log,
+    its connections) as if it were the tick thread: the append path does (``_applyCommand``)."""
+
+    _MASKS = ((POLL_EVENT_TYPE.READ, select.POLLIN), (POLL_EVENT_TYPE.WRITE, select.POLLOUT))
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+        self._poll = select.poll()
+        self._callbacks: dict[int, Callable[[int, int], None]] = {}
+
+    def subscribe(self, descr: int, callback: Callable[[int, int], None], mask: int) -> None:
+        flags = select.POLLERR if mask & POLL_EVENT_TYPE.ERROR else 0
+        for ours, theirs in self._MASKS:
+            if mask & ours:
+                flags |= theirs
+        self._callbacks[descr] = callback
+        self._poll.register(descr, flags)
+
+    def unsubscribe(self, descr: int) -> None:
+        with contextlib.suppress(KeyError):
+            self._poll.unregister(descr)
+
+    def poll(self, timeout: float) -> None:
+        self._lock.release()  # held by the tick (``_onTick``)
+        try:
+            events = self._poll.poll(timeout * 1000)
+        finally:
+            self._lock.acquire()
+        for descr, flags in events:
+            mask = POLL_EVENT_TYPE.ERROR if flags & (select.POLLERR | select.POLLHUP) else 0
+            for ours, theirs in self._MASKS:
+                if flags & theirs:
+                    mask |= ours
+            callback = self._callbacks.get(descr)
+            if callback is not None:
+                callback(descr, mask)
+
+
 class _PromptSyncObj(SyncObj):  # type: ignore[misc]
     """pysyncobj, sending new entries at once but not an extra round of messages per apply,
     and applying the entries a majority holds in slices of ``APPLY_SECONDS_PER_TICK`` (see the override).
@@ -181,7 +232,46 @@ class _PromptSyncObj(SyncObj):  # type: ignore[misc]
 
     def __init__(self, *args: object, sealer: RaftSealer, **kwargs: object) -> None:
         self._sealer = sealer  # before SyncObj's init: its transport asks for the encryptor
+        #: Held by the tick thread for a tick, but not while it waits for its sockets
+        #: (``_TickPoller``): whoever holds it may act as the tick thread. Not reentrant: the
+        #: tick thread appending within its own tick queues, as pysyncobj does.
+        self._tick_lock = threading.Lock()
+        self._tick_poller = _TickPoller(self._tick_lock)
         super().__init__(*args, **kwargs)
+
+    @property
+    def _poller(self) -> _TickPoller:
+        return self._tick_poller
+
+    @_poller.setter
+    def _poller(self, _created: object) -> None:
+        pass  # SyncObj's init makes its own poller; its transport and ticks use ours
+
+    def _onTick(self, timeToWait: float = 0.0) -> None:
+        with self._tick_lock:
+            super()._onTick(timeToWait)
+
+    def _applyCommand(self, command: object, callback: object, commandType: object = None) -> None:
+        """Append ``command`` and send it to the followers on the caller's thread when the tick
+        thread is not in a tick; otherwise queue it and wake the tick thread, as pysyncobj does.
+
+        Waking the tick thread cost a Raft round trip 0.4-0.55 ms before anything was sent (the
+        woken thread waits for a core while the caller's loop, already running, goes idle), and
+        the leader a wakeup of that thread per entry."""
+        if not self._tick_lock.acquire(blocking=False):
+            super()._applyCommand(command, callback, commandType)
+            return
+        try:
+            if commandType is not None:  # as pysyncobj queues it: one byte of type first
+                command = struct.pack("B", commandType) + command  # type: ignore[operator]
+            try:
+                self._SyncObj__commandsQueue.put_nowait((command, callback))
+            except queue.Full:
+                self._SyncObj__callErrCallback(FAIL_REASON.QUEUE_FULL, callback)
+                return
+            self._checkCommandsToApply()
+        finally:
+            self._tick_lock.release()
 
     @property
     def encryptor(self) -> RaftSealer:

@@ -228,3 +228,21 @@ def test_applying_a_burst_leaves_the_tick_free_between_entries(
     orders = [list(log.applied_entries()) for log in logs]
     assert orders[0] == orders[1] == orders[2]
     assert [getattr(r, "idempotency_key", None) for _, r in orders[0][-burst:]] == [f"burst-{i}" for i in range(burst)]
+
+
+def test_an_append_goes_into_the_log_on_the_appending_thread_while_the_tick_thread_waits(
+    cluster: tuple[list[RaftDecisionLog], list[str], Path],
+) -> None:
+    """The tick thread is not woken to add and send an entry: the appender does it while the
+    tick thread waits for its sockets (it may be inside a tick now and then: then it queues)."""
+    logs, _, _ = cluster
+    leader = leader_of(logs)
+    sync = leader._sync
+    in_log_at_return = 0
+    for i in range(20):
+        before = sync._SyncObj__getCurrentLogIndex()
+        assert leader.append(one(Registered(f"a{i}", ("echo",), 1, 1)), leader.term)
+        in_log_at_return += sync._SyncObj__getCurrentLogIndex() == before + 1  # pysyncobj's private index
+        time.sleep(0.02)  # the tick thread back to waiting
+    assert in_log_at_return >= 15
+    wait_for(lambda: all(len(log.ledger.agents) == 20 for log in logs))
