@@ -266,7 +266,6 @@ def test_a_forged_result_is_refused_and_the_real_one_wins(cluster: EmbeddedClust
     """The attack of the issue: a result with the assigned agent's id (read from Get) and
     incarnation 0, sent with a key that is not that agent's, or with that agent's key but not its
     current incarnation, must not complete the session."""
-    leader = leader_of(cluster).config.me.grpc
 
     async def body() -> tuple[list[tuple[grpc.StatusCode, str]], Any]:
         async with cluster.client("victim") as victim:
@@ -283,13 +282,18 @@ def test_a_forged_result_is_refused_and_the_real_one_wins(cluster: EmbeddedClust
                 subtask_id=assignment.subtask_id,
                 outcome=pb.Outcome(ok=True, output=[pb.Param(name="value", value=666.0)]),
             )
-            codes = []
-            async with cluster.identity(Principal("agent", other)).channel(leader) as wrong_key:
-                stub = pb_grpc.CoordinationServiceStub(wrong_key)
-                codes.append(await status_of(stub.Deliver(pb.ToMcaBatch(messages=[pb.ToMca(result=forged)]))))
-            async with cluster.identity(Principal("agent", assignment.agent_id)).channel(leader) as right_key:
-                stub = pb_grpc.CoordinationServiceStub(right_key)
-                codes.append(await status_of(stub.Deliver(pb.ToMcaBatch(messages=[pb.ToMca(result=forged)]))))
+            for _ in range(3):  # again only if leadership moved meanwhile (UNAVAILABLE: not the leader)
+                leader = leader_of(cluster).config.me.grpc
+                codes = []
+                async with cluster.identity(Principal("agent", other)).channel(leader) as wrong_key:
+                    stub = pb_grpc.CoordinationServiceStub(wrong_key)
+                    codes.append(await status_of(stub.Deliver(pb.ToMcaBatch(messages=[pb.ToMca(result=forged)]))))
+                async with cluster.identity(Principal("agent", assignment.agent_id)).channel(leader) as right_key:
+                    stub = pb_grpc.CoordinationServiceStub(right_key)
+                    codes.append(await status_of(stub.Deliver(pb.ToMcaBatch(messages=[pb.ToMca(result=forged)]))))
+                if grpc.StatusCode.UNAVAILABLE not in (code for code, _ in codes):
+                    break
+                await asyncio.sleep(1.0)
             return codes, await victim.submit("echo", {"value": 21, "sleep": 1.0}, key="forged-1", wait=True)
 
     codes, done = run(body)
