@@ -136,7 +136,9 @@ def test_the_leader_applies_the_objects_it_appended_and_the_followers_equal_copi
     assert leader._state.own == {}  # nothing kept once applied
 
 
-def test_an_append_pysyncobj_drops_is_not_kept(cluster: tuple[list[RaftDecisionLog], list[str], Path]) -> None:
+def test_an_append_pysyncobj_drops_is_not_kept(
+    cluster: tuple[list[RaftDecisionLog], list[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     logs, _, _ = cluster
     leader = leader_of(logs)
     heard: list[bool] = []
@@ -144,7 +146,7 @@ def test_an_append_pysyncobj_drops_is_not_kept(cluster: tuple[list[RaftDecisionL
     def full(command: bytes, callback: Callable[[object, int], None], command_type: int | None = None) -> None:
         callback(None, FAIL_REASON.QUEUE_FULL)  # what pysyncobj does when its queue is full
 
-    leader._sync._applyCommand = full
+    monkeypatch.setattr(leader._sync, "_applyCommand", full)
     assert leader.append(one(Registered("npa", ("echo",), 4, 1)), leader.term, heard.append)
     assert heard == [False]
     assert leader._state.own == {}
