@@ -51,7 +51,6 @@ task's p50 went from 17 to 15 ms).
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import os
@@ -64,12 +63,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
-from pysyncobj.poller import POLL_EVENT_TYPE
+from pysyncobj.poller import POLL_EVENT_TYPE, PollPoller
 
 from mca.tls import private_folder
 from protocol.batching import records
@@ -169,46 +169,35 @@ class RaftSealer:
         return self._aead.decrypt(token[8:20], token[20:], token[:8])
 
 
-class _TickPoller:
-    """pysyncobj's poller (``select.poll``), waiting without ``lock`` and dispatching with it.
+class _TickPoller(PollPoller):  # type: ignore[misc]
+    """pysyncobj's own poller, waiting without ``lock`` and dispatching with it.
 
     pysyncobj's tick thread holds ``lock`` for a whole tick (``_PromptSyncObj._onTick``) except
     while it waits for its sockets, so a thread that takes ``lock`` may use pysyncobj (its log,
-    its connections) as if it were the tick thread: the append path does (``_applyCommand``)."""
+    its connections) as if it were the tick thread: the append path does (``_applyCommand``).
+    Only ``poll`` changes; it reads the two attributes pysyncobj 0.3's ``PollPoller`` keeps."""
 
-    _MASKS = ((POLL_EVENT_TYPE.READ, select.POLLIN), (POLL_EVENT_TYPE.WRITE, select.POLLOUT))
+    _PollPoller__poll: Any
+    _PollPoller__descrToCallbacks: dict[int, Callable[[int, int], None]]
 
     def __init__(self, lock: threading.Lock) -> None:
+        super().__init__()
         self._lock = lock
-        self._poll = select.poll()
-        self._callbacks: dict[int, Callable[[int, int], None]] = {}
-
-    def subscribe(self, descr: int, callback: Callable[[int, int], None], mask: int) -> None:
-        flags = select.POLLERR if mask & POLL_EVENT_TYPE.ERROR else 0
-        for ours, theirs in self._MASKS:
-            if mask & ours:
-                flags |= theirs
-        self._callbacks[descr] = callback
-        self._poll.register(descr, flags)
-
-    def unsubscribe(self, descr: int) -> None:
-        with contextlib.suppress(KeyError):
-            self._poll.unregister(descr)
 
     def poll(self, timeout: float) -> None:
         self._lock.release()  # held by the tick (``_onTick``)
         try:
-            events = self._poll.poll(timeout * 1000)
+            events = self._PollPoller__poll.poll(timeout * 1000)
         finally:
             self._lock.acquire()
-        for descr, flags in events:
+        callbacks = self._PollPoller__descrToCallbacks
+        for descr, flags in events:  # pysyncobj's translation of poll's flags
             mask = POLL_EVENT_TYPE.ERROR if flags & (select.POLLERR | select.POLLHUP) else 0
-            for ours, theirs in self._MASKS:
-                if flags & theirs:
-                    mask |= ours
-            callback = self._callbacks.get(descr)
-            if callback is not None:
-                callback(descr, mask)
+            if flags & select.POLLIN:
+                mask |= POLL_EVENT_TYPE.READ
+            if flags & select.POLLOUT:
+                mask |= POLL_EVENT_TYPE.WRITE
+            callbacks[descr](descr, mask)
 
 
 class _PromptSyncObj(SyncObj):  # type: ignore[misc]

@@ -308,10 +308,8 @@ class Coordinator:
         self._finish_appended[result.subtask_id] = None
         # Lazy while another result is still to come: the session ends with the last one, and
         # this one rides in its Raft entry (``protocol.batching``). A failure ends it now.
-        others = any(
-            a.subtask_id not in record.results and a.subtask_id not in self._finish_appended for a in record.assignments
-        )
-        return [Append(Finished(self.session_id, result.subtask_id, result.outcome), lazy=others and result.outcome.ok)]
+        lazy = result.outcome.ok and not self._every_result_on_its_way(record)
+        return [Append(Finished(self.session_id, result.subtask_id, result.outcome), lazy=lazy)]
 
     def _resend_commit(
         self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
@@ -357,12 +355,16 @@ class Coordinator:
         if not sub:
             return []
         stop = CancelTimer(ExecutionDeadline(self.session_id, sub))
-        if all(a.subtask_id in record.results or a.subtask_id in self._finish_appended for a in record.assignments):
+        if self._every_result_on_its_way(record):
             # Every other result is on its way to the log, and with the last one the session
             # ends: its Release answers this result too (one message fewer per session). Should
             # that append be lost, the agent resends its result and hears ResultAccepted then.
             return [stop]
         return [stop, *self._answer(record, sub, ledger, now)]
+
+    def _every_result_on_its_way(self, record: SessionRecord) -> bool:
+        """Whether every subtask's result is applied or appended (the session ends with them)."""
+        return all(a.subtask_id in record.results or a.subtask_id in self._finish_appended for a in record.assignments)
 
     def _end_execution(
         self, event: CoordinatorEvent, record: SessionRecord, now: float, ledger: Ledger
