@@ -29,7 +29,7 @@ def first_day(seed: int) -> _Model:
     pool = eligible_pool(profile)
     costs = _costs(profile, pool)
     slots = SLOTS[profile.meals_per_day]
-    by_slot = _slot_candidates(slots, _basket(pool, costs, random.Random(seed)), False)
+    by_slot = _slot_candidates(slots, _basket(pool, costs, targets(profile), random.Random(seed)), False)
     return _build(slots, by_slot, targets(profile), costs, None, False)
 
 

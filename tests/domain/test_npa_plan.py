@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import re
+from collections.abc import Sequence
 from types import MappingProxyType
 
 import pytest
 
+from npa import plan as planner
 from npa.checks import check_meal_plan
 from npa.errors import Infeasible, InvalidProfile
 from npa.foods import Food, load_foods
 from npa.model import MealPlan, grocery_list, render_text
 from npa.plan import plan_meals
+from npa.pool import Candidate
 from npa.profile import parse_profile, targets
 
 PROFILES: dict[str, dict[str, object]] = {
@@ -319,3 +323,39 @@ def test_mca_submit_output_prints_the_grocery_list() -> None:
     groceries = grocery_list(plan)
     assert f"Grocery list ({len(groceries)} items)" in text
     assert all(g.name in text and g.text() in text for g in groceries)
+
+
+def _density(foods: Sequence[Candidate], key: str) -> float:
+    """Per kcal of the foods taken one unit each."""
+    amount = sum(c.food.nutrients.get(key, 0.0) * c.unit_grams for c in foods)
+    return amount / sum(c.food.nutrients["energy_kcal"] * c.unit_grams for c in foods)
+
+
+@pytest.mark.parametrize(
+    ("doc", "protein", "fibre"),
+    [
+        # 3,100 kcal with at most 2.2 g/kg of protein and 45 g of fibre: poor in both.
+        ({"sex": "male", "age": 22, "height_cm": 175, "weight_kg": 65, "activity": "active", "goal": "gain"}, -1, -1),
+        # 1,850 kcal with at least 146 g of protein: dense in it.
+        ({"sex": "male", "age": 45, "height_cm": 180, "weight_kg": 95, "goal": "lose"}, 1, -1),
+    ],
+)
+def test_the_basket_leans_the_way_the_days_bands_need(
+    doc: dict[str, object], protein: int, fibre: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profile = parse_profile(doc)
+    goal = targets(profile)
+    pool = planner.eligible_pool(profile)
+    costs = planner._costs(profile, pool)
+    by_role: dict[str, list[Candidate]] = {}
+    for c in pool:
+        by_role.setdefault(c.role, []).append(c)
+    leanings = planner._leanings(by_role, goal)
+    assert {k: (w > 0) - (w < 0) for k, w in leanings.items()} == {"protein_g": protein, "fiber_g": fibre}
+    leaning = [planner._basket(list(pool), costs, goal, random.Random(seed)) for seed in range(8)]
+    monkeypatch.setattr(planner, "_leanings", lambda by_role, goal: {})
+    plain = [planner._basket(list(pool), costs, goal, random.Random(seed)) for seed in range(8)]
+    for key, sign in (("protein_g", protein), ("fiber_g", fibre)):
+        leaned = sum(_density(b, key) for b in leaning) / len(leaning)
+        drawn = sum(_density(b, key) for b in plain) / len(plain)
+        assert (leaned - drawn) * sign > 0, (key, leaned, drawn)
