@@ -359,3 +359,24 @@ def test_the_basket_leans_the_way_the_days_bands_need(
         leaned = sum(_density(b, key) for b in leaning) / len(leaning)
         drawn = sum(_density(b, key) for b in plain) / len(plain)
         assert (leaned - drawn) * sign > 0, (key, leaned, drawn)
+
+
+@pytest.mark.parametrize(
+    ("doc", "role"),
+    [
+        ({"sex": "male", "age": 45, "height_cm": 180, "weight_kg": 95, "goal": "lose"}, "protein"),
+        (PROFILES["vegan with a strict peanut allergy"], "legume"),
+    ],
+)
+def test_the_basket_has_a_spare_dinner_main_after_the_rotation(doc: dict[str, object], role: str) -> None:
+    """Three cooked dishes of two mains each are off the next dinner: the basket keeps two more,
+    of the role the profile's bands lean to."""
+    profile = parse_profile(doc)
+    pool = planner.eligible_pool(profile)
+    costs = planner._costs(profile, pool)
+    for seed in range(4):
+        basket = planner._basket(list(pool), costs, targets(profile), random.Random(seed))
+        mains = [c for c in basket if c.role in planner._MAINS]
+        assert len(mains) >= 2 * planner._ROTATION + 2
+        spare = mains[-2:]  # drawn after every role's own share
+        assert [c.role for c in spare] == [role, role], [c.food.description for c in spare]
