@@ -35,13 +35,14 @@ before any conversion, and a message quotes a value only cut short (``npa.errors
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from npa.diet import ALLERGENS, PATTERNS
 from npa.errors import InvalidProfile, shown
 
 __all__ = [
     "ACTIVITY_FACTORS",
+    "PROFILE_FIELDS",
     "RESTRICTION_NAMES",
     "Profile",
     "Restriction",
@@ -145,6 +146,10 @@ class Profile:
         }
 
 
+# The fields a profile document may have: exactly what ``Profile.to_dict`` writes.
+PROFILE_FIELDS = tuple(f.name for f in fields(Profile))
+
+
 def _number(doc: Mapping[str, object], field: str, low: float, high: float, *, default: float | None = None) -> float:
     value = doc.get(field, default)
     if value is None:
@@ -178,12 +183,21 @@ def _choice(doc: Mapping[str, object], field: str, options: Sequence[str], defau
     return value.strip().lower()
 
 
+def _known_fields(doc: Mapping[str, object], where: str, known: Sequence[str]) -> None:
+    """A field the profile does not know is refused, not ignored: "activty" would otherwise plan
+    a sedentary person without a word."""
+    unknown = [key for key in doc if key not in known]
+    if unknown:
+        raise InvalidProfile(where, f"unknown field {shown(unknown[0])}; known: {', '.join(known)}")
+
+
 def _restriction(item: object, index: int) -> Restriction:
     field = f"restrictions[{index}]"
     if isinstance(item, str):
         item = {"name": item}
     if not isinstance(item, Mapping):
         raise InvalidProfile(field, f"must be a name or an object with name, type, severity; got {shown(item)}")
+    _known_fields(item, field, ("name", "type", "severity"))
     raw = item.get("name")
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidProfile(f"{field}.name", "is required")
@@ -211,10 +225,12 @@ def parse_profile(doc: Mapping[str, object]) -> Profile:
 
     Defaults: ``rate_kg_per_week`` 0.5 (lose) / 0.25 (gain) / 0 (maintain), ``meals_per_day`` 3,
     ``days`` 7, ``activity`` "sedentary", no restrictions or dislikes. A restriction may be a bare
-    name ("vegan") meaning strict; severity defaults to strict.
+    name ("vegan") meaning strict; severity defaults to strict. Any other field is refused
+    (``PROFILE_FIELDS``; a restriction object has name, type and severity only).
     """
     if not isinstance(doc, Mapping):
         raise InvalidProfile("profile", f"must be an object, got {type(doc).__name__}")
+    _known_fields(doc, "profile", PROFILE_FIELDS)
     sex = _choice(doc, "sex", ("female", "male"))
     age = _integer(doc, "age", 18, 100)
     height = _number(doc, "height_cm", 120.0, 230.0)

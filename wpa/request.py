@@ -64,6 +64,7 @@ __all__ = [
     "NEEDS_PARTNER",
     "OLDER_AGE",
     "PRESCRIPTIONS",
+    "REQUEST_FIELDS",
     "VOLUME",
     "Prescription",
     "WorkoutRequest",
@@ -354,6 +355,21 @@ def _words(doc: Mapping[str, object], field: str) -> list[str]:
     return out
 
 
+REQUEST_FIELDS = (
+    "goal",
+    "level",
+    "days_per_week",
+    "session_minutes",
+    "equipment",
+    "avoid",
+    "injuries",
+    "weeks",
+    "body_mass_kg",
+    "partner",
+    "age",
+)
+
+
 def parse_request(doc: Mapping[str, object]) -> WorkoutRequest:
     """Validate a JSON-like request; raise ``InvalidRequest`` naming the field.
 
@@ -362,10 +378,16 @@ def parse_request(doc: Mapping[str, object]) -> WorkoutRequest:
     available), avoid (injury words of ``INJURIES``, exercise ids, or words of exercise names),
     weeks (1-12, default 4), body_mass_kg (30-300, required: session energy depends on it),
     partner (true when a training partner or spotter is there; default false, training alone),
-    age (18-100, optional: an older beginner gets lower-impact, moderate training).
+    age (18-100, optional: an older beginner gets lower-impact, moderate training); injuries is
+    read like avoid. Any other field is refused (``REQUEST_FIELDS``).
     """
     if not isinstance(doc, Mapping):
         raise InvalidRequest("request", f"must be an object, got {type(doc).__name__}")
+    # A field the request does not know is refused, not ignored ("day_per_week" would otherwise
+    # be a missing field's error at best, "equipement" a body-only plan without a word).
+    unknown = [key for key in doc if key not in REQUEST_FIELDS]
+    if unknown:
+        raise InvalidRequest("request", f"unknown field {shown(unknown[0])}; known: {', '.join(REQUEST_FIELDS)}")
     equipment = {"body only"}
     for i, name in enumerate(_words(doc, "equipment")):
         key = name.lower()

@@ -137,6 +137,8 @@ def test_loss_floor() -> None:
         ({"restrictions": [{"name": "kryptonite"}]}, "restrictions[0].name"),
         ({"restrictions": [{"name": "egg", "severity": "very"}]}, "restrictions[0].severity"),
         ({"dislikes": [""]}, "dislikes[0]"),
+        ({"activty": "active"}, "profile"),  # a typo is refused, not planned as sedentary
+        ({"restrictions": [{"name": "egg", "level": "high"}]}, "restrictions[0]"),
     ],
 )
 def test_invalid_profile_names_field(change: dict[str, object], field: str) -> None:
@@ -145,6 +147,17 @@ def test_invalid_profile_names_field(change: dict[str, object], field: str) -> N
         parse_profile(doc)
     assert error.value.field == field
     assert field in str(error.value)
+
+
+def test_an_unknown_field_is_named_with_the_known_ones() -> None:
+    doc = {"sex": "female", "age": 30, "height_cm": 165, "weight_kg": 60, "activty": "active"}
+    with pytest.raises(InvalidProfile) as error:
+        parse_profile(doc)
+    assert "unknown field 'activty'" in error.value.why
+    assert "activity" in error.value.why.split("known:")[1]
+    # What the agents pass between them is always known: a profile's own document parses.
+    profile = parse_profile({k: v for k, v in doc.items() if k != "activty"})
+    assert parse_profile(profile.to_dict()) == profile
 
 
 def test_infeasible_names_conflicts() -> None:

@@ -126,6 +126,7 @@ def test_same_input_same_plan_and_round_trip() -> None:
         ({"weeks": 13}, "weeks"),
         ({"body_mass_kg": None}, "body_mass_kg"),
         ({"level": "guru"}, "level"),
+        ({"equipement": ["barbell"]}, "request"),  # a typo is refused, not a body-only plan
     ],
 )
 def test_invalid_request_names_field(change: dict[str, object], field: str) -> None:
