@@ -365,13 +365,32 @@ def test_the_basket_leans_the_way_the_days_bands_need(
         by_role.setdefault(c.role, []).append(c)
     leanings = planner._leanings(by_role, goal)
     assert {k: (w > 0) - (w < 0) for k, w in leanings.items()} == {"protein_g": protein, "fiber_g": fibre}
-    leaning = [planner._basket(list(pool), costs, goal, random.Random(seed)) for seed in range(8)]
+    # The roles' own draws only (the spare mains lean too: test_the_basket_has_a_spare_...).
+    monkeypatch.setattr(planner, "_MAINS_MIN", 0)
+    leaning = [planner._basket(pool, costs, goal, random.Random(seed)) for seed in range(8)]
     monkeypatch.setattr(planner, "_leanings", lambda by_role, goal: {})
-    plain = [planner._basket(list(pool), costs, goal, random.Random(seed)) for seed in range(8)]
+    plain = [planner._basket(pool, costs, goal, random.Random(seed)) for seed in range(8)]
     for key, sign in (("protein_g", protein), ("fiber_g", fibre)):
         leaned = sum(_density(b, key) for b in leaning) / len(leaning)
         drawn = sum(_density(b, key) for b in plain) / len(plain)
-        assert (leaned - drawn) * sign > 0, (key, leaned, drawn)
+        assert (leaned - drawn) * sign > 0.05 * drawn, (key, leaned, drawn)
+
+
+def test_a_band_within_the_margin_of_both_edges_leans_neither_way() -> None:
+    profile = parse_profile({"sex": "female", "age": 30, "height_cm": 165, "weight_kg": 60})
+    goal = targets(profile)
+    by_role: dict[str, list[Candidate]] = {}
+    for c in planner.eligible_pool(profile):
+        by_role.setdefault(c.role, []).append(c)
+
+    def protein(low: float, high: float) -> float | None:
+        return planner._leanings(by_role, dataclasses.replace(goal, protein_g=(low, high))).get("protein_g")
+
+    above, below = protein(1e4, 2e4), protein(0.0, 1e-3)
+    assert above is not None and below is not None and above > 0 > below
+    natural = goal.energy_kcal / above  # grams a day at the pool's own protein per kcal
+    assert protein(0.5 * natural, 2.0 * natural) is None  # a band that holds it with room
+    assert protein(0.95 * natural, 1.05 * natural) is None  # within 10 % of both edges
 
 
 @pytest.mark.parametrize(
@@ -383,7 +402,8 @@ def test_the_basket_leans_the_way_the_days_bands_need(
 )
 def test_the_basket_has_a_spare_dinner_main_after_the_rotation(doc: dict[str, object], role: str) -> None:
     """Three cooked dishes of two mains each are off the next dinner: the basket keeps two more,
-    of the role the profile's bands lean to."""
+    meat or fish for the 95 kg man (his bands lean to protein), legumes for a vegan (the
+    proteins a vegan may eat run out first)."""
     profile = parse_profile(doc)
     pool = planner.eligible_pool(profile)
     costs = planner._costs(profile, pool)
@@ -391,5 +411,5 @@ def test_the_basket_has_a_spare_dinner_main_after_the_rotation(doc: dict[str, ob
         basket = planner._basket(list(pool), costs, targets(profile), random.Random(seed))
         mains = [c for c in basket if c.role in planner._MAINS]
         assert len(mains) >= 2 * planner._ROTATION + 2
-        spare = mains[-2:]  # drawn after every role's own share
+        spare = mains[-2:]  # appended after every role's own draw
         assert [c.role for c in spare] == [role, role], [c.food.description for c in spare]
