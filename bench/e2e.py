@@ -29,7 +29,7 @@ to the next accepted submit).
 ``--soak N`` runs N tasks at one concurrency instead of the levels and prints, every tenth of
 the run, that tenth's throughput and percentiles, the leader's RSS and the size of the leader's
 Raft journal (``raft-*.journal`` in the data folder): growth there is a leak or missing
-compaction.
+compaction; and under each, that tenth's CPU per task by role (which role's cost drifts).
 
     python bench/e2e.py [--tasks-per-level N] [--levels 1,8,32,64,256,1024] [--capacity 1024]
     python bench/e2e.py --soak 20000 [--soak-concurrency 64]
@@ -507,16 +507,22 @@ async def _soak(config: ClusterConfig, deployment: Deployment, baseline_pid: int
         def settled() -> int:
             return tally.completed + sum(tally.not_completed.values()) + sum(tally.errors.values())
 
+        last = start  # CPU by role per tenth: which role's cost per task drifts with the run
+
         async def report(since: float, seen: int, problems: int) -> tuple[float, int, int]:
+            nonlocal last
             now = time.perf_counter()
             window = tally.latencies[seen:]
             who = await asyncio.to_thread(cluster, deployment, baseline_pid)
+            taken = await asyncio.to_thread(snapshot, deployment, baseline_pid)
             bad = settled() - tally.completed
             print(
                 f"{settled():>7} {len(window) / max(now - since, 1e-9):>8.0f} {_pct(window, 0.5):>8.1f} "
                 f"{_pct(window, 0.99):>8.1f} {rss_mib(who.leader_pid):>15.0f} "
                 f"{journal_mib(config, who.leader):>12.1f}  {bad - problems or ''}"
             )
+            print(f"{'':>8}{cpu_line(cpu_by_role(last, taken), max(len(window), 1))}")
+            last = taken
             return now, len(tally.latencies), bad
 
         mark, since, seen, problems = tenth, time.perf_counter(), 0, 0
