@@ -549,12 +549,15 @@ def _leanings(by_role: Mapping[str, Sequence[Candidate]], goal: Targets) -> dict
     band's edge); the weight is the inverse of the natural density, so the nutrients count alike.
     A band so narrow that the density is within the margin of both edges leans neither way.
     """
+
+    def random_basket(key: str) -> float:  # what a basket drawn at random holds of ``key``
+        return sum(_BASKET.get(r, 1) * sum(_per_unit(c, key) for c in cs) / len(cs) for r, cs in by_role.items())
+
     leanings: dict[str, float] = {}
     bands = {"protein_g": goal.protein_g, "fiber_g": (goal.fiber_g_min, goal.fiber_g_max)}
-    kcal = sum(_BASKET.get(r, 1) * sum(_per_unit(c, "energy_kcal") for c in cs) / len(cs) for r, cs in by_role.items())
+    kcal = max(random_basket("energy_kcal"), 1.0)
     for key, (low, high) in bands.items():
-        amount = sum(_BASKET.get(r, 1) * sum(_per_unit(c, key) for c in cs) / len(cs) for r, cs in by_role.items())
-        natural = amount / max(kcal, 1.0)
+        natural = random_basket(key) / kcal
         if natural <= 0.0:
             continue
         down = natural > high / goal.energy_kcal * (1 - _LEAN_MARGIN)
