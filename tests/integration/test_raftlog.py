@@ -195,6 +195,34 @@ def test_a_batch_of_a_term_older_than_the_latest_barrier_is_skipped_everywhere(
     assert all("ghost" not in log.ledger.agents for log in logs)
 
 
+def test_a_compaction_writes_a_quick_snapshot_that_a_restarted_replica_loads(
+    cluster: tuple[list[RaftDecisionLog], list[str], Path],
+) -> None:
+    """A follower compacts its journal into a snapshot in a forked child, gzipped at the quick
+    level (``_QuickSerializer``); after a restart it has every session again, though its journal
+    no longer holds the entries that made them."""
+    logs, addresses, data = cluster
+    leader = leader_of(logs)
+    leader.append(one(Registered("npa", ("echo",), 4, 1)), leader.term)
+    for i in range(40):
+        leader.append(one(Accepted(f"k{i}", TASK)), leader.term)
+    wait_for(lambda: all(len(log.ledger.sessions) == 40 for log in logs))
+    follower = next(log for log in logs if log is not leader)
+    sync = follower._sync
+    sync._SyncObj__conf.logCompactionSplit = False  # compact now, not in this replica's slot
+    sync.forceLogCompaction()
+    wait_for(lambda: len(sync._SyncObj__raftLog) < 10)  # the snapshot replaced the entries
+    dump = Path(sync._SyncObj__conf.fullDumpFile).read_bytes()
+    assert dump[:2] == b"\x1f\x8b" and dump[8] == 4  # gzip, "fastest" (level 1; 9 writes 2)
+    index = logs.index(follower)
+    follower.close()
+    me = addresses[index]
+    restarted = RaftDecisionLog(me, [a for a in addresses if a != me], str(data), "s3cret")
+    logs[index] = restarted
+    wait_for(lambda: len(restarted.ledger.sessions) == 40)
+    assert restarted.ledger.agents.keys() == {"npa"}
+
+
 def test_a_forked_child_of_a_replica_runs_at_the_lowest_priority(
     cluster: tuple[list[RaftDecisionLog], list[str], Path],
 ) -> None:
