@@ -29,7 +29,12 @@ to the next accepted submit).
 ``--soak N`` runs N tasks at one concurrency instead of the levels and prints, every tenth of
 the run, that tenth's throughput and percentiles, the leader's RSS and the size of the leader's
 Raft journal (``raft-*.journal`` in the data folder): growth there is a leak or missing
-compaction; and under each, that tenth's CPU per task by role (which role's cost drifts).
+compaction; and under each, that tenth's CPU per task by role (which role's cost drifts), the
+machine's speed against the first tenth (``Yardstick``: the CPU time of a fixed loop, so a drift
+every role shares can be told from the runtime's own), how its cores were spent (busy, idle,
+stolen by the host) and the replicas that compacted their
+journal in the tenth (``*`` marks the leader). A replica's CPU includes its compactions (forked
+children it reaped).
 
     python bench/e2e.py [--tasks-per-level N] [--levels 1,8,32,64,256,1024] [--capacity 1024]
     python bench/e2e.py --soak 20000 [--soak-concurrency 64]
@@ -51,10 +56,12 @@ import dataclasses
 import multiprocessing
 import multiprocessing.synchronize
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -128,8 +135,11 @@ def cluster(deployment: Deployment, exclude: int) -> Cluster:
     leader, term, leader_pid = "", max((r["term"] for r in replicas), default=0), 0
     batching: dict[str, int] = {}
     refused = 0
+    forks: set[int] = set()
     for r in replicas:
         roles[r["pid"]] = "leader" if r["leader"] else "followers"
+        # pysyncobj's compactions, forked: counted with their replica once it has reaped them.
+        forks.update(p.pid for p in _descendants(r["pid"]))
         if r["leader"]:
             batching = dict(r.get("batching", {}))
             refused = r.get("metrics", {}).get(series_key("calls_refused_total", OVERLOADED), 0)
@@ -143,7 +153,7 @@ def cluster(deployment: Deployment, exclude: int) -> Cluster:
             roles[p.pid] = "stores"
     me = os.getpid()
     roles[me] = "client"
-    skip = {exclude, *(p.pid for p in _descendants(exclude))}
+    skip = {exclude, *(p.pid for p in _descendants(exclude)), *forks}
     for p in _descendants(me):  # GCS, raylet, dashboard, workers: Ray starts them from the driver
         if p.pid in roles or p.pid in skip:
             continue
@@ -156,14 +166,17 @@ def cluster(deployment: Deployment, exclude: int) -> Cluster:
 
 
 def cpu_seconds(pids: dict[int, str]) -> dict[int, float]:
-    """User + system CPU seconds of each process still alive."""
+    """User + system CPU seconds of each process still alive; a replica's include its reaped
+    children (pysyncobj compacts its journal in a forked child: the replica's work)."""
     times: dict[int, float] = {}
-    for pid in pids:
+    for pid, role in pids.items():
         try:
             t = psutil.Process(pid).cpu_times()
         except psutil.Error:
             continue
         times[pid] = t.user + t.system
+        if role in ("leader", "followers"):
+            times[pid] += t.children_user + t.children_system
     return times
 
 
@@ -490,6 +503,75 @@ async def _tls_cost(identity: Identity, tls: str, plain: str, calls: int = 2000)
     print("raw gRPC calls/s, " + "; ".join(line))
 
 
+def machine_jiffies() -> list[int]:
+    """The machine's ``cpu`` line of ``/proc/stat`` (user, nice, system, idle, iowait, irq,
+    softirq, steal: clock ticks summed over the cores); empty where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return []
+
+
+def cores_line(before: list[int], after: list[int], seconds: float) -> str:
+    """How the machine's cores were spent between two ``machine_jiffies`` readings: busy (our
+    processes and anyone else's), idle, and stolen by the host (a shared machine's neighbours:
+    our processes got none of that time, and their CPU times do not show it)."""
+    if len(before) < 8 or len(after) < 8 or seconds <= 0:
+        return "cores: -"
+    d = [a - b for a, b in zip(after, before, strict=True)]
+    hz = os.sysconf("SC_CLK_TCK")
+    idle, stolen = d[3] + d[4], d[7]
+    busy = sum(d) - idle - stolen
+    return f"cores busy {busy / hz / seconds:.2f} idle {idle / hz / seconds:.2f} stolen {stolen / hz / seconds:.2f}"
+
+
+class Yardstick:
+    """The machine's own speed through a run. Every ``PERIOD`` s a thread times a fixed piece of
+    pure-Python work in its own CPU time (``time.thread_time``: waiting for a core or the GIL
+    does not count), so a reading rises only when the same instructions cost more: a busier
+    host, caches shared with its other guests, a slower clock. The soak prints each tenth's
+    median against the first tenth's: a drift in every role's CPU per task that the yardstick
+    shares is the machine's, not the runtime's."""
+
+    PERIOD = 0.25
+
+    def __init__(self) -> None:
+        self._samples: list[float] = []
+        self._taken = 0
+        self._first = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="yardstick", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _work() -> int:
+        total = 0
+        for i in range(20_000):  # about 1 ms here: shorter than a GIL switch interval
+            total += i * i % 7
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.PERIOD):
+            started = time.thread_time()
+            self._work()
+            self._samples.append(time.thread_time() - started)
+
+    def ratio(self) -> float:
+        """The median reading since the last call, against the first call's (1.0 on the first;
+        0.0 when there was no reading)."""
+        window, self._taken = self._samples[self._taken :], len(self._samples)
+        if not window:
+            return 0.0
+        median = sorted(window)[len(window) // 2]
+        self._first = self._first or median
+        return median / self._first
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 async def _soak(config: ClusterConfig, deployment: Deployment, baseline_pid: int, args: argparse.Namespace) -> None:
     """``args.soak`` tasks kept ``args.soak_concurrency`` in flight, reported every tenth of
     them settled (completed or not), while the load goes on."""
@@ -508,9 +590,12 @@ async def _soak(config: ClusterConfig, deployment: Deployment, baseline_pid: int
             return tally.completed + sum(tally.not_completed.values()) + sum(tally.errors.values())
 
         last = start  # CPU by role per tenth: which role's cost per task drifts with the run
+        yardstick = Yardstick()
+        journals = {r.replica_id: journal_mib(config, r.replica_id) for r in config.replicas}
+        jiffies = machine_jiffies()
 
         async def report(since: float, seen: int, problems: int) -> tuple[float, int, int]:
-            nonlocal last
+            nonlocal last, journals, jiffies
             now = time.perf_counter()
             window = tally.latencies[seen:]
             who = await asyncio.to_thread(cluster, deployment, baseline_pid)
@@ -521,7 +606,17 @@ async def _soak(config: ClusterConfig, deployment: Deployment, baseline_pid: int
                 f"{_pct(window, 0.99):>8.1f} {rss_mib(who.leader_pid):>15.0f} "
                 f"{journal_mib(config, who.leader):>12.1f}  {bad - problems or ''}"
             )
-            print(f"{'':>8}{cpu_line(cpu_by_role(last, taken), max(len(window), 1))}")
+            # A replica whose journal shrank compacted in this tenth (the leader's, or a follower's).
+            now_journals = {r: journal_mib(config, r) for r in journals}
+            compacted = [r + ("*" if r == who.leader else "") for r, j in now_journals.items() if j < journals[r]]
+            journals = now_journals
+            now_jiffies = machine_jiffies()
+            print(
+                f"{'':>8}{cpu_line(cpu_by_role(last, taken), max(len(window), 1))}; "
+                f"compacted: {', '.join(compacted) or '-'}\n{'':>8}machine: yardstick x{yardstick.ratio():.2f}, "
+                f"{cores_line(jiffies, now_jiffies, now - since)}"
+            )
+            jiffies = now_jiffies
             last = taken
             return now, len(tally.latencies), bad
 
@@ -535,6 +630,7 @@ async def _soak(config: ClusterConfig, deployment: Deployment, baseline_pid: int
         if settled() > mark - tenth:  # the last, partial tenth
             await report(since, seen, problems)
         end = await asyncio.to_thread(snapshot, deployment, baseline_pid)
+        yardstick.stop()
     print(
         f"soak: {tally.completed} completed in {took:.0f} s ({tally.completed / took:.0f}/s), "
         f"p50 {_pct(tally.latencies, 0.5):.1f} ms, p99 {_pct(tally.latencies, 0.99):.1f} ms"
@@ -579,7 +675,7 @@ def main() -> None:
     agents = tuple(AgentSpec(f"echo-{i}", "mca.agents:EchoAgent", args.capacity) for i in (1, 2))
     stores = dataclasses.replace(base.stores, documents_port=ports[7], redis_port=ports[8])
     config = dataclasses.replace(
-        base, data_dir=Path(tempfile.mkdtemp()), replicas=replicas, agents=agents, stores=stores
+        base, data_dir=Path(tempfile.mkdtemp(prefix="mca-bench-")), replicas=replicas, agents=agents, stores=stores
     )
 
     port = ports[6]
@@ -616,6 +712,8 @@ def main() -> None:
         ray.shutdown()
         baseline.terminate()
         baseline.join(10)
+        # Journals, snapshots and the stores' files: about 500 MiB after a long run.
+        shutil.rmtree(config.data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
