@@ -33,8 +33,9 @@ Retention: the replicated state is the ledger (which retires settled sessions it
 ``protocol.ledger``) and a window of the latest ``RECORDS_KEPT`` applied records (for the read
 model's catch-up; ``history_from`` says where it starts), plus the first record, which names
 the log. pysyncobj compacts its journal into a snapshot of that state every
-``LOG_COMPACTION_ENTRIES`` entries, so neither the journal nor the snapshot grows with the
-number of sessions ever run. It does so in a forked child; in a soak run, such a child of a
+``LOG_COMPACTION_ENTRIES`` entries or ``LOG_COMPACTION_SECONDS``, so neither the journal nor the
+snapshot grows with the number of sessions ever run. It does so in a forked child, which
+compresses at a quick level (``_QuickSerializer``); in a soak run, such a child of a
 replica (a process with gRPC and Ray threads) crashed once in a while (the parent goes on and
 compacts at a later point), and the forks coincided with leader changes under load: keeping the
 state small (the retention windows) keeps each compaction short.
@@ -72,6 +73,7 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj import pickle as pysyncobj_pickle
 from pysyncobj.atomic_replace import atomicReplace
+from pysyncobj.node import TCPNode
 from pysyncobj.poller import POLL_EVENT_TYPE, PollPoller
 from pysyncobj.serializer import Serializer
 
@@ -589,6 +591,11 @@ class RaftDecisionLog:
     def leader(self) -> str | None:
         node = self._sync._getLeader()
         return str(node) if node is not None else None
+
+    def hears(self, address: str) -> bool:
+        """Whether this replica has a Raft connection to the replica at ``address`` now (a
+        leader has one to every live follower; a follower only to the leader)."""
+        return bool(self._sync.isNodeConnected(TCPNode(address)))
 
     def close(self) -> None:
         self._sync.destroy()
