@@ -92,19 +92,29 @@ def test_the_leader_dies_and_nothing_applied_is_lost(cluster: tuple[list[RaftDec
     assert list(survivors[0].applied_entries()) == list(survivors[1].applied_entries())
 
 
-def test_a_restarted_replica_replays_its_journal(cluster: tuple[list[RaftDecisionLog], list[str], Path]) -> None:
-    logs, addresses, data = cluster
+def forty_sessions(logs: list[RaftDecisionLog]) -> tuple[RaftDecisionLog, RaftDecisionLog]:
+    """An agent and forty sessions applied everywhere; the leader and a follower."""
     leader = leader_of(logs)
     leader.append(one(Registered("npa", ("echo",), 4, 1)), leader.term)
     for i in range(40):
         leader.append(one(Accepted(f"k{i}", TASK)), leader.term)
     wait_for(lambda: all(len(log.ledger.sessions) == 40 for log in logs))
-    follower = next(log for log in logs if log is not leader)
-    index = logs.index(follower)
-    follower.close()
+    return leader, next(log for log in logs if log is not leader)
+
+
+def restart(cluster: tuple[list[RaftDecisionLog], list[str], Path], log: RaftDecisionLog) -> RaftDecisionLog:
+    """Close ``log`` and start its replica again on the same data folder."""
+    logs, addresses, data = cluster
+    index = logs.index(log)
+    log.close()
     me = addresses[index]
-    restarted = RaftDecisionLog(me, [a for a in addresses if a != me], str(data), "s3cret")
-    logs[index] = restarted
+    logs[index] = RaftDecisionLog(me, [a for a in addresses if a != me], str(data), "s3cret")
+    return logs[index]
+
+
+def test_a_restarted_replica_replays_its_journal(cluster: tuple[list[RaftDecisionLog], list[str], Path]) -> None:
+    leader, follower = forty_sessions(cluster[0])
+    restarted = restart(cluster, follower)
     wait_for(lambda: len(restarted.ledger.sessions) == 40)
     assert list(restarted.applied_entries()) == list(leader.applied_entries())
 
@@ -201,24 +211,14 @@ def test_a_compaction_writes_a_quick_snapshot_that_a_restarted_replica_loads(
     """A follower compacts its journal into a snapshot in a forked child, gzipped at the quick
     level (``_QuickSerializer``); after a restart it has every session again, though its journal
     no longer holds the entries that made them."""
-    logs, addresses, data = cluster
-    leader = leader_of(logs)
-    leader.append(one(Registered("npa", ("echo",), 4, 1)), leader.term)
-    for i in range(40):
-        leader.append(one(Accepted(f"k{i}", TASK)), leader.term)
-    wait_for(lambda: all(len(log.ledger.sessions) == 40 for log in logs))
-    follower = next(log for log in logs if log is not leader)
+    _, follower = forty_sessions(cluster[0])
     sync = follower._sync
     sync._SyncObj__conf.logCompactionSplit = False  # compact now, not in this replica's slot
     sync.forceLogCompaction()
     wait_for(lambda: len(sync._SyncObj__raftLog) < 10)  # the snapshot replaced the entries
     dump = Path(sync._SyncObj__conf.fullDumpFile).read_bytes()
     assert dump[:2] == b"\x1f\x8b" and dump[8] == 4  # gzip, "fastest" (level 1; 9 writes 2)
-    index = logs.index(follower)
-    follower.close()
-    me = addresses[index]
-    restarted = RaftDecisionLog(me, [a for a in addresses if a != me], str(data), "s3cret")
-    logs[index] = restarted
+    restarted = restart(cluster, follower)
     wait_for(lambda: len(restarted.ledger.sessions) == 40)
     assert restarted.ledger.agents.keys() == {"npa"}
 
