@@ -26,15 +26,17 @@ status code, including the bench's own per-task timeout) and whether the leader 
 end: the leader's resident memory, the cluster's, and the failover time (SIGKILL of the leader
 to the next accepted submit).
 
-``--soak N`` runs N tasks at one concurrency instead of the levels and prints, every tenth of
-the run, that tenth's throughput and percentiles, the leader's RSS and the size of the leader's
-Raft journal (``raft-*.journal`` in the data folder): growth there is a leak or missing
-compaction; and under each, that tenth's CPU per task by role (which role's cost drifts), the
-machine's speed against the first tenth (``Yardstick``: the CPU time of a fixed loop, so a drift
-every role shares can be told from the runtime's own), how its cores were spent (busy, idle,
-stolen by the host) and the replicas that compacted their
-journal in the tenth (``*`` marks the leader). A replica's CPU includes its compactions (forked
-children it reaped).
+``--soak N`` runs N tasks at one concurrency instead of the levels, after a warm-up of
+``--soak-warm-up`` tasks (by default the ledger's retention window, 5,000 settled sessions: until
+it is full, the replicated state is smaller and each record cheaper than for the rest of the
+run), and prints, every tenth of the run, that tenth's throughput and percentiles, the
+leader's RSS and the size of the leader's Raft journal (``raft-*.journal`` in the data folder):
+growth there is a leak or missing compaction; and under each, that tenth's CPU per task by role
+(which role's cost drifts), the machine's speed against the first tenth (``Yardstick``: the CPU
+time of a fixed loop, so a drift every role shares can be told from the runtime's own), how its
+cores were spent (busy, idle, stolen by the host) and the replicas that compacted their journal
+in the tenth (``*`` marks the leader). A replica's CPU includes its compactions (forked children
+it reaped).
 
     python bench/e2e.py [--tasks-per-level N] [--levels 1,8,32,64,256,1024] [--capacity 1024]
     python bench/e2e.py --soak 20000 [--soak-concurrency 64]
@@ -81,6 +83,7 @@ from mca.sdk import Client, RequestRejected
 from mca.submissions import OVERLOADED
 from mca.tls import Identity, Principal
 from mca.topology import ReplicaAddress
+from protocol.ledger import SETTLED_SESSIONS_KEPT
 
 #: The order the roles are printed in; ``other`` (a descendant of this process that is not Ray,
 #: e.g. multiprocessing's resource tracker) only when it spent anything.
@@ -581,7 +584,16 @@ async def _soak(config: ClusterConfig, deployment: Deployment, baseline_pid: int
     head = f"{'settled':>7} {'tasks/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'leader RSS MiB':>15} {'journal MiB':>12}"
     print(head + "  not completed or failed")
     async with Client(config.task_addresses, config.operator_identity()) as client:
-        await run_bounded(task_runner(client, Tally(), args.task_timeout), 20, 4, args.run_seconds)  # warm up
+        # Warm up to the steady state first: until the ledger holds its full retention window
+        # of settled sessions it is smaller, and each applied record cheaper, than for the rest
+        # of the run, so a cold first tenth made a flat run look like a drift.
+        warm = Tally()
+        runner = task_runner(client, warm, args.task_timeout)
+        took, _ = await run_bounded(runner, args.soak_warm_up, c, args.run_seconds)
+        print(
+            f"warm-up: {args.soak_warm_up} tasks ({warm.completed / max(took, 1e-9):.0f}/s, "
+            f"p50 {_pct(warm.latencies, 0.5):.1f} ms, p99 {_pct(warm.latencies, 0.99):.1f} ms), not counted below"
+        )
         start = await asyncio.to_thread(snapshot, deployment, baseline_pid)
         tally = Tally()
         run = asyncio.ensure_future(run_bounded(task_runner(client, tally, args.task_timeout), n, c, args.run_seconds))
@@ -662,6 +674,12 @@ def main() -> None:
     parser.add_argument("--capacity", type=int, default=1024, help="of each echo agent (high: it does not throttle)")
     parser.add_argument("--soak", type=int, default=0, help="run N tasks at one concurrency instead of the levels")
     parser.add_argument("--soak-concurrency", type=int, default=64)
+    parser.add_argument(
+        "--soak-warm-up",
+        type=int,
+        default=SETTLED_SESSIONS_KEPT,
+        help="tasks before the soak's first tenth (default: the ledger's retention window)",
+    )
     parser.add_argument("--task-timeout", type=float, default=120.0, help="seconds for one task, then it counts")
     parser.add_argument("--profile", default="", help="folder: py-spy the leader, a follower and an agent")
     parser.add_argument("--run-seconds", type=float, default=900.0, help="at most, per level (or for the soak)")
