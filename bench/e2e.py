@@ -587,13 +587,14 @@ async def _soak(config: ClusterConfig, deployment: Deployment, baseline_pid: int
         # Warm up to the steady state first: until the ledger holds its full retention window
         # of settled sessions it is smaller, and each applied record cheaper, than for the rest
         # of the run, so a cold first tenth made a flat run look like a drift.
-        warm = Tally()
-        runner = task_runner(client, warm, args.task_timeout)
-        took, _ = await run_bounded(runner, args.soak_warm_up, c, args.run_seconds)
-        print(
-            f"warm-up: {args.soak_warm_up} tasks ({warm.completed / max(took, 1e-9):.0f}/s, "
-            f"p50 {_pct(warm.latencies, 0.5):.1f} ms, p99 {_pct(warm.latencies, 0.99):.1f} ms), not counted below"
-        )
+        if args.soak_warm_up > 0:
+            warm = Tally()
+            runner = task_runner(client, warm, args.task_timeout)
+            took, _ = await run_bounded(runner, args.soak_warm_up, c, args.run_seconds)
+            print(
+                f"warm-up: {args.soak_warm_up} tasks ({warm.completed / max(took, 1e-9):.0f}/s, p50 "
+                f"{_pct(warm.latencies, 0.5):.1f} ms, p99 {_pct(warm.latencies, 0.99):.1f} ms), not counted below"
+            )
         start = await asyncio.to_thread(snapshot, deployment, baseline_pid)
         tally = Tally()
         run = asyncio.ensure_future(run_bounded(task_runner(client, tally, args.task_timeout), n, c, args.run_seconds))
@@ -730,8 +731,12 @@ def main() -> None:
         ray.shutdown()
         baseline.terminate()
         baseline.join(10)
-        # Journals, snapshots and the stores' files: about 500 MiB after a long run.
-        shutil.rmtree(config.data_dir, ignore_errors=True)
+        # Journals, snapshots and the stores' files: about 500 MiB after a long run. Kept, with
+        # the stores' logs, when the run failed.
+        if sys.exc_info()[0] is None:
+            shutil.rmtree(config.data_dir, ignore_errors=True)
+        else:
+            print(f"the cluster's data and logs are kept in {config.data_dir}", file=sys.stderr)
 
 
 if __name__ == "__main__":

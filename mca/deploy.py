@@ -137,7 +137,6 @@ class ReplicaActor:
             "batching": dict(replica.batching),
             "applied": log.applied_index if log else 0,
             "read_model": replica.read_model.checkpoint if replica.read_model else None,
-            "writes_read_model": replica.writes_read_model() if replica.read_model else False,
             "read_model_error": replica.read_model.error if replica.read_model else "",
         }
 

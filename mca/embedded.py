@@ -170,11 +170,6 @@ class EmbeddedCluster:
     def leader(self) -> Replica | None:
         return next((r for r in self.replicas if r is not None and r.is_leader), None)
 
-    def writer(self) -> Replica | None:
-        """A replica that writes the read model now (``mca.readmodel.writes``), if any."""
-        running = (r for r in self.replicas if r is not None and r.read_model is not None)
-        return next((r for r in running if r.writes_read_model()), None)
-
     def stop_replica(self, replica: Replica) -> None:
         """Stop one replica (its journal stays), as a crash would from the others' view."""
         self.run(replica.stop())

@@ -266,11 +266,10 @@ def print_status(config: ClusterConfig) -> None:
                 print(f"{line} in flight {r['in_flight']}")
                 if r["leader"] and r["metrics"]:
                     print("    " + ", ".join(f"{k}={v}" for k, v in sorted(r["metrics"].items())))
-                if r.get("writes_read_model") and r.get("read_model") is not None:  # one replica writes it
+                if r["leader"] and r.get("read_model") is not None:
                     lag = r["applied"] - r["read_model"]
                     error = f"; store error: {r['read_model_error']}" if r.get("read_model_error") else ""
-                    at = f"at entry {r['read_model']} of {r['applied']} (behind by {lag})"
-                    print(f"    writes the read model: {at}{error}")
+                    print(f"    read model at entry {r['read_model']} of {r['applied']} (behind by {lag}){error}")
     except Exception as exc:  # status without Ray still shows the agents
         print(f"  (replica details need the Ray cluster: {exc})")
     print("agents:")

@@ -73,7 +73,6 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj import pickle as pysyncobj_pickle
 from pysyncobj.atomic_replace import atomicReplace
-from pysyncobj.node import TCPNode
 from pysyncobj.poller import POLL_EVENT_TYPE, PollPoller
 from pysyncobj.serializer import Serializer
 
@@ -591,11 +590,6 @@ class RaftDecisionLog:
     def leader(self) -> str | None:
         node = self._sync._getLeader()
         return str(node) if node is not None else None
-
-    def hears(self, address: str) -> bool:
-        """Whether this replica has a Raft connection to the replica at ``address`` now (a
-        leader has one to every live follower; a follower only to the leader)."""
-        return bool(self._sync.isNodeConnected(TCPNode(address)))
 
     def close(self) -> None:
         self._sync.destroy()

@@ -29,7 +29,7 @@ event), come from the task types of cluster.yaml through ``mca.catalog.result_ro
 every write is idempotent, so writing a document twice, or projecting everything again, is
 always safe: that is how the read model is rebuilt from the log. Documents carry a version (a
 session's event count, an agent's incarnation) and a write only replaces an older or equal
-version, so a writer that flushes late (a deposed one) cannot overwrite what its successor wrote.
+version, so a deposed leader that flushes late cannot overwrite what its successor wrote.
 
 Cost (DESIGN.md, "Throughput: batch every hop"): SecantusDB spends about 1 ms of CPU per
 document it inserts and 2-3 ms per conditional replace (measured here), so the writer sends as
@@ -40,7 +40,7 @@ few documents as it can:
   ``SETTLE_WAIT_SECONDS`` (a long or stuck session still shows up, and is written again when it
   settles): most sessions are written once in their life, whatever the load;
 * the first write of a session by this writer is a plain insert (the cheapest write); only if
-  the session is already stored (a re-projection, another writer's work) does it fall back to
+  the session is already stored (a re-projection, another leader's work) does it fall back to
   the versioned replace, which changes nothing against a newer version. Result and agent
   registration documents never change: they are inserted, and an existing one is kept;
 * the writer flushes every ``FLUSH_SECONDS``: a few requests per flush (one per collection with
@@ -51,12 +51,7 @@ task (one document per session, indexed on ``_id`` and ``(owner, idempotency_key
 secondary index costs SecantusDB 0.25-0.3 ms per document), against 16 ms when every event
 was a document of its own and every flush (each 50 ms) rewrote each session that had changed.
 
-One replica writes (``writes``): the first follower in the order of the replicas' ids, since
-every replica applies the same log and the leader's one Python thread is what limits the
-cluster's throughput (the writer was 7-9 % of the leader's CPU); the leader itself when it does
-not hear that follower, or has none. Two writers at once (the leader and a follower it has lost
-touch with, or the moments around a change of leader) are harmless: documents are versioned and
-every write is idempotent. Each applied entry adds its session (or agent) to a dirty set on
+Only the leader writes. Each applied entry adds its session (or agent) to a dirty set on
 pysyncobj's tick thread, under the log's guard (a set add: the tick thread is never slowed).
 On each flush the writer, under the guard, moves the dirty sessions to its pending table, picks
 the pending ones that are due (settled, waited long enough, or gone from the ledger), and takes
@@ -69,7 +64,7 @@ many applied entries the store is behind; under load it includes the entries of 
 in flight (at most ``SETTLE_WAIT_SECONDS`` of them), so a steady lag is normal and a growing one
 means the store cannot keep up or is down (``error`` says why).
 
-When a replica becomes the writer it compares the stored checkpoint with its own log and
+When a replica becomes leader it compares the stored checkpoint with its own log and
 re-projects what the entries after it touched: everything when the store has no checkpoint or
 holds documents of an older layout (replaced in place), or another log's projection (emptied
 first). A store that is down never slows the coordination: the writer keeps the records pending
@@ -210,18 +205,8 @@ class Batch:
 # --- the writer -------------------------------------------------------------------------------
 
 
-def writes(me: str, replicas: Sequence[str], leader: str, hears: Callable[[str], bool]) -> bool:
-    """Whether the replica ``me`` writes the read model while ``leader`` leads: the first of
-    ``replicas`` (every replica's address, in one order all of them share) that does not lead;
-    the leader itself when it does not ``hears`` that one, or leads alone."""
-    first = next((r for r in replicas if r != leader), None)
-    if me == leader:
-        return first is None or not hears(first)
-    return me == first
-
-
 class ReadModel:
-    """Projects one replica's ledger into the document store at ``url`` while it writes; the
+    """Projects one replica's ledger into the document store at ``url`` while it leads; the
     documents of results go where the task types of ``catalog`` say (``result_routes``)."""
 
     def __init__(self, url: str, guard: threading.RLock, catalog: Mapping[str, TaskType] | None = None) -> None:
@@ -274,7 +259,7 @@ class ReadModel:
             log.error("read model: %s retired before the store took it; its history is lost", lost)
 
     def forget(self) -> None:
-        """Not writing: drop what is dirty (the next writer projects from its own log)."""
+        """Not leading: drop what is dirty (the next leader projects from its own log)."""
         with self._guard:
             self._retired.clear()
             self._dirty_sessions.clear()
@@ -308,7 +293,7 @@ class ReadModel:
         entries: Callable[[int], Iterable[tuple[int, Entry]]],
         history: Callable[[], History] = History,
     ) -> None:
-        """As a new writer: re-project what the entries after the stored checkpoint touched
+        """As a new leader: re-project what the entries after the stored checkpoint touched
         (everything, when the store has no checkpoint, one of another log, or an older layout,
         or when the log no longer keeps the records after the checkpoint)."""
         with self._guard:
@@ -424,7 +409,7 @@ class ReadModel:
             # A document the store cannot hold (the boundary refuses what would make one): write
             # it as its identity and the reason, or its batch would be retried forever and the
             # checkpoint never move. Checked only on failure: encoding every document twice
-            # would cost the writer on every write. Rewriting what went through is harmless
+            # would cost the leader on every write. Rewriting what went through is harmless
             # (inserts that collide are success, replaces are versioned).
             await self._write_documents(
                 [_storable(d) for d in new],
@@ -462,7 +447,7 @@ class ReadModel:
 
     async def _insert_or_replace(self, collection: str, documents: list[dict[str, Any]]) -> None:
         # Most documents are new to the store: an insert is its cheapest write. One that is
-        # there already (a re-projection, or another writer wrote it) collides on _id and gets
+        # there already (a re-projection, or another leader wrote it) collides on _id and gets
         # the versioned replace instead, which keeps a newer version.
         stored = await self._insert(collection, documents)
         if stored:
@@ -508,31 +493,30 @@ class ReadModel:
         self,
         ledger: Callable[[], Ledger],
         applied: Callable[[], int],
-        writing: Callable[[], bool],
+        leading: Callable[[], bool],
         entries: Callable[[int], Iterable[tuple[int, Entry]]],
         history: Callable[[], History] = History,
     ) -> None:
-        """The writer loop: flush every ``FLUSH_SECONDS`` while ``writing()`` (``writes``); back
-        off on errors. It never ends on an error: the coordination goes on, and so must its
-        projection."""
+        """The writer loop: flush every ``FLUSH_SECONDS`` while leading; back off on errors.
+        It never ends on an error: the coordination goes on, and so must its projection."""
         delay = FLUSH_SECONDS
-        was_writing = False
+        was_leading = False
         while True:
             await asyncio.sleep(delay)
-            if not writing():
-                # A replica that does not write keeps nothing dirty: on taking over, the
-                # checkpoint tells whether the store is behind its log, and what is re-projected.
+            if not leading():
+                # A follower keeps nothing dirty: on taking over, the checkpoint tells whether
+                # the store is behind this replica's log, and if so what is re-projected.
                 self.forget()
-                was_writing = False
+                was_leading = False
                 delay = FLUSH_SECONDS
                 continue
             try:
-                if not was_writing:
+                if not was_leading:
                     if applied() == 0:
                         continue  # nothing to project, and no first entry to name the log by yet
                     await self.ensure_indexes()
                     await self.catch_up(ledger(), applied, entries, history)
-                    was_writing = True
+                    was_leading = True
                 batch = await self.flush(ledger, applied)
                 # More was due than one take carries: go on at once (the guard was released).
                 delay = 0.0 if batch.more else FLUSH_SECONDS

@@ -49,7 +49,7 @@ from mca.leadership import Leadership
 from mca.livestate import LiveState
 from mca.metrics import Metrics
 from mca.raftlog import RaftDecisionLog, RaftTiming
-from mca.readmodel import History, ReadModel, writes
+from mca.readmodel import History, ReadModel
 from mca.serving import serve
 from mca.tls import Identity
 from mca.topology import Grant, ReplicaAddress
@@ -113,9 +113,6 @@ class Replica:
         self._outbox = Outbox(config.identity)
         self._watcher: asyncio.Task[None] | None = None
         self._grpc_of_raft = {p.raft: p.grpc for p in (config.me, *config.peers)}
-        #: Every replica's Raft address in the order of their ids: the same list on each replica.
-        self._raft_order = tuple(p.raft for p in sorted((config.me, *config.peers), key=lambda p: p.replica_id))
-        self._writes = False  # whether this replica wrote the read model at the last look
         self.read_model: ReadModel | None = None
         self.live = LiveState(config.redis_url)
         self._background: list[asyncio.Task[None]] = []
@@ -148,7 +145,7 @@ class Replica:
                     self.read_model.run(
                         lambda: log.ledger,
                         lambda: log.applied_index,
-                        self.writes_read_model,
+                        lambda: self.is_leader,
                         log.applied_entries,
                         lambda: History(log.history_from, log.first_record),
                     )
@@ -194,16 +191,6 @@ class Replica:
     @property
     def is_leader(self) -> bool:
         return self.leadership.leader is not None
-
-    def writes_read_model(self) -> bool:
-        """Whether this replica writes the read model now (``mca.readmodel.writes``: the first
-        follower, or the leader when it does not hear that one). While no leader is known (an
-        election), the answer stays what it was: nothing is applied meanwhile anyway."""
-        log = self.log
-        leader = log.leader if log is not None else None
-        if log is not None and leader is not None:
-            self._writes = writes(self.config.me.raft, self._raft_order, leader, log.hears)
-        return self._writes
 
     def _log(self) -> RaftDecisionLog:
         if self.log is None:

@@ -112,15 +112,7 @@ def view(before: Mapping[str, Samples | str], after: Mapping[str, Samples | str]
         if name == "mca_agent_capacity" and tags.get("replica") == leader:
             load = now.get(("mca_agent_load", labels), 0.0)
             agents[tags["agent"]] = (int(load), int(value))
-    # One replica writes the read model (``mca.readmodel.writes``): the one exporting its lag.
-    lag = next(
-        (
-            got[("mca_read_model_lag_records", (("replica", r),))]
-            for r, got in after.items()
-            if isinstance(got, dict) and ("mca_read_model_lag_records", (("replica", r),)) in got
-        ),
-        None,
-    )
+    lag = now.get(("mca_read_model_lag_records", me))
     return TopView(
         tuple(lines),
         leader,

@@ -156,10 +156,7 @@ class ReplicaViews:
                 counters=counters,
                 latency_buckets=buckets,
                 latency_sum=total,
-                # Only the replica that writes the read model knows how far behind it is.
-                read_model_lag=replica.read_model.lag(log.applied_index)
-                if replica.read_model is not None and replica.writes_read_model()
-                else None,
+                read_model_lag=replica.read_model.lag(log.applied_index) if replica.read_model is not None else None,
                 agents=agents,
             )
 

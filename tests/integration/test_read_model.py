@@ -1,7 +1,6 @@
 """The durable read model agrees with the decision log: every session, plan, decision, result and
 event the log holds is in the document store (real SecantusDB, through PyMongo's async client),
-unique indexes hold, a follower writes it, and a read model that fell behind is rebuilt from the
-log by the next writer.
+unique indexes hold, and a read model that fell behind is rebuilt from the log by a new leader.
 It writes little: a session once, when it settles, with its events inside its document."""
 
 from __future__ import annotations
@@ -90,22 +89,21 @@ def submit_all(cluster: EmbeddedCluster, tasks: list[tuple[str, str, dict[str, f
 
 
 def caught_up(cluster: EmbeddedCluster) -> Replica:
-    """The replica that writes the read model (``mca.readmodel.writes``), once it has written
-    everything its log holds. Asked afresh each time: three replicas in the test's process on
-    two busy cores may elect another leader meanwhile (it happened in one run), which can make
-    another replica the writer."""
+    """The leader, once its read model has written everything its log holds. Asked afresh each
+    time: three replicas in the test's process on two busy cores may elect another leader
+    meanwhile (it happened in one run), and the new one's read model is the one that writes."""
 
     def done() -> bool:
-        writer = cluster.writer()
-        if writer is None or writer.read_model is None or writer.log is None:
+        leader = cluster.leader()
+        if leader is None or leader.read_model is None or leader.log is None:
             return False
-        model = writer.read_model
-        return model.checkpoint >= writer.log.applied_index and not model.error
+        model = leader.read_model
+        return model.checkpoint >= leader.log.applied_index and not model.error
 
-    wait_for(done, "a writer whose read model holds everything its log holds")
-    writer = cluster.writer()
-    assert writer is not None
-    return writer
+    wait_for(done, "a leader whose read model has written everything its log holds")
+    leader = cluster.leader()
+    assert leader is not None
+    return leader
 
 
 def stored(cluster: EmbeddedCluster, leader: Replica) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]], int]:
@@ -218,20 +216,7 @@ def test_a_late_write_of_an_older_version_changes_nothing(cluster: EmbeddedClust
     assert sessions[session_id] == current
 
 
-def test_a_follower_writes_the_read_model_and_the_leader_does_not(cluster: EmbeddedCluster) -> None:
-    """The leader's one thread limits the cluster's throughput: the first follower writes."""
-    submit_all(cluster, [("rm-follower", "echo", {"value": 1.0})])
-    writer = caught_up(cluster)
-    leader = cluster.leader()
-    assert leader is not None and writer is not leader
-    assert not leader.writes_read_model()
-    running = sorted((r for r in cluster.replicas if r is not None), key=lambda r: r.config.me.replica_id)
-    assert writer is next(r for r in running if r is not leader)  # the first follower by id
-
-
-def test_a_new_writer_rebuilds_a_read_model_that_fell_behind(cluster: EmbeddedCluster) -> None:
-    """The writer stops (a follower, so the leader no longer hears it): another replica takes
-    over, finds the store behind its log, and re-projects what is missing."""
+def test_a_new_leader_rebuilds_a_read_model_that_fell_behind(cluster: EmbeddedCluster) -> None:
     submit_all(cluster, [(f"rm-rebuild-{i}", "echo", {"value": float(i)}) for i in range(5)])
     leader = caught_up(cluster)
     model = leader.read_model
@@ -246,7 +231,7 @@ def test_a_new_writer_rebuilds_a_read_model_that_fell_behind(cluster: EmbeddedCl
 
     cluster.run(lose_documents(model))
     cluster.stop_replica(leader)
-    wait_for(lambda: cluster.leader() is not None, "a leader")
+    wait_for(lambda: cluster.leader() is not None, "a new leader")
     new_leader = caught_up(cluster)
     assert new_leader is not leader
     assert_agrees_with_log(cluster, new_leader)

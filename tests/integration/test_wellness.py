@@ -86,12 +86,9 @@ def test_the_plans_are_in_the_read_model_with_their_events(cluster: EmbeddedClus
     payload = json.loads((PROFILES / "bodyweight_knee.json").read_text())
     session = submit(cluster, payload, "wellness-knee")
     assert session.state == "completed", session
-    deadline = time.monotonic() + 20
-    while cluster.writer() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    writer = cluster.writer()  # the replica that writes the read model (a follower)
-    assert writer is not None and writer.read_model is not None and writer.log is not None
-    model, log = writer.read_model, writer.log
+    leader = cluster.leader()
+    assert leader is not None and leader.read_model is not None and leader.log is not None
+    model, log = leader.read_model, leader.log
     deadline = time.monotonic() + 20
     while model.checkpoint < log.applied_index and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -4,14 +4,14 @@ log's guard), the checkpoint it may claim, and the projection of a session with 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from mca import readmodel
 from mca.catalog import CATALOG, result_routes
 from mca.projection import session_document, session_events, snapshot
-from mca.readmodel import SETTLE_WAIT_SECONDS, ReadModel, writes
+from mca.readmodel import SETTLE_WAIT_SECONDS, ReadModel
 from protocol.entries import Accepted, Decided, Entry, Finished, Planned, Registered, Settled
 from protocol.ledger import Ledger
 from protocol.model import Assignment, Decision
@@ -159,17 +159,3 @@ def test_a_session_document_embeds_its_events_in_seq_order() -> None:
     assert document["events"] == [{k: v for k, v in e.items() if k not in ("_id", "session_id")} for e in full]
     names = [e["event"] for e in document["events"]]
     assert names[0] == "TaskAccepted" and names[-1] == "SessionSettled" and "TaskCompleted" in names
-
-
-def test_the_first_follower_writes_and_the_leader_only_when_it_does_not_hear_it() -> None:
-    replicas = ("r1", "r2", "r3")
-    everyone = {"r1", "r2", "r3"}.__contains__
-
-    def writers(leader: str, hears: Callable[[str], bool] = everyone) -> set[str]:
-        return {me for me in replicas if writes(me, replicas, leader, hears)}
-
-    assert writers("r1") == {"r2"}  # the first replica that does not lead
-    assert writers("r2") == {"r1"}
-    assert writers("r1", hears=lambda r: r != "r2") == {"r1", "r2"}  # the leader steps in
-    assert writes("r1", ("r1",), "r1", everyone)  # alone, the leader writes
-    assert not writes("r3", ("r1", "r2", "r3"), "r1", everyone)

@@ -12,13 +12,11 @@ from mca.exporter import Figures, render
 from mca.top import Samples, quantile, samples_of, view
 
 
-def scrape(
-    replica: str, leader: bool, completed: int, latency: tuple[tuple[float, int], ...] = (), writer: bool = False
-) -> Samples:
+def scrape(replica: str, leader: bool, completed: int, latency: tuple[tuple[float, int], ...] = ()) -> Samples:
     none: tuple[tuple[str, str], ...] = ()
     counters = {"tasks_completed_total": {none: float(completed)}, "tasks_failed_total": {none: 1.0}} if leader else {}
     figures = Figures(
-        replica, leader, 4, 100 + completed, 3, 9, counters, latency, 0.0, 2 if writer else None, {"echo-1": (3, 16)}
+        replica, leader, 4, 100 + completed, 3, 9, counters, latency, 0.0, 2 if leader else None, {"echo-1": (3, 16)}
     )
     return samples_of(render(figures).decode())
 
@@ -38,7 +36,7 @@ def test_the_view_reads_the_leaders_counters_over_the_interval() -> None:
     }
     after: dict[str, Samples | str] = {
         "mca-1": scrape("mca-1", True, 150, ((0.01, 15), (0.1, 30), (math.inf, 30))),
-        "mca-2": scrape("mca-2", False, 0, writer=True),  # a follower writes the read model
+        "mca-2": scrape("mca-2", False, 0),
         "mca-3": "ConnectionRefusedError: [Errno 111] Connection refused",
     }
     v = view(before, after, 2.0)
