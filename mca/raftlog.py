@@ -284,16 +284,10 @@ class _PromptSyncObj(SyncObj):  # type: ignore[misc]
 
     @_SyncObj__serializer.setter
     def _SyncObj__serializer(self, made: Serializer) -> None:
-        # SyncObj's init makes pysyncobj's own, from its configuration: the same, quicker.
-        conf = self._SyncObj__conf
-        self._quick_serializer = _QuickSerializer(
-            conf.fullDumpFile,
-            conf.logCompactionBatchSize,
-            conf.useFork,
-            conf.serializer,
-            conf.deserializer,
-            conf.serializeChecker,
-        )
+        # SyncObj's init makes pysyncobj's own from its configuration; ours only overrides a
+        # method and adds no state, so the object it made becomes one of ours.
+        made.__class__ = _QuickSerializer
+        self._quick_serializer: _QuickSerializer = made
 
     @property
     def _poller(self) -> _TickPoller:
